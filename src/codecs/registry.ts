@@ -1,0 +1,48 @@
+// The codec registry: ids to codecs, like QEMU's multifd_ops[] table. The engine looks codecs
+// up here by id or wire number and never names one itself.
+import { CodecError } from '../errors.js';
+import { lz4 } from './lz4.js';
+import { none } from './none.js';
+import { qatzip } from './qatzip.js';
+import { qpl } from './qpl.js';
+import type { BackendStatus, Codec, CodecInfo } from './types.js';
+import { uadk } from './uadk.js';
+import { zlib } from './zlib.js';
+import { zstd } from './zstd.js';
+
+const codecs = new Map<string, Codec>([none, zlib, zstd, lz4, qatzip, qpl, uadk].map((c) => [c.info.id, c]));
+
+/**
+ * Adds a codec (e.g. a hardware-backed one).
+ * @throws CodecError `ERR_CODEC_DUPLICATE` when the id or wire number is taken.
+ */
+export function registerCodec(codec: Codec): void {
+  for (const existing of codecs.values()) {
+    if (existing.info.id === codec.info.id || existing.info.wireId === codec.info.wireId) {
+      throw new CodecError('ERR_CODEC_DUPLICATE', `codec ${codec.info.id} (wire id ${codec.info.wireId}) clashes with registered ${existing.info.id}`);
+    }
+  }
+  codecs.set(codec.info.id, codec);
+}
+
+/**
+ * The codec with this id.
+ * @throws CodecError `ERR_CODEC_UNKNOWN` listing the known ids.
+ */
+export function getCodec(id: string): Codec {
+  const codec = codecs.get(id);
+  if (!codec) throw new CodecError('ERR_CODEC_UNKNOWN', `unknown codec "${id}" (known: ${[...codecs.keys()].join(', ')})`);
+  return codec;
+}
+
+/** The codec with this wire number, or undefined (the wire parser turns that into its own error). */
+export function codecByWireId(wireId: number): Codec | undefined {
+  for (const codec of codecs.values()) if (codec.info.wireId === wireId) return codec;
+  return undefined;
+}
+
+/** Every registered codec with its backend in this thread, for `multifd codecs`. */
+export function listCodecs(): Array<CodecInfo & { backend: BackendStatus }> {
+  return [...codecs.values()].map((codec) => ({ ...codec.info, backend: codec.backend() }));
+}
+
