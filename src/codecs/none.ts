@@ -1,7 +1,7 @@
 // `none`: the normal pages raw, in order (QEMU's nocomp). The payload length is exact, so a
 // receiver refuses any other length before writing a page.
 import { CodecError } from '../errors.js';
-import { checkEmptyPayload, checkPages, resolveOptions } from './common.js';
+import { checkEmptyPayload, checkPages, checkPayloadBound, resolveOptions } from './common.js';
 import type { Codec, CodecInfo } from './types.js';
 
 const info: CodecInfo = {
@@ -42,6 +42,7 @@ export const none: Codec = {
         checkPages(pages, resolved);
         if (pages.length === 0) return checkEmptyPayload('none', payload);
         const expected = pages.length * pageSize;
+        checkPayloadBound('none', payload, expected);
         if (payload.byteLength !== expected) {
           throw new CodecError('ERR_CODEC_SIZE_MISMATCH', `none decode failed: payload of ${payload.byteLength} bytes (expected ${expected} bytes)`);
         }

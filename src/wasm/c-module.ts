@@ -118,3 +118,8 @@ export function cModule<E>(name: WasmModuleName): CModule<E> {
   }
   return instance as CModule<E>;
 }
+
+/** Memory size in bytes of each C module instantiated in this thread (tests watch it for leaks). */
+export function cModuleMemoryBytes(): Record<string, number> {
+  return Object.fromEntries([...instances].map(([name, m]) => [name, m.exports.memory.buffer.byteLength]));
+}

@@ -31,19 +31,26 @@ export function wasmVariant(): WasmVariant {
   return variant;
 }
 
-let distDir: string | undefined;
+let root: string | undefined;
 
-/** Absolute path of wasm/dist/, found by walking up from this file (works from src/ and dist/). */
-export function wasmDistDir(): string {
-  if (distDir) return distDir;
+/**
+ * The package's root folder (the one holding wasm/dist/manifest.json), found by walking up from
+ * this file, so it works from the sources (src/wasm/) and from the bundle (dist/).
+ */
+export function packageRoot(): string {
+  if (root) return root;
   let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const candidate = join(dir, 'wasm', 'dist');
-    if (existsSync(join(candidate, 'manifest.json'))) return (distDir = candidate);
+  while (!existsSync(join(dir, 'wasm', 'dist', 'manifest.json'))) {
     const parent = dirname(dir);
     if (parent === dir) throw new Error('multifd: wasm/dist/manifest.json not found above ' + fileURLToPath(import.meta.url));
     dir = parent;
   }
+  return (root = dir);
+}
+
+/** Absolute path of the committed artifacts, wasm/dist/. */
+export function wasmDistDir(): string {
+  return join(packageRoot(), 'wasm', 'dist');
 }
 
 /** File name of an artifact in the given variant, e.g. `zstd.simd.wasm`. */

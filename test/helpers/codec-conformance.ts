@@ -182,7 +182,7 @@ export function conformance(codec: Codec): void {
     for (let round = 0; round < 1000; round++) {
       const mutated = payload.slice();
       const flips = 1 + ((next() * 4) | 0);
-      for (let f = 0; f < flips; f++) mutated[(next() * mutated.length) | 0] ^= 1 + ((next() * 255) | 0);
+      for (let f = 0; f < flips; f++) mutated[(next() * mutated.length) | 0]! ^= 1 + ((next() * 255) | 0);
       assertRefused(d, mutated, count, 4096, { mayDecode: true });
     }
   });

@@ -1,0 +1,40 @@
+import { Worker } from 'node:worker_threads';
+import * as assert from 'uvu/assert';
+import { suite } from 'uvu';
+import { wasmVariant } from '../../../src/wasm/load.js';
+import { fingerprint, type Fingerprint } from '../../helpers/variant-fingerprint.js';
+
+const test = suite('SIMD and scalar WASM builds');
+
+function scalarFingerprint(): Promise<Fingerprint> {
+  // Node 20 does not apply tsx's --import hooks to a worker's own entry, so the worker loads
+  // the TypeScript helper through tsx's API.
+  const script = JSON.stringify(new URL('../../helpers/variant-fingerprint.ts', import.meta.url).href);
+  const worker = new Worker(`import('tsx/esm/api').then((tsx) => tsx.tsImport(${script}, ${script}))`, {
+    eval: true,
+    env: { ...process.env, MULTIFD_NO_WASM_SIMD: '1' },
+  });
+  return new Promise((resolve, reject) => {
+    worker.once('message', (message: Fingerprint) => {
+      void worker.terminate();
+      resolve(message);
+    });
+    worker.once('error', reject);
+  });
+}
+
+test('MULTIFD_NO_WASM_SIMD=1 selects the scalar builds; this runtime defaults to SIMD', async () => {
+  assert.is(wasmVariant(), 'simd');
+  assert.is((await scalarFingerprint()).variant, 'scalar');
+});
+
+test('give identical payloads for every codec, identical zero masks and identical page hashes', async () => {
+  const simd = fingerprint();
+  const scalar = await scalarFingerprint();
+  assert.equal(scalar.payloads, simd.payloads);
+  assert.equal(scalar.zeroMask, simd.zeroMask);
+  assert.equal(scalar.pageHashes, simd.pageHashes);
+  assert.ok(simd.zeroMask.includes(1) && simd.zeroMask.includes(0));
+});
+
+test.run();
