@@ -3,7 +3,7 @@
 // neither file is present. Each sample is also written to benchmarks/.cache/ so the zstd and
 // lz4 command-line baselines read exactly the bytes our codecs see.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makePages } from '../test/helpers/pages.js';
@@ -90,12 +90,13 @@ export function loadDatasets(sampleBytes: number, notes: string[]): Dataset[] {
 }
 
 /**
- * Decompresses a shared file into the cache once; later runs reuse it. Goes through a
+ * Decompresses a shared file into the cache once; later runs reuse it while it is at least as
+ * new as the compressed file (zstd gives its output the input's mtime). Goes through a
  * temporary name so an interrupted run never leaves a truncated file that looks finished.
  */
 function decompressOnce(compressed: string, source: Source): string {
   const raw = join(cacheDir(), source.raw);
-  if (existsSync(raw)) return raw;
+  if (existsSync(raw) && statSync(raw).mtimeMs >= statSync(compressed).mtimeMs) return raw;
   const partial = raw + '.partial';
   rmSync(partial, { force: true });
   const result = spawnSync('zstd', ['-q', '-d', ...source.zstdArgs, compressed, '-o', partial], { encoding: 'utf8' });

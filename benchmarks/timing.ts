@@ -2,8 +2,15 @@
 // few repetitions is the most repeatable figure (the noise only ever adds time), and it is
 // also what zstd's and lz4's own -b modes report, so ours and theirs compare like for like.
 
-/** Seconds taken by the fastest of `repetitions` calls of `run`. */
-export function bestSeconds(repetitions: number, run: () => void): number {
+/**
+ * Seconds taken by the fastest of `repetitions` calls of `run`, after untimed calls for at
+ * least `warmUpSeconds`. V8 first runs WASM through its baseline compiler and swaps in
+ * optimized code only once a function has run a while and its background compile finished;
+ * on a small sample every timed pass could otherwise still be in baseline code.
+ */
+export function bestSeconds(repetitions: number, run: () => void, warmUpSeconds = 0): number {
+  const warmUpEnd = process.hrtime.bigint() + BigInt(Math.round(warmUpSeconds * 1e9));
+  while (process.hrtime.bigint() < warmUpEnd) run();
   let best = Infinity;
   for (let i = 0; i < repetitions; i++) {
     const start = process.hrtime.bigint();
@@ -22,6 +29,11 @@ export function megabytesPerSecond(bytes: number, seconds: number): number {
 /** Decimal gigabytes per second. */
 export function gigabytesPerSecond(bytes: number, seconds: number): number {
   return bytes / 1e9 / seconds;
+}
+
+/** `value` rounded to `digits` decimals for printing and JSON; null stays null. */
+export function round<T extends number | null>(value: T, digits: number): T {
+  return (value === null ? null : Number(value.toFixed(digits))) as T;
 }
 
 /** The packet-sized views of `buffer` (its length a multiple of `packetBytes`). */

@@ -1,13 +1,15 @@
-// The worker pool (piscina). The main thread compiles every WebAssembly module once and hands
-// the compiled modules to the workers in workerData; page buffers go to workers and results
-// come back in transfer lists, never cloned. Codec work is synchronous, so workers block on
-// Atomics between tasks (piscina's default 'sync' mode) and start no timers or sockets.
+// The worker pool (piscina), `threads` workers independent of the channel count. The main
+// thread compiles every WebAssembly module once and hands the compiled modules to the workers
+// in workerData; guest memory is shared, packets go to workers and results come back in
+// transfer lists, never cloned. Codec work is synchronous, so workers block on Atomics
+// between tasks (piscina's default 'sync' mode) and start no timers or sockets.
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { deserializeError } from '../errors.js';
 import { exportModules, packageRoot } from '../wasm/load.js';
-import type { CodecSetting, PoolTask, TaskResult, WorkerReport } from './protocol.js';
+import type { ChecksumTask, PoolTask, ReceiveTask, SendTask, TaskResult, WorkerReport } from './protocol.js';
+import { readSendResult, type SendResult } from './send-task.js';
 
 /** Pool options. */
 export interface PoolOptions {
@@ -22,38 +24,40 @@ function workerFile(): string {
     : join(packageRoot(), 'dist', 'pool', 'worker.js');
 }
 
-/** Runs codec tasks on worker threads. */
-export class CodecPool {
+/** Runs page work on worker threads. */
+export class WorkerPool {
+  readonly threads: number;
   private readonly piscina: Piscina;
 
   constructor(options: PoolOptions = {}) {
-    const threads = options.threads ?? availableParallelism();
+    this.threads = options.threads ?? availableParallelism();
     this.piscina = new Piscina({
       filename: workerFile(),
-      minThreads: threads,
-      maxThreads: threads,
+      minThreads: this.threads,
+      maxThreads: this.threads,
+      idleTimeout: Infinity,
       workerData: exportModules(),
     });
   }
 
-  /**
-   * Compresses contiguous pages on a worker. `pages` is transferred: the caller's buffer is
-   * detached afterwards.
-   */
-  async encode(setting: CodecSetting, pages: Uint8Array): Promise<Uint8Array> {
-    const buffer = ownedBuffer(pages);
-    return this.run({ op: 'encode', ...setting, pages: buffer }, [buffer]);
+  /** Encodes one window of pages into packets (see SendTask). */
+  async send(task: Omit<SendTask, 'op'>): Promise<SendResult> {
+    return readSendResult((await this.run({ op: 'send', ...task })) as ArrayBuffer);
   }
 
-  /** Decompresses a payload (transferred) into `pageCount` contiguous pages on a worker. */
-  async decode(setting: CodecSetting, payload: Uint8Array, pageCount: number): Promise<Uint8Array> {
-    const buffer = ownedBuffer(payload);
-    return this.run({ op: 'decode', ...setting, payload: buffer, pageCount }, [buffer]);
+  /** Verifies, decodes and applies one packet; `task.packet` is transferred. */
+  async receive(task: Omit<ReceiveTask, 'op'>): Promise<void> {
+    await this.run({ op: 'receive', ...task }, [task.packet]);
+  }
+
+  /** XXH64 of each 1 MiB checksum chunk of a range of a shared memory. */
+  async checksumChunks(task: Omit<ChecksumTask, 'op'>): Promise<BigUint64Array> {
+    return new BigUint64Array((await this.run({ op: 'checksum', ...task })) as ArrayBuffer);
   }
 
   /** What one worker holds (compilations it did, C module memory sizes). */
   async inspect(): Promise<WorkerReport> {
-    return (await this.piscina.run({ op: 'inspect' } satisfies PoolTask)) as WorkerReport;
+    return (await this.run({ op: 'inspect' })) as WorkerReport;
   }
 
   /** Stops every worker. */
@@ -61,21 +65,9 @@ export class CodecPool {
     await this.piscina.destroy();
   }
 
-  private async run(task: PoolTask, transferList: ArrayBuffer[]): Promise<Uint8Array> {
-    const result = (await this.piscina.run(task, { transferList })) as TaskResult;
-    if (result instanceof ArrayBuffer) return new Uint8Array(result);
-    throw deserializeError(result.error);
+  private async run(task: PoolTask, transferList?: ArrayBuffer[]): Promise<TaskResult> {
+    const result = (await this.piscina.run(task, transferList ? { transferList } : undefined)) as TaskResult;
+    if (result && typeof result === 'object' && 'error' in result) throw deserializeError(result.error);
+    return result;
   }
-}
-
-/**
- * The ArrayBuffer behind `bytes` when `bytes` covers all of it, else a copy: transferring a
- * view of a larger buffer (or of Node's shared Buffer pool) would detach, or silently clone,
- * more than the caller gave.
- */
-function ownedBuffer(bytes: Uint8Array): ArrayBuffer {
-  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) {
-    return bytes.buffer;
-  }
-  return bytes.slice().buffer;
 }

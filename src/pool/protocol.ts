@@ -1,28 +1,65 @@
-// Messages between the main thread and pool workers. Buffers travel in transfer lists (never
-// cloned), and errors travel as plain objects because structured clone drops an error's class
-// and `code` (piscina#141): the worker returns `{ error }`, the main thread rebuilds it.
+// Messages between the main thread and pool workers. Guest memory travels as shared
+// WebAssembly.Memory objects (the worker sees the same bytes), packets and results travel in
+// transfer lists (never cloned), and errors travel as plain objects because structured clone
+// drops an error's class and `code` (piscina#141): the worker returns `{ error }`, the main
+// thread rebuilds it.
 import type { SerializedError } from '../errors.js';
-import type { CodecId } from '../codecs/types.js';
+import type { PacketHeader, PageRun } from '../wire/index.js';
 
-/** Codec settings a task names; the worker keeps one encoder/decoder per distinct setting. */
+/** Zero-page detection, QEMU's meanings: nowhere, on the main thread, or on the workers. */
+export type ZeroPageDetection = 'none' | 'legacy' | 'multifd';
+
+/** Codec settings a task names; a worker keeps one encoder or decoder per distinct setting. */
 export interface CodecSetting {
-  codec: CodecId;
-  pageSize: number;
-  maxPages: number;
+  codecWireId: number;
   level?: number;
+  pageSize: number;
+  pagesPerPacket: number;
 }
 
-/** Compress `pageCount` pages laid out contiguously in `pages` (transferred to the worker). */
-export interface EncodeTask extends CodecSetting {
-  op: 'encode';
-  pages: ArrayBuffer;
-}
-
-/** Decompress `payload` (transferred) into `pageCount` contiguous pages. */
-export interface DecodeTask extends CodecSetting {
-  op: 'decode';
-  payload: ArrayBuffer;
+/**
+ * Turn one window of guest pages into packets. The window's page `i` (block page
+ * `firstPage + i`) lies at `memory` offset `byteOffset + i × pageSize`.
+ */
+export interface SendTask extends CodecSetting {
+  op: 'send';
+  memory: WebAssembly.Memory;
+  byteOffset: number;
+  blockIndex: number;
+  firstPage: number;
   pageCount: number;
+  /** Window-relative runs of pages to send; all pages when absent. */
+  runs?: PageRun[];
+  round: number;
+  /** The first packet's sequence number; the task uses consecutive numbers from it. */
+  sequenceBase: number;
+  /** `multifd` scans for zero pages here; `none` and `legacy` send every listed page as normal. */
+  zeroPageDetection: ZeroPageDetection;
+  /** Also hash the window's 1 MiB checksum chunks (the window starts on a chunk boundary). */
+  hashChunks: boolean;
+}
+
+/** Where a receiver writes one block: a shared memory, or a file descriptor (same process). */
+export type BlockTarget = { memory: WebAssembly.Memory } | { fd: number; byteOffset: number };
+
+/** Verify, decode and apply one packet (already header-validated on the main thread). */
+export interface ReceiveTask extends CodecSetting {
+  op: 'receive';
+  packet: ArrayBuffer;
+  header: PacketHeader;
+  channel: number;
+  ordinal: number;
+  target: BlockTarget;
+  /** One bit per page of the block: set once the page was written in this migration. */
+  received: Int32Array;
+}
+
+/** Hash `byteLength` bytes of a shared memory in 1 MiB checksum chunks. */
+export interface ChecksumTask {
+  op: 'checksum';
+  memory: WebAssembly.Memory;
+  byteOffset: number;
+  byteLength: number;
 }
 
 /** Report what the worker holds: compilations it did itself and each C module's memory size. */
@@ -30,7 +67,7 @@ export interface InspectTask {
   op: 'inspect';
 }
 
-export type PoolTask = EncodeTask | DecodeTask | InspectTask;
+export type PoolTask = SendTask | ReceiveTask | ChecksumTask | InspectTask;
 
 /** What `inspect` returns. */
 export interface WorkerReport {
@@ -38,5 +75,5 @@ export interface WorkerReport {
   wasmMemoryBytes: Record<string, number>;
 }
 
-/** A task's result: the bytes produced (transferred back) or a serialised MultifdError. */
-export type TaskResult = ArrayBuffer | { error: SerializedError };
+/** A task's result: bytes produced (transferred back), nothing, or a serialised MultifdError. */
+export type TaskResult = ArrayBuffer | WorkerReport | null | { error: SerializedError };

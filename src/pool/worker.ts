@@ -3,56 +3,69 @@
 // per codec setting for its whole life: the C modules' scratch areas are sized once.
 import { workerData } from 'node:worker_threads';
 import { move } from 'piscina';
-import { getCodec } from '../codecs/registry.js';
+import { codecByWireId } from '../codecs/registry.js';
 import type { PacketDecoder, PacketEncoder } from '../codecs/types.js';
-import { MultifdError } from '../errors.js';
+import { CodecError, MultifdError } from '../errors.js';
+import { chunkChecksumsOf } from '../memory/checksum.js';
 import { cModuleMemoryBytes } from '../wasm/c-module.js';
 import { adoptModules, compilationCount, type exportModules } from '../wasm/load.js';
-import type { CodecSetting, PoolTask, TaskResult, WorkerReport } from './protocol.js';
+import type { CodecSetting, PoolTask, TaskResult } from './protocol.js';
+import { runReceiveTask } from './receive-task.js';
+import { runSendTask } from './send-task.js';
 
 adoptModules(workerData as ReturnType<typeof exportModules>);
 
 const encoders = new Map<string, PacketEncoder>();
 const decoders = new Map<string, PacketDecoder>();
 
+function codecOf(setting: CodecSetting) {
+  const codec = codecByWireId(setting.codecWireId);
+  if (!codec) throw new CodecError('ERR_CODEC_UNKNOWN', `no codec has wire id ${setting.codecWireId}`);
+  return codec;
+}
+
 function settingKey(s: CodecSetting): string {
-  return `${s.codec}/${s.level ?? ''}/${s.pageSize}/${s.maxPages}`;
+  return `${s.codecWireId}/${s.level ?? ''}/${s.pageSize}/${s.pagesPerPacket}`;
 }
 
-function pageViews(buffer: ArrayBuffer, pageSize: number, pageCount: number): Uint8Array[] {
-  return Array.from({ length: pageCount }, (_, i) => new Uint8Array(buffer, i * pageSize, pageSize));
+function encoderFor(s: CodecSetting): PacketEncoder {
+  const key = settingKey(s);
+  let encoder = encoders.get(key);
+  if (!encoder) {
+    encoder = codecOf(s).createEncoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, level: s.level });
+    encoders.set(key, encoder);
+  }
+  return encoder;
 }
 
-function run(task: PoolTask): ArrayBuffer | WorkerReport {
+function decoderFor(s: CodecSetting): PacketDecoder {
+  const key = settingKey(s);
+  let decoder = decoders.get(key);
+  if (!decoder) {
+    decoder = codecOf(s).createDecoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket });
+    decoders.set(key, decoder);
+  }
+  return decoder;
+}
+
+function run(task: PoolTask): TaskResult {
   switch (task.op) {
-    case 'encode': {
-      const key = settingKey(task);
-      let encoder = encoders.get(key);
-      if (!encoder) encoders.set(key, (encoder = getCodec(task.codec).createEncoder(task)));
-      const pageCount = task.pages.byteLength / task.pageSize;
-      // Unpooled: a pooled Buffer's ArrayBuffer would be cloned, not transferred.
-      const out = new Uint8Array(new ArrayBuffer(encoder.payloadBound(pageCount)));
-      const bytes = encoder.encode(pageViews(task.pages, task.pageSize, pageCount), out);
-      return out.buffer.slice(0, bytes);
-    }
-    case 'decode': {
-      const key = settingKey(task);
-      let decoder = decoders.get(key);
-      if (!decoder) decoders.set(key, (decoder = getCodec(task.codec).createDecoder(task)));
-      const pages = new ArrayBuffer(task.pageCount * task.pageSize);
-      decoder.decode(new Uint8Array(task.payload), pageViews(pages, task.pageSize, task.pageCount));
-      return pages;
-    }
+    case 'send':
+      return move(runSendTask(task, encoderFor(task))) as ArrayBuffer;
+    case 'receive':
+      runReceiveTask(task, decoderFor(task));
+      return null;
+    case 'checksum':
+      return move(chunkChecksumsOf(task.memory, task.byteOffset, task.byteLength).buffer) as ArrayBuffer;
     case 'inspect':
       return { compilations: compilationCount(), wasmMemoryBytes: cModuleMemoryBytes() };
   }
 }
 
-/** Runs one task; MultifdErrors come back as data so their class and code survive. */
-export default function handle(task: PoolTask): TaskResult | WorkerReport {
+/** Runs one task; MultifdErrors come back as data so their class, code and details survive. */
+export default function handle(task: PoolTask): TaskResult {
   try {
-    const result = run(task);
-    return result instanceof ArrayBuffer ? (move(result) as ArrayBuffer) : result;
+    return run(task);
   } catch (error) {
     if (error instanceof MultifdError) return { error: error.toJSON() };
     throw error;

@@ -69,3 +69,17 @@ export function hashPages(
     out[2 * i + 1] = kernels.page_hash_high();
   }
 }
+
+// A private shared memory per thread for hashing bytes that live outside any guest memory
+// (packets, checksum lists): they are copied in once, then hashed by the same kernel.
+let scratch: WebAssembly.Memory | undefined;
+
+/** XXH64 (seed 0) of any bytes: packet checksums and image checksums use it. */
+export function checksum64(bytes: Uint8Array): bigint {
+  const needed = Math.max(1, Math.ceil(bytes.byteLength / 65536));
+  if (!scratch || scratch.buffer.byteLength < bytes.byteLength) {
+    scratch = new WebAssembly.Memory({ initial: needed, maximum: 65536, shared: true });
+  }
+  new Uint8Array(scratch.buffer, 0, bytes.byteLength).set(bytes);
+  return hashBytes(scratch, 0, bytes.byteLength);
+}

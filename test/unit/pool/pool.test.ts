@@ -1,64 +1,143 @@
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
-import { listCodecs } from '../../../src/codecs/registry.js';
-import type { CodecId } from '../../../src/codecs/types.js';
-import { CodecError } from '../../../src/errors.js';
-import { CodecPool } from '../../../src/pool/pool.js';
+import { getCodec, listCodecs } from '../../../src/codecs/registry.js';
+import { CodecError, ProtocolError } from '../../../src/errors.js';
+import { imageChecksum, combineChecksums } from '../../../src/memory/checksum.js';
+import { GuestMemory } from '../../../src/memory/guest-memory.js';
+import { WorkerPool } from '../../../src/pool/pool.js';
+import { PacketReader, writePacket, packetHeaderBytes, type ParsedPacket } from '../../../src/wire/index.js';
 import { concatPages, makePages } from '../../helpers/pages.js';
 
-const test = suite('codec pool (piscina workers)');
+const test = suite('worker pool: send and receive tasks');
 const PAGE = 4096;
-let pool: CodecPool;
+let pool: WorkerPool;
 
 test.before(() => {
-  pool = new CodecPool({ threads: 1 });
+  pool = new WorkerPool({ threads: 1 });
 });
 
 test.after(async () => {
   await pool.close();
 });
 
+/** A one-block memory holding 256 mixed pages (a quarter of them zero). */
+function sourceMemory(): GuestMemory {
+  const memory = GuestMemory.create({ pageSize: PAGE, blocks: [{ name: 'pc.ram', byteLength: 256 * PAGE }] });
+  memory.blocks[0]!.bytes().set(concatPages(makePages('mixed', 256, PAGE, 21)));
+  return memory;
+}
+
+function parse(packets: Uint8Array[], pageCount: number): ParsedPacket[] {
+  const reader = new PacketReader({ channel: 0, pageSize: PAGE, pagesPerPacket: 128, blocks: [{ pageCount }] });
+  const parsed: ParsedPacket[] = [];
+  for (const packet of packets) {
+    reader.push(packet);
+    for (let p = reader.next(); p; p = reader.next()) parsed.push(p);
+  }
+  reader.end();
+  return parsed;
+}
+
+async function sendAll(source: GuestMemory, codecWireId: number) {
+  return pool.send({
+    memory: source.blocks[0]!.memory,
+    byteOffset: 0,
+    blockIndex: 0,
+    firstPage: 0,
+    pageCount: 256,
+    round: 1,
+    sequenceBase: 0,
+    codecWireId,
+    pageSize: PAGE,
+    pagesPerPacket: 128,
+    zeroPageDetection: 'multifd',
+    hashChunks: true,
+  });
+}
+
+async function receiveAll(packets: ParsedPacket[], destination: GuestMemory, codecWireId: number) {
+  const received = new Int32Array(new SharedArrayBuffer(4 * 8));
+  for (const [ordinal, packet] of packets.entries()) {
+    await pool.receive({
+      packet: packet.bytes.buffer,
+      header: packet.header,
+      channel: 0,
+      ordinal,
+      target: { memory: destination.blocks[0]!.memory },
+      received,
+      codecWireId,
+      pageSize: PAGE,
+      pagesPerPacket: 128,
+    });
+  }
+}
+
+test('every codec moves a 256-page window through send and receive tasks byte for byte', async () => {
+  const source = sourceMemory();
+  for (const { id, wireId } of listCodecs()) {
+    const result = await sendAll(source, wireId);
+    assert.is(result.normalPages + result.zeroPages, 256, id);
+    assert.is(result.zeroPages, 64, id);
+    const destination = GuestMemory.create({ pageSize: PAGE, blocks: [{ name: 'pc.ram', byteLength: 256 * PAGE }] });
+    await receiveAll(parse(result.packets, 256), destination, wireId);
+    assert.equal(destination.blocks[0]!.bytes(), source.blocks[0]!.bytes(), id);
+    assert.is(combineChecksums(result.chunkHashes), imageChecksum(source), id);
+  }
+});
+
 test('workers adopt the main thread compiled modules and compile none themselves', async () => {
-  await pool.encode({ codec: 'zstd', pageSize: PAGE, maxPages: 1 }, concatPages(makePages('text', 1, PAGE)));
+  await sendAll(sourceMemory(), getCodec('zstd').info.wireId);
   const report = await pool.inspect();
   assert.is(report.compilations, 0);
   assert.ok(report.wasmMemoryBytes.zstd! > 0, 'zstd was instantiated in the worker');
 });
 
-test('every codec round-trips a 128-page packet through the workers', async () => {
-  for (const { id } of listCodecs()) {
-    const setting = { codec: id as CodecId, pageSize: PAGE, maxPages: 128 };
-    const original = concatPages(makePages('mixed', 128, PAGE, 9));
-    const payload = await pool.encode(setting, original.slice());
-    const pages = await pool.decode(setting, payload, 128);
-    assert.equal(pages, original, id);
-  }
+test('a packet handed to a receive task is transferred, not cloned', async () => {
+  const result = await sendAll(sourceMemory(), getCodec('lz4').info.wireId);
+  const [packet] = parse(result.packets, 256);
+  const destination = GuestMemory.create({ pageSize: PAGE, blocks: [{ name: 'pc.ram', byteLength: 256 * PAGE }] });
+  await receiveAll([packet!], destination, getCodec('lz4').info.wireId);
+  assert.is(packet!.bytes.byteLength, 0, 'the caller buffer is detached');
 });
 
-test('page buffers are transferred to the worker, not cloned', async () => {
-  const pages = concatPages(makePages('random', 4, PAGE));
-  await pool.encode({ codec: 'lz4', pageSize: PAGE, maxPages: 4 }, pages);
-  assert.is(pages.byteLength, 0, 'the caller buffer is detached');
-});
-
-test('a codec error in a worker arrives as a CodecError with its code', async () => {
-  const garbage = new Uint8Array(300).fill(7);
+test('errors from a worker keep their class, code and details', async () => {
+  const result = await sendAll(sourceMemory(), getCodec('zstd').info.wireId);
+  const [corrupt] = parse(result.packets, 256);
+  corrupt!.bytes[corrupt!.payloadOffset + 10]! ^= 0xff;
+  const destination = GuestMemory.create({ pageSize: PAGE, blocks: [{ name: 'pc.ram', byteLength: 256 * PAGE }] });
   try {
-    await pool.decode({ codec: 'zstd', pageSize: PAGE, maxPages: 2 }, garbage, 2);
-    assert.unreachable('decode accepted garbage');
+    await receiveAll([corrupt!], destination, getCodec('zstd').info.wireId);
+    assert.unreachable('a corrupt packet was applied');
+  } catch (error) {
+    assert.instance(error, ProtocolError);
+    assert.is((error as ProtocolError).code, 'ERR_PACKET_CHECKSUM');
+    assert.is((error as ProtocolError).context.field, 'checksum');
+  }
+  assert.ok(destination.blocks[0]!.bytes().every((b) => b === 0), 'nothing was written');
+
+  // A payload that passes the checksum but does not decode: the codec refuses it.
+  const headerBytes = packetHeaderBytes([{ first: 0, count: 2 }], []);
+  const packet = new Uint8Array(new ArrayBuffer(headerBytes + 100)).fill(7, headerBytes);
+  const length = writePacket(packet, { codecWireId: getCodec('zstd').info.wireId, flags: 0, blockIndex: 0, round: 1, sequence: 0, normalRuns: [{ first: 0, count: 2 }], zeroRuns: [], payloadLength: 100 }, 100);
+  const [garbage] = parse([packet.subarray(0, length)], 256);
+  try {
+    await receiveAll([garbage!], destination, getCodec('zstd').info.wireId);
+    assert.unreachable('garbage was decoded');
   } catch (error) {
     assert.instance(error, CodecError);
     assert.is((error as CodecError).code, 'ERR_CODEC_CORRUPT');
   }
+  assert.ok(destination.blocks[0]!.bytes().every((b) => b === 0), 'nothing was written');
 });
 
-test('a worker holds its memory steady across 1000 packets', async () => {
-  const setting = { codec: 'zlib' as const, pageSize: PAGE, maxPages: 32 };
-  const packet = concatPages(makePages('mixed', 32, PAGE, 4));
-  const roundTrip = async () => pool.decode(setting, await pool.encode(setting, packet.slice()), 32);
-  for (let i = 0; i < 50; i++) await roundTrip();
+test('a worker holds its WASM memory steady across 1000 packets', async () => {
+  const source = sourceMemory();
+  const wireId = getCodec('zlib').info.wireId;
+  const destination = GuestMemory.create({ pageSize: PAGE, blocks: [{ name: 'pc.ram', byteLength: 256 * PAGE }] });
+  const roundTrip = async () => receiveAll(parse((await sendAll(source, wireId)).packets, 256), destination, wireId);
+  for (let i = 0; i < 20; i++) await roundTrip();
   const before = (await pool.inspect()).wasmMemoryBytes;
-  for (let i = 0; i < 1000; i++) await roundTrip();
+  for (let i = 0; i < 500; i++) await roundTrip(); // 2 packets each
   assert.equal((await pool.inspect()).wasmMemoryBytes, before);
 });
 

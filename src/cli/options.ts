@@ -1,0 +1,31 @@
+// Parsing of option values shared by the subcommands: integers in a range, sizes with
+// QEMU-style suffixes, enumerations. Every mistake is a UsageError (exit status 2).
+import { UsageError } from './usage.js';
+
+/** An integer option within [min, max], or `fallback` when absent. */
+export function integerOption(values: Record<string, unknown>, name: string, min: number, max: number, fallback?: number): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max}, got "${String(raw)}"`);
+  return value;
+}
+
+const SIZE_SUFFIXES: Record<string, number> = { '': 1, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+
+/** A byte count with an optional k/m/g/t suffix (powers of 1024, as QEMU's size options), e.g. `128m`. */
+export function sizeOption(values: Record<string, unknown>, name: string): number | undefined {
+  const raw = values[name];
+  if (raw === undefined) return undefined;
+  const match = /^(\d+(?:\.\d+)?)([kmgt]?)i?b?$/i.exec(String(raw).trim());
+  if (!match) throw new UsageError(`--${name} must be a byte count such as 1073741824, 512m or 1g, got "${String(raw)}"`);
+  return Math.round(Number(match[1]) * SIZE_SUFFIXES[match[2]!.toLowerCase()]!);
+}
+
+/** One of `choices`, or `fallback` when absent. */
+export function choiceOption<T extends string>(values: Record<string, unknown>, name: string, choices: readonly T[], fallback: T): T {
+  const raw = values[name];
+  if (raw === undefined) return fallback;
+  if (!choices.includes(raw as T)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${String(raw)}"`);
+  return raw as T;
+}

@@ -1,0 +1,59 @@
+// `multifd receive`: accepts one migration (listening on tcp:/unix:, or reading a migration
+// stream file) and writes the image to --out. The image carries its final name only after the
+// sender's checksum matched; until then it is FILE.partial, removed on failure.
+import { fileDestination } from '../migration/destination.js';
+import { MigrationReceiver } from '../migration/receiver.js';
+import { FileMuxReader, listen, parseEndpoint } from '../transport/index.js';
+import { integerOption } from './options.js';
+import { formatBytes } from './report.js';
+import { parseCommand, UsageError } from './usage.js';
+
+/** Runs `multifd receive --listen URI | --from file:PATH --out FILE [options]`. */
+export async function runReceive(args: string[]): Promise<void> {
+  const parsed = parseCommand(
+    'multifd receive (--listen tcp:HOST:PORT|unix:PATH | --from file:PATH) --out FILE [options]',
+    {
+      listen: { type: 'string', valueName: 'URI', description: 'accept the migration on tcp:HOST:PORT or unix:PATH' },
+      from: { type: 'string', valueName: 'URI', description: 'apply a migration stream file written by `send --to file:PATH`' },
+      out: { type: 'string', valueName: 'FILE', description: 'the image file to write (FILE.partial until confirmed)' },
+      threads: { type: 'string', valueName: 'N', description: 'decompression worker threads (decompress-threads; default: cores)' },
+      'handshake-timeout': { type: 'string', valueName: 'MS', description: 'time the sender has to connect every channel (default 30000)' },
+      json: { type: 'boolean', description: 'print the outcome as one JSON object' },
+      quiet: { type: 'boolean', description: 'print nothing but errors' },
+    },
+    args,
+  );
+  if (!parsed) return;
+  const { values } = parsed;
+  if (typeof values.out !== 'string') throw new UsageError('--out FILE is required');
+  if ((typeof values.listen === 'string') === (typeof values.from === 'string')) throw new UsageError('give exactly one of --listen URI and --from file:PATH');
+  const receiver = new MigrationReceiver({
+    destination: fileDestination(values.out),
+    threads: integerOption(values, 'threads', 1, 256),
+    handshakeTimeoutMs: integerOption(values, 'handshake-timeout', 1, 3_600_000, 30_000),
+  });
+
+  if (typeof values.listen === 'string') {
+    const endpoint = parseEndpoint(values.listen);
+    if (endpoint.kind === 'file') throw new UsageError('--listen takes tcp: or unix:; use --from for a file');
+    const server = await listen(endpoint, { onConnection: (socket) => receiver.accept(socket) });
+    if (!values.quiet && !values.json) console.error(`multifd: listening on ${server.address}`);
+    await receiver.result.finally(() => server.close());
+  } else {
+    const endpoint = parseEndpoint(values.from as string);
+    if (endpoint.kind !== 'file') throw new UsageError('--from takes file:PATH');
+    const reader = new FileMuxReader(endpoint.path);
+    reader.on('channel', (channel) => receiver.accept(channel));
+    await receiver.result;
+  }
+  const result = await receiver.result;
+  const checksum = result.checksum.toString(16).padStart(16, '0');
+  if (values.json) {
+    console.log(JSON.stringify({ event: 'complete', ...result, checksum, out: values.out }));
+  } else if (!values.quiet) {
+    console.log(
+      `Migration status: completed\nreceived: ${result.normalPages} normal pages, ${result.zeroPages} zero pages in ${result.rounds} round(s), ` +
+        `${formatBytes(result.bytesReceived)} on the wire\nimage checksum: ${checksum} (matches the sender's)\nwritten: ${values.out}`,
+    );
+  }
+}

@@ -1,0 +1,165 @@
+// A memory image on disk as a migration destination. Pages land in `<path>.partial` and the
+// file takes its final name only in complete(), after an fsync: a crash, an abort or a failed
+// migration can leave a .partial behind, never a truncated file that looks like an image.
+import { openSync, closeSync, fsyncSync, writeSync } from 'node:fs';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { MultifdError, outOfRange } from '../errors.js';
+import { DEFAULT_PAGE_SIZE, checkPageSize } from '../pages.js';
+import { fileChecksum, windowOptions, type WindowOptions } from './file-windows.js';
+import { checkImageSize } from './image-source.js';
+
+/** Options of {@link createImageSink}. */
+export interface ImageSinkOptions extends WindowOptions {
+  /** Page size in bytes, a power of two from 4 KiB to 64 KiB; default 4096. */
+  pageSize?: number;
+  /** Size of the image, a positive multiple of the page size. */
+  byteLength: number;
+}
+
+/**
+ * A memory image being written; see {@link createImageSink}. Worker threads of the same
+ * process may write pages with `fs.writeSync(sink.fd, …)` (or {@link writeAllAt}) while it is
+ * open; complete() or abort() only after they are done.
+ */
+export interface ImageSink {
+  /** The final name; no file carries it before complete() has succeeded. */
+  readonly path: string;
+  /** Where the pages go until complete(): `path + '.partial'`. */
+  readonly partialPath: string;
+  /** The open file descriptor of the .partial file (valid until complete() or abort()). */
+  readonly fd: number;
+  readonly pageSize: number;
+  readonly byteLength: number;
+  readonly pageCount: number;
+  /** Writes whole pages from `pageIndex` (pwrite, synchronous, any order). */
+  writePages(pageIndex: number, bytes: Uint8Array): void;
+  /** Flushes the file to disk (fsync), closes it and renames it to `path`, replacing any file there. */
+  complete(): Promise<void>;
+  /** Closes and removes the .partial file; `path` is never created. Does nothing after complete(). */
+  abort(): Promise<void>;
+  /** The image checksum of what has been written so far (the final file after complete()). */
+  checksum(): Promise<bigint>;
+}
+
+/**
+ * Writes all of `bytes` at `position` of `fd`, looping over short writes. Synchronous, so it
+ * suits worker threads that apply pages and then report them done.
+ */
+export function writeAllAt(fd: number, bytes: Uint8Array, position: number): void {
+  for (let done = 0; done < bytes.byteLength; ) {
+    done += writeSync(fd, bytes, done, bytes.byteLength - done, position + done);
+  }
+}
+
+// Makes the rename itself durable. Best effort: some platforms cannot fsync a directory.
+function syncDirectory(path: string): void {
+  try {
+    const fd = openSync(dirname(path), 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // The image is complete and renamed; only its durability across a power cut is weaker.
+  }
+}
+
+class FileImageSink implements ImageSink {
+  readonly partialPath: string;
+  readonly pageCount: number;
+  // 'failed': complete() threw part-way; only abort() (cleanup) is left to do.
+  private state: 'open' | 'completed' | 'failed' | 'aborted' = 'open';
+
+  constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    readonly pageSize: number,
+    readonly byteLength: number,
+    private readonly windows: Required<WindowOptions>,
+  ) {
+    this.partialPath = path + '.partial';
+    this.pageCount = byteLength / pageSize;
+  }
+
+  get fd(): number {
+    return this.handle.fd;
+  }
+
+  writePages(pageIndex: number, bytes: Uint8Array): void {
+    this.expectOpen('writePages');
+    const pages = bytes.byteLength / this.pageSize;
+    if (!Number.isInteger(pages)) throw outOfRange('bytes.byteLength', `a multiple of the page size ${this.pageSize}`, bytes.byteLength);
+    if (!Number.isInteger(pageIndex) || pageIndex < 0 || pageIndex + pages > this.pageCount) {
+      throw outOfRange('pageIndex', `such that the pages end within the image's ${this.pageCount} pages`, pageIndex);
+    }
+    writeAllAt(this.handle.fd, bytes, pageIndex * this.pageSize);
+  }
+
+  async complete(): Promise<void> {
+    this.expectOpen('complete');
+    this.state = 'completed';
+    try {
+      await this.handle.sync();
+      await this.handle.close();
+      await rename(this.partialPath, this.path);
+    } catch (error) {
+      this.state = 'failed';
+      throw error;
+    }
+    syncDirectory(this.path);
+  }
+
+  async abort(): Promise<void> {
+    if (this.state === 'completed' || this.state === 'aborted') return;
+    this.state = 'aborted';
+    await this.handle.close().catch(() => {});
+    await unlink(this.partialPath).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ENOENT') throw error;
+    });
+  }
+
+  checksum(): Promise<bigint> {
+    if (this.state === 'aborted' || this.state === 'failed') return Promise.reject(this.closedError('checksum'));
+    const range = { ...this.windows, byteLength: this.byteLength };
+    return fileChecksum(this.state === 'completed' ? this.path : this.handle, range);
+  }
+
+  private expectOpen(what: string): void {
+    if (this.state !== 'open') throw this.closedError(what);
+  }
+
+  private closedError(what: string): MultifdError {
+    return new MultifdError('ERR_IMAGE_CLOSED', `${this.path}: ${what}() after the image was ${this.state}`, {
+      context: { path: this.path, state: this.state },
+    });
+  }
+}
+
+/**
+ * Creates a memory image file to receive pages. The pages go to `path + '.partial'`, created
+ * (or truncated) at `byteLength` bytes and sparse, so untouched pages read as zero and cost no
+ * disk. complete() fsyncs and renames it to `path`; abort() removes it. A partial image never
+ * carries the final name, so a file at `path` is always a finished image.
+ * @throws RangeError (`ERR_OUT_OF_RANGE`) for bad options; MultifdError `ERR_IMAGE_SIZE` when
+ * `byteLength` is not a positive multiple of the page size; the fs error if the file cannot be
+ * created.
+ */
+export async function createImageSink(path: string, options: ImageSinkOptions): Promise<ImageSink> {
+  const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
+  checkPageSize(pageSize);
+  const windows = windowOptions(options);
+  const { byteLength } = options;
+  if (!Number.isSafeInteger(byteLength)) throw outOfRange('byteLength', 'a safe integer', byteLength);
+  checkImageSize(path, byteLength, pageSize);
+  const handle = await open(path + '.partial', 'w+');
+  try {
+    await handle.truncate(byteLength);
+  } catch (error) {
+    await handle.close();
+    await unlink(path + '.partial').catch(() => {});
+    throw error;
+  }
+  return new FileImageSink(path, handle, pageSize, byteLength, windows);
+}

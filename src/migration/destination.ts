@@ -1,0 +1,76 @@
+// Where a receiver puts pages: a GuestMemory it creates from the sender's block table, or an
+// image file written in place under a temporary name until the checksum is confirmed.
+import { createImageSink } from '../memory/image-sink.js';
+import { GuestMemory } from '../memory/guest-memory.js';
+import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
+import { fileChunkChecksums } from '../memory/file-windows.js';
+import type { WorkerPool } from '../pool/pool.js';
+import type { BlockTarget } from '../pool/protocol.js';
+import type { ControlMessage } from '../wire/index.js';
+
+/** The sender's hello, which fixes the page size and the block table. */
+export type Hello = Extract<ControlMessage, { type: 'hello' }>;
+
+/** A receiver's destination for one migration. */
+export interface Destination {
+  /** One write target per RAM block, in the hello's order. */
+  readonly targets: readonly BlockTarget[];
+  /** The image checksum of what was received (same definition as the sender's). */
+  checksum(pool: WorkerPool): Promise<bigint>;
+  /** Called once the checksum is confirmed: the image becomes complete. */
+  complete(): Promise<void>;
+  /** Called on failure: nothing may look like a complete image afterwards. */
+  abort(): Promise<void>;
+}
+
+/** Builds the destination once the hello is known. */
+export type DestinationFactory = (hello: Hello) => Promise<Destination>;
+
+/** Pages go into a new GuestMemory shaped like the sender's; `onMemory` receives it. */
+export function memoryDestination(onMemory?: (memory: GuestMemory) => void): DestinationFactory {
+  return async (hello) => {
+    const memory = GuestMemory.create({ pageSize: hello.pageSize, blocks: hello.blocks });
+    onMemory?.(memory);
+    return {
+      targets: memory.blocks.map((b) => ({ memory: b.memory })),
+      async checksum(pool) {
+        const perBlock = await Promise.all(
+          memory.blocks.map((b) => pool.checksumChunks({ memory: b.memory, byteOffset: 0, byteLength: b.byteLength })),
+        );
+        return combineChecksums(perBlock.flatMap((hashes) => [...hashes]));
+      },
+      async complete() {},
+      async abort() {},
+    };
+  };
+}
+
+/**
+ * Pages go into an image file at `path`: the blocks one after another. The file is written as
+ * `path.partial` and renamed to `path` only after the checksum matched, so a failed or cut
+ * migration never leaves a file that looks complete.
+ */
+export function fileDestination(path: string): DestinationFactory {
+  return async (hello) => {
+    const byteLength = hello.blocks.reduce((n, b) => n + b.byteLength, 0);
+    const sink = await createImageSink(path, { pageSize: hello.pageSize, byteLength });
+    let offset = 0;
+    const targets = hello.blocks.map((b) => {
+      const target = { fd: sink.fd, byteOffset: offset };
+      offset += b.byteLength;
+      return target;
+    });
+    return {
+      targets,
+      async checksum() {
+        const all: bigint[] = [];
+        for (const [i, b] of hello.blocks.entries()) {
+          all.push(...(await fileChunkChecksums(sink.fd, { byteOffset: targets[i]!.byteOffset, byteLength: b.byteLength, windowBytes: 16 * CHECKSUM_CHUNK_BYTES })));
+        }
+        return combineChecksums(all);
+      },
+      complete: () => sink.complete(),
+      abort: () => sink.abort(),
+    };
+  };
+}

@@ -1,0 +1,361 @@
+// The destination side of a migration. Connections are told apart by their first four bytes
+// (control or data, as QEMU ≥ 8.0 peeks the magic). The hello fixes the session; data channels
+// must present its session id and a fresh id below the channel count. Packets are validated on
+// the main thread (header) and in a worker (checksum, payload) before anything is written.
+// Rounds are a barrier: after its SYNC a channel is not read further until every channel
+// synced, every packet of the round is applied and the round-end frame agreed on the count.
+import type { Duplex } from 'node:stream';
+import { codecByWireId } from '../codecs/registry.js';
+import { MultifdError, ProtocolError, TransportError, protocolError } from '../errors.js';
+import { WorkerPool } from '../pool/pool.js';
+import type { BlockTarget } from '../pool/protocol.js';
+import {
+  CONTROL_MAGIC,
+  DATA_MAGIC,
+  PACKET_FLAG_SYNC,
+  PacketReader,
+  parseChannelInit,
+  type ControlMessage,
+  type PageRun,
+  type ParsedPacket,
+} from '../wire/index.js';
+import { applyZeroRun } from '../pool/receive-task.js';
+import { ControlChannel } from './control-channel.js';
+import type { Destination, DestinationFactory, Hello } from './destination.js';
+import { FailureLatch } from './failure-latch.js';
+
+/** Receiver options. */
+export interface ReceiveOptions {
+  /** Where pages go; built once the hello names the block table. */
+  destination: DestinationFactory;
+  /** Worker threads (decompress-threads); default: available cores. Ignored when `pool` is given. */
+  threads?: number;
+  pool?: WorkerPool;
+  /** How long the sender has to complete the handshake (hello and every data channel), default 30 s. */
+  handshakeTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** What a receiver ends with. */
+export interface ReceiveResult {
+  status: 'completed';
+  normalPages: number;
+  zeroPages: number;
+  rounds: number;
+  /** Bytes read from every connection. */
+  bytesReceived: number;
+  checksum: bigint;
+}
+
+const DATA_INIT_BYTES = 32;
+/** Packets a channel may have in workers before its socket is paused (backpressure). */
+const MAX_IN_FLIGHT_PER_CHANNEL = 8;
+
+interface ChannelState {
+  id: number;
+  socket: Duplex;
+  reader: PacketReader;
+  /** Packets seen on this channel (the ordinal errors name). */
+  ordinal: number;
+  /** The last round whose SYNC arrived on this channel. */
+  syncedRound: number;
+  inFlight: number;
+}
+
+/** Receives one migration from the connections given to `accept`. */
+export class MigrationReceiver {
+  /** Settles when the migration completed (checksum confirmed) or failed. */
+  readonly result: Promise<ReceiveResult>;
+  private readonly failure = new FailureLatch();
+  private readonly pool: WorkerPool;
+  private readonly sockets = new Set<Duplex>();
+  private readonly channels = new Map<number, ChannelState>();
+  private readonly waitingForHello: Array<() => void> = [];
+  private control: ControlChannel | undefined;
+  private controlArrived!: (control: ControlChannel) => void;
+  private readonly controlReady = new Promise<ControlChannel>((resolve) => (this.controlArrived = resolve));
+  /** Set once the report is sent: from then on the sender may close its connections. */
+  private reported = false;
+  private hello: Hello | undefined;
+  private destination: Destination | undefined;
+  private targets: readonly BlockTarget[] = [];
+  private received: Int32Array[] = [];
+  private round = 1;
+  private inFlight = 0;
+  private appliedInRound = 0;
+  private roundBarrier: (() => void) | undefined;
+  private normalPages = 0;
+  private zeroPages = 0;
+  private bytesReceived = 0;
+  private readonly startCpu = process.cpuUsage();
+
+  constructor(private readonly options: ReceiveOptions) {
+    this.pool = options.pool ?? new WorkerPool({ threads: options.threads });
+    const timer = setTimeout(() => {
+      if (!this.channelsReady()) this.fail(new TransportError('ERR_HANDSHAKE_TIMEOUT', `the sender did not complete the handshake within ${options.handshakeTimeoutMs ?? 30_000} ms`));
+    }, options.handshakeTimeoutMs ?? 30_000);
+    options.signal?.addEventListener('abort', () => this.fail(new MultifdError('ERR_CANCELLED', 'receive cancelled')), { once: true });
+    this.result = this.failure
+      .race(this.run())
+      .catch(async (error: Error) => {
+        // Tell the sender why (best effort), and leave nothing that looks like a complete image.
+        await this.control?.send({ type: 'error', code: (error as MultifdError).code ?? 'ERR_RECEIVER', message: error.message }).catch(() => {});
+        await this.destination?.abort();
+        for (const socket of this.sockets) socket.destroy();
+        throw error;
+      })
+      .finally(async () => {
+        clearTimeout(timer);
+        for (const socket of this.sockets) socket.end();
+        if (!options.pool) await this.pool.close();
+      });
+  }
+
+  /** Hands a new connection to the receiver (control or data, told apart by its magic). */
+  accept(socket: Duplex): void {
+    this.sockets.add(socket);
+    socket.on('error', (error) => this.fail(new TransportError('ERR_CHANNEL_CLOSED', `connection failed: ${error.message}`, { cause: error })));
+    let head: Uint8Array = new Uint8Array(0);
+    const onData = (chunk: Buffer) => {
+      this.bytesReceived += chunk.byteLength;
+      head = concat(head, chunk);
+      if (head.byteLength < 4) return;
+      socket.off('data', onData);
+      const magic = new DataView(head.buffer, head.byteOffset).getUint32(0);
+      if (magic === CONTROL_MAGIC && !this.control) {
+        this.control = new ControlChannel(socket, head);
+        this.controlArrived(this.control);
+        socket.on('data', (c: Buffer) => (this.bytesReceived += c.byteLength));
+      } else if (magic === DATA_MAGIC) {
+        this.acceptData(socket, head);
+      } else {
+        socket.destroy();
+        if (magic !== CONTROL_MAGIC) this.fail(protocolError('ERR_CONNECTION_MAGIC', { channel: 'control', field: 'magic', expected: 'MFDC or MFDD', got: `0x${magic.toString(16)}` }));
+      }
+    };
+    socket.on('data', onData);
+  }
+
+  private async run(): Promise<ReceiveResult> {
+    const control = await this.failure.race(this.controlReady);
+    const hello = await this.failure.race(control.next(this.options.handshakeTimeoutMs ?? 30_000));
+    if (hello.type !== 'hello') throw protocolError('ERR_HANDSHAKE', { channel: 'control', packet: 0, field: 'type', expected: 'hello', got: hello.type });
+    if (!codecByWireId(hello.codecWireId)) throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', packet: 0, field: 'codecWireId', expected: 'a known codec', got: hello.codecWireId });
+    this.hello = hello;
+    this.destination = await this.options.destination(hello);
+    this.targets = this.destination.targets;
+    this.received = hello.blocks.map((b) => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(b.byteLength / hello.pageSize / 32))));
+    await control.send({ type: 'hello-ack', sessionId: hello.sessionId });
+    this.waitingForHello.splice(0).forEach((resume) => resume());
+
+    for (;;) {
+      const message = await this.failure.race(control.next(0));
+      switch (message.type) {
+        case 'zero-pages':
+          this.applyLegacyZeroPages(message);
+          break;
+        case 'round-end':
+          await this.finishRound(message);
+          break;
+        case 'complete':
+          return this.complete(control, message);
+        case 'error':
+          throw new TransportError(message.code, `sender failed: ${message.message}`);
+        default:
+          throw protocolError('ERR_CONTROL_TYPE', { channel: 'control', field: 'type', expected: 'zero-pages, round-end, complete or error', got: message.type });
+      }
+    }
+  }
+
+  private acceptData(socket: Duplex, head: Uint8Array): void {
+    let bytes = head;
+    const onData = (chunk: Buffer) => {
+      this.bytesReceived += chunk.byteLength;
+      bytes = concat(bytes, chunk);
+      if (bytes.byteLength >= DATA_INIT_BYTES) {
+        socket.off('data', onData);
+        socket.pause();
+        const start = () => this.startChannel(socket, bytes);
+        if (this.hello) start();
+        else this.waitingForHello.push(start);
+      }
+    };
+    socket.on('data', onData);
+    if (bytes.byteLength >= DATA_INIT_BYTES) onData(Buffer.alloc(0));
+  }
+
+  private startChannel(socket: Duplex, bytes: Uint8Array): void {
+    const hello = this.hello!;
+    let id: number;
+    try {
+      id = parseChannelInit(bytes.subarray(0, DATA_INIT_BYTES), { sessionId: hello.sessionId, channels: hello.channels, taken: new Set(this.channels.keys()) });
+    } catch (error) {
+      socket.destroy();
+      return this.fail(error as Error);
+    }
+    const state: ChannelState = {
+      id,
+      socket,
+      reader: new PacketReader({ channel: id, pageSize: hello.pageSize, pagesPerPacket: hello.pagesPerPacket, blocks: hello.blocks.map((b) => ({ pageCount: b.byteLength / hello.pageSize })) }),
+      ordinal: 0,
+      syncedRound: 0,
+      inFlight: 0,
+    };
+    this.channels.set(id, state);
+    socket.on('data', (chunk: Buffer) => {
+      this.bytesReceived += chunk.byteLength;
+      this.guard(() => {
+        state.reader.push(chunk);
+        this.pump(state);
+      });
+    });
+    socket.on('end', () =>
+      this.guard(() => {
+        state.reader.end();
+        if (!this.reported) throw new TransportError('ERR_CHANNEL_CLOSED', `data channel ${id} closed before the migration completed`);
+      }),
+    );
+    socket.on('close', () => {
+      if (!this.reported) this.fail(new TransportError('ERR_CHANNEL_CLOSED', `data channel ${id} closed before the migration completed`));
+    });
+    this.guard(() => this.pump(state, bytes.subarray(DATA_INIT_BYTES)));
+    socket.resume();
+  }
+
+  /** Parses and dispatches the channel's packets until it reaches the SYNC of the current round. */
+  private pump(state: ChannelState, extra?: Uint8Array): void {
+    if (extra?.byteLength) state.reader.push(extra);
+    while (state.syncedRound < this.round) {
+      const packet = state.reader.next();
+      if (!packet) return;
+      this.dispatch(state, packet, state.ordinal++);
+    }
+  }
+
+  private dispatch(state: ChannelState, packet: ParsedPacket, ordinal: number): void {
+    const { header } = packet;
+    if (header.round !== this.round) {
+      throw protocolError('ERR_PACKET_ROUND', { channel: state.id, packet: ordinal, field: 'round', expected: this.round, got: header.round });
+    }
+    if (header.flags & PACKET_FLAG_SYNC) {
+      state.syncedRound = header.round;
+      return this.checkBarrier();
+    }
+    const hello = this.hello!;
+    state.inFlight++;
+    this.inFlight++;
+    if (state.inFlight >= MAX_IN_FLIGHT_PER_CHANNEL) state.socket.pause();
+    this.pool
+      .receive({
+        packet: packet.bytes.buffer as ArrayBuffer,
+        header,
+        channel: state.id,
+        ordinal,
+        target: this.targets[header.blockIndex]!,
+        received: this.received[header.blockIndex]!,
+        codecWireId: header.codecWireId,
+        pageSize: hello.pageSize,
+        pagesPerPacket: hello.pagesPerPacket,
+      })
+      .then(() => {
+        state.inFlight--;
+        this.inFlight--;
+        this.appliedInRound++;
+        this.normalPages += countPages(header.normalRuns);
+        this.zeroPages += countPages(header.zeroRuns);
+        if (state.inFlight < MAX_IN_FLIGHT_PER_CHANNEL / 2) state.socket.resume();
+        this.checkBarrier();
+      })
+      .catch((error: Error) => this.fail(error));
+  }
+
+  private channelsReady(): boolean {
+    return this.hello !== undefined && this.channels.size === this.hello.channels;
+  }
+
+  /** Releases the round when every channel synced it and all its packets are applied. */
+  private checkBarrier(): void {
+    if (!this.roundBarrier || !this.channelsReady() || this.inFlight > 0) return;
+    for (const state of this.channels.values()) if (state.syncedRound < this.round) return;
+    const release = this.roundBarrier;
+    this.roundBarrier = undefined;
+    release();
+  }
+
+  private async finishRound(message: Extract<ControlMessage, { type: 'round-end' }>): Promise<void> {
+    if (message.round !== this.round) {
+      throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'round-end.round', expected: this.round, got: message.round });
+    }
+    await this.failure.race(new Promise<void>((resolve) => {
+      this.roundBarrier = resolve;
+      this.checkBarrier();
+    }));
+    if (this.appliedInRound !== message.packets) {
+      throw protocolError('ERR_ROUND_PACKETS', { channel: 'control', field: `round ${message.round} packets`, expected: message.packets, got: this.appliedInRound });
+    }
+    this.appliedInRound = 0;
+    this.round++;
+    for (const state of this.channels.values()) this.guard(() => this.pump(state));
+  }
+
+  /** zero-page-detection=legacy: zero runs arrive on the control channel (main thread applies them). */
+  private applyLegacyZeroPages(message: Extract<ControlMessage, { type: 'zero-pages' }>): void {
+    const hello = this.hello!;
+    const block = hello.blocks[message.blockIndex];
+    const pageCount = block ? block.byteLength / hello.pageSize : 0;
+    if (message.round !== this.round || !block) {
+      throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'zero-pages', expected: `round ${this.round}, block < ${hello.blocks.length}`, got: `round ${message.round}, block ${message.blockIndex}` });
+    }
+    for (const run of message.runs) {
+      if (run.first + run.count > pageCount) {
+        throw protocolError('ERR_PACKET_PAGE_INDEX', { channel: 'control', field: 'zero-pages run', expected: `≤ ${pageCount}`, got: run.first + run.count });
+      }
+    }
+    for (const run of message.runs) applyZeroRun(this.targets[message.blockIndex]!, this.received[message.blockIndex]!, run, hello.pageSize);
+    this.zeroPages += countPages(message.runs);
+  }
+
+  private async complete(control: ControlChannel, message: Extract<ControlMessage, { type: 'complete' }>): Promise<ReceiveResult> {
+    if (message.rounds !== this.round - 1) {
+      throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'complete.rounds', expected: this.round - 1, got: message.rounds });
+    }
+    const checksum = await this.destination!.checksum(this.pool);
+    const cpu = process.cpuUsage(this.startCpu);
+    await control.send({ type: 'report', normalPages: this.normalPages, zeroPages: this.zeroPages, checksum, cpuMicros: cpu.user + cpu.system });
+    this.reported = true;
+    if (checksum !== message.checksum) {
+      throw new ProtocolError('ERR_CHECKSUM_MISMATCH', `received image checksum ${hex(checksum)} differs from the sender's ${hex(message.checksum)}`);
+    }
+    await this.destination!.complete();
+    this.failure.settle();
+    return { status: 'completed', normalPages: this.normalPages, zeroPages: this.zeroPages, rounds: this.round - 1, bytesReceived: this.bytesReceived, checksum };
+  }
+
+  private guard(step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      this.fail(error as Error);
+    }
+  }
+
+  private fail(error: Error): void {
+    this.failure.fail(error);
+  }
+}
+
+function countPages(runs: readonly PageRun[]): number {
+  return runs.reduce((n, r) => n + r.count, 0);
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  if (a.byteLength === 0) return b;
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
+}
+
+function hex(value: bigint): string {
+  return value.toString(16).padStart(16, '0');
+}

@@ -1,0 +1,305 @@
+// The source side of a migration: agree the session on the control channel, open the data
+// channels, then for each window of guest pages run a send task on the pool and spread the
+// packets over the channels (least-queued first, as QEMU hands a batch to an idle channel).
+// A round ends with a SYNC packet on every data channel and a round-end frame; the migration
+// ends with the sender's image checksum, which the receiver must confirm.
+import { randomBytes } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { getCodec } from '../codecs/registry.js';
+import type { CodecId } from '../codecs/types.js';
+import { MultifdError, TransportError } from '../errors.js';
+import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
+import { WorkerPool } from '../pool/pool.js';
+import type { ZeroPageDetection } from '../pool/protocol.js';
+import { TokenBucket } from '../transport/token-bucket.js';
+import { encodeChannelInit, encodeSyncPacket, type PageRun } from '../wire/index.js';
+import { scanZeroPages } from '../zero/scan.js';
+import { ControlChannel } from './control-channel.js';
+import { FailureLatch } from './failure-latch.js';
+import type { PageSource, SourceWindow } from './source.js';
+import { StatsTracker, type MigrationStats } from './stats.js';
+
+/** How to migrate; names follow QEMU's migration parameters. */
+export interface MigrateOptions {
+  /** The pages to send. */
+  source: PageSource;
+  /** Opens one connection to the receiver (called once for control, once per data channel). */
+  connect: () => Promise<Duplex>;
+  /** multifd-channels: data channels, 1..255 (default 2). */
+  channels?: number;
+  /** multifd-compression (default 'none'). */
+  codec?: CodecId;
+  /** The codec's level (multifd-zlib-level, multifd-zstd-level, ...); its default when omitted. */
+  level?: number;
+  /** zero-page-detection (default 'multifd'). */
+  zeroPageDetection?: ZeroPageDetection;
+  /** max-bandwidth in bytes per second over all channels; 0 or absent = unlimited. */
+  maxBandwidth?: number;
+  /** Worker threads (compress-threads); default: available cores. Ignored when `pool` is given. */
+  threads?: number;
+  /** A pool to reuse (its threads setting wins). */
+  pool?: WorkerPool;
+  /** Normal pages per packet (default 512 KiB / page size, QEMU's MULTIFD_PACKET_SIZE). */
+  pagesPerPacket?: number;
+  /** Cancels the migration. */
+  signal?: AbortSignal;
+  /** Called with a stats snapshot about every `progressIntervalMs` (default 250) and at the end. */
+  onProgress?: (stats: MigrationStats) => void;
+  progressIntervalMs?: number;
+  /** How long to wait for the receiver's hello-ack and for its final report (default 30 s). */
+  handshakeTimeoutMs?: number;
+  /**
+   * Wait for the receiver's hello-ack and its checksum report (default true). False for a
+   * migration stream file, which nobody reads until later: its receiver checks the checksum.
+   */
+  awaitReceiver?: boolean;
+}
+
+/** Guest bytes per send task: 4 MiB, a whole number of 1 MiB checksum chunks. */
+const TASK_BYTES = 4 * CHECKSUM_CHUNK_BYTES;
+/** A channel with this much unsent data is full: wait for it to drain before giving it more. */
+const CHANNEL_HIGH_WATER = 8 << 20;
+
+interface DataChannel {
+  socket: Duplex;
+  bytesWritten: number;
+}
+
+/**
+ * Migrates `options.source` to a receiver and resolves with the final statistics once the
+ * receiver confirmed the image checksum (`status: 'completed'`).
+ * @throws MultifdError (ProtocolError, TransportError, CodecError; `ERR_CHECKSUM_MISMATCH`,
+ * `ERR_CANCELLED`) with `context.status`; the receiver never presents a failed migration's
+ * image as complete.
+ */
+export async function migrate(options: MigrateOptions): Promise<MigrationStats> {
+  const { source } = options;
+  const { pageSize } = source;
+  const channelCount = options.channels ?? 2;
+  const codec = getCodec(options.codec ?? 'none');
+  const pagesPerPacket = options.pagesPerPacket ?? Math.max(1, (512 * 1024) / pageSize);
+  const level = codec.info.levels ? (options.level ?? codec.info.levels.default) : undefined;
+  codec.createEncoder({ pageSize, maxPages: pagesPerPacket, level }); // validates the options up front
+  const zeroPageDetection = options.zeroPageDetection ?? 'multifd';
+  const stats = new StatsTracker(source.blocks.reduce((n, b) => n + b.byteLength, 0), pageSize);
+  const pool = options.pool ?? new WorkerPool({ threads: options.threads });
+  const bucket = options.maxBandwidth ? new TokenBucket({ bytesPerSecond: options.maxBandwidth }) : undefined;
+  const failure = new FailureLatch();
+  const sockets: Duplex[] = [];
+  const connect = async () => {
+    const socket = await options.connect();
+    sockets.push(socket);
+    socket.on('error', (error) => failure.fail(new TransportError('ERR_CHANNEL_CLOSED', `connection to the receiver failed: ${error.message}`, { cause: error })));
+    socket.on('close', () => failure.fail(new TransportError('ERR_CHANNEL_CLOSED', 'the receiver closed a connection before the migration completed')));
+    return socket;
+  };
+  const onAbort = () => failure.fail(new MultifdError('ERR_CANCELLED', 'migration cancelled'));
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const progress = options.onProgress ? setInterval(() => options.onProgress!(stats.snapshot()), options.progressIntervalMs ?? 250) : undefined;
+
+  try {
+    options.signal?.throwIfAborted();
+    const sessionId = new Uint8Array(randomBytes(16));
+    const control = new ControlChannel(await failure.race(connect()));
+    await control.send({
+      type: 'hello',
+      sessionId,
+      pageSize,
+      channels: channelCount,
+      codecWireId: codec.info.wireId,
+      level: level ?? 0,
+      zeroPageDetection,
+      pagesPerPacket,
+      blocks: source.blocks.map((b) => ({ name: b.name, byteLength: b.byteLength })),
+    });
+    const awaitReceiver = options.awaitReceiver ?? true;
+    if (awaitReceiver) {
+      const ack = await failure.race(control.next(options.handshakeTimeoutMs ?? 30_000));
+      if (ack.type === 'error') throw new TransportError(ack.code, `receiver refused the migration: ${ack.message}`);
+      if (ack.type !== 'hello-ack') throw new TransportError('ERR_HANDSHAKE', `expected hello-ack from the receiver, got ${ack.type}`);
+    }
+
+    const channels: DataChannel[] = [];
+    for (let id = 0; id < channelCount; id++) {
+      const socket = await failure.race(connect());
+      const init = encodeChannelInit({ sessionId, channelId: id });
+      socket.write(init);
+      channels.push({ socket, bytesWritten: init.byteLength });
+    }
+    // From now on the receiver speaks only to report, or to say why it failed.
+    const report = awaitReceiver
+      ? control.next(0).then((message) => {
+          if (message.type === 'error') failure.fail(new TransportError(message.code, `receiver failed: ${message.message}`));
+          return message;
+        }, (error: Error) => failure.fail(error))
+      : undefined;
+    stats.setupMs = stats.elapsedMs();
+    stats.status = 'active';
+
+    const write = async (bytes: Uint8Array) => {
+      let channel = channels[0]!;
+      for (const c of channels) if (c.socket.writableLength < channel.socket.writableLength) channel = c;
+      if (channel.socket.writableLength >= CHANNEL_HIGH_WATER) await failure.race(drained(channel.socket));
+      if (bucket) await failure.race(bucket.acquire(bytes.byteLength));
+      failure.check();
+      channel.socket.write(bytes);
+      channel.bytesWritten += bytes.byteLength;
+    };
+
+    // Round 1 sends every page (a live migration's later rounds send the dirty set).
+    const round = 1;
+    stats.rounds = round;
+    const chunkHashes: bigint[] = [];
+    const blockChunkBase = chunkBases(source);
+    let sequence = 0;
+    let packetsInRound = 0;
+    const inFlight = new Set<Promise<void>>();
+    const maxInFlight = 2 * pool.threads;
+    const pagesPerTask = TASK_BYTES / pageSize;
+
+    const sendTask = async (window: SourceWindow, first: number, pageCount: number) => {
+      let runs: PageRun[] | undefined;
+      if (zeroPageDetection === 'legacy') {
+        const split = legacyZeroPageSplit(window, first, pageCount, pageSize);
+        if (split.zeroRuns.length) await control.send({ type: 'zero-pages', round, blockIndex: window.blockIndex, runs: split.zeroRuns });
+        stats.zeroPages += split.zeroPages;
+        runs = split.normalRuns;
+      }
+      const sequenceBase = sequence;
+      sequence += pageCount + 1;
+      const result = await failure.race(
+        pool.send({
+          memory: window.memory,
+          byteOffset: window.byteOffset + first * pageSize,
+          blockIndex: window.blockIndex,
+          firstPage: window.firstPage + first,
+          pageCount,
+          runs,
+          round,
+          sequenceBase,
+          codecWireId: codec.info.wireId,
+          level,
+          pageSize,
+          pagesPerPacket,
+          zeroPageDetection,
+          hashChunks: true,
+        }),
+      );
+      const chunkBase = blockChunkBase[window.blockIndex]! + ((window.firstPage + first) * pageSize) / CHECKSUM_CHUNK_BYTES;
+      result.chunkHashes.forEach((hash, i) => (chunkHashes[chunkBase + i] = hash));
+      for (const packet of result.packets) await write(packet);
+      packetsInRound += result.packets.length;
+      stats.normalPages += result.normalPages;
+      stats.zeroPages += result.zeroPages;
+      stats.remainingBytes -= pageCount * pageSize;
+      stats.dataBytes = channels.reduce((n, c) => n + c.bytesWritten, 0);
+    };
+
+    for await (const window of source.windows()) {
+      const tasks: Promise<void>[] = [];
+      for (let first = 0; first < window.pageCount; first += pagesPerTask) {
+        while (inFlight.size >= maxInFlight) await failure.race(Promise.race(inFlight));
+        failure.check();
+        const task = sendTask(window, first, Math.min(pagesPerTask, window.pageCount - first));
+        const tracked: Promise<void> = task.then(() => void inFlight.delete(tracked));
+        tracked.catch((error: Error) => failure.fail(error));
+        inFlight.add(tracked);
+        tasks.push(tracked);
+      }
+      // The window's memory may be refilled only after every task reading it is done.
+      void failure.race(Promise.all(tasks)).then(() => window.release(), () => {});
+    }
+    await failure.race(Promise.all(inFlight));
+
+    for (const channel of channels) {
+      const sync = encodeSyncPacket(round, sequence++);
+      channel.socket.write(sync);
+      channel.bytesWritten += sync.byteLength;
+    }
+    stats.dataBytes = channels.reduce((n, c) => n + c.bytesWritten, 0);
+    await control.send({ type: 'round-end', round, packets: packetsInRound });
+    stats.sourceChecksum = combineChecksums(chunkHashes);
+    await control.send({ type: 'complete', rounds: round, checksum: stats.sourceChecksum });
+    stats.controlBytes = control.bytesWritten;
+    if (!report) {
+      stats.finish('completed');
+      failure.settle();
+      for (const socket of sockets) socket.end();
+      return stats.snapshot();
+    }
+
+    const final = await failure.race(withTimeout(report, options.handshakeTimeoutMs ?? 30_000));
+    if (final?.type !== 'report') throw new TransportError('ERR_HANDSHAKE', `expected the receiver's report, got ${final?.type}`);
+    stats.destinationChecksum = final.checksum;
+    stats.recvCpuPercent = Math.round(final.cpuMicros / 10 / Math.max(stats.elapsedMs(), 1e-3) * 100) / 100;
+    if (final.checksum !== stats.sourceChecksum) {
+      throw new MultifdError('ERR_CHECKSUM_MISMATCH', `destination image checksum ${hex(final.checksum)} differs from the source's ${hex(stats.sourceChecksum)}`);
+    }
+    stats.finish('completed');
+    failure.settle();
+    for (const socket of sockets) socket.end();
+    return stats.snapshot();
+  } catch (error) {
+    const cancelled = options.signal?.aborted === true;
+    stats.finish(cancelled ? 'cancelled' : 'failed', (error as Error).message);
+    failure.fail(error as Error);
+    for (const socket of sockets) socket.destroy();
+    if (error instanceof MultifdError) error.context.status = stats.status;
+    throw error;
+  } finally {
+    clearInterval(progress);
+    options.signal?.removeEventListener('abort', onAbort);
+    if (!options.pool) await pool.close();
+    options.onProgress?.(stats.snapshot());
+  }
+}
+
+/** Index of each block's first checksum chunk in the image's chunk list. */
+function chunkBases(source: PageSource): number[] {
+  let next = 0;
+  return source.blocks.map((b) => {
+    const base = next;
+    next += Math.ceil(b.byteLength / CHECKSUM_CHUNK_BYTES);
+    return base;
+  });
+}
+
+function addPage(runs: PageRun[], page: number): void {
+  const last = runs[runs.length - 1];
+  if (last && last.first + last.count === page) last.count++;
+  else runs.push({ first: page, count: 1 });
+}
+
+/**
+ * zero-page-detection=legacy: the main thread finds the zero pages, as QEMU's migration thread
+ * does; they travel on the control channel (block page indices) and the task sends the rest
+ * (task-relative runs).
+ */
+function legacyZeroPageSplit(window: SourceWindow, first: number, pageCount: number, pageSize: number) {
+  const isZero = new Uint8Array(pageCount);
+  const zeroPages = scanZeroPages(window.memory, window.byteOffset + first * pageSize, pageSize, pageCount, isZero);
+  const zeroRuns: PageRun[] = [];
+  const normalRuns: PageRun[] = [];
+  for (let i = 0; i < pageCount; i++) {
+    if (isZero[i]) addPage(zeroRuns, window.firstPage + first + i);
+    else addPage(normalRuns, i);
+  }
+  return { zeroRuns, normalRuns, zeroPages };
+}
+
+/** Resolves when the stream drained its write buffer. */
+function drained(stream: Duplex): Promise<void> {
+  return new Promise((resolve) => stream.once('drain', resolve));
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TransportError('ERR_CONTROL_TIMEOUT', `no report from the receiver within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function hex(value: bigint | undefined): string {
+  return (value ?? 0n).toString(16).padStart(16, '0');
+}

@@ -1,0 +1,133 @@
+// Migration statistics under QEMU's names and meanings (query-migrate's MigrationInfo and
+// MigrationStats), plus what QEMU lacks: guest vs wire bytes, the compression ratio and CPU
+// use. Counters are updated on the main thread as packets are written; snapshots are cheap.
+
+/** Migration state, as QEMU's `status`. */
+export type MigrationStatus = 'setup' | 'active' | 'completed' | 'failed' | 'cancelled';
+
+/** A snapshot of a migration's statistics (sender side), keys as in QEMU's query-migrate. */
+export interface MigrationStats {
+  status: MigrationStatus;
+  /** ms since the migration started (frozen at the end). */
+  'total-time': number;
+  /** ms spent connecting channels and agreeing the session. */
+  'setup-time': number;
+  /** Bytes written on every connection: control and data, headers included. */
+  transferred: number;
+  /** Guest bytes not yet sent in the current round. */
+  remaining: number;
+  /** Guest bytes in all RAM blocks. */
+  total: number;
+  /** Zero pages sent (as runs, without payload). */
+  duplicate: number;
+  /** Normal pages sent. */
+  normal: number;
+  /** normal × page size. */
+  'normal-bytes': number;
+  /** Rounds started (each begins with a dirty sync in live migration; 1 for an image). */
+  'dirty-sync-count': number;
+  /** (normal + duplicate) pages per second over the whole migration. */
+  'pages-per-second': number;
+  /** Wire throughput in megabits per second (10^6 bits), QEMU's `mbps`. */
+  mbps: number;
+  /** Bytes written on data channels: init messages, packet headers, payloads, SYNC packets. */
+  'multifd-bytes': number;
+  'page-size': number;
+  /** Guest bytes moved: (normal + duplicate) × page size. */
+  'guest-bytes': number;
+  /** Guest throughput in megabits per second. */
+  'guest-mbps': number;
+  /** guest-bytes / transferred. */
+  'compression-ratio': number;
+  /** This process's CPU time (all threads) over wall time, in percent of one core. */
+  'send-cpu-percent': number;
+  /** The receiver's process CPU percent, from its final report. */
+  'recv-cpu-percent'?: number;
+  /** Image checksums (XXH64 of chunk hashes), hex, once known. */
+  'source-checksum'?: string;
+  'destination-checksum'?: string;
+  /** Why the migration failed, when it did. */
+  'error-desc'?: string;
+}
+
+/** Accumulates counters and turns them into {@link MigrationStats} snapshots. */
+export class StatsTracker {
+  status: MigrationStatus = 'setup';
+  rounds = 0;
+  normalPages = 0;
+  zeroPages = 0;
+  controlBytes = 0;
+  dataBytes = 0;
+  remainingBytes: number;
+  setupMs = 0;
+  recvCpuPercent: number | undefined;
+  sourceChecksum: bigint | undefined;
+  destinationChecksum: bigint | undefined;
+  error: string | undefined;
+  private readonly startMs = performance.now();
+  private readonly startCpu = process.cpuUsage();
+  private endMs: number | undefined;
+  private endCpuMicros: number | undefined;
+
+  constructor(
+    readonly totalBytes: number,
+    readonly pageSize: number,
+  ) {
+    this.remainingBytes = totalBytes;
+  }
+
+  /** ms since the start, frozen once finished. */
+  elapsedMs(): number {
+    return (this.endMs ?? performance.now()) - this.startMs;
+  }
+
+  /** CPU time of this process since the start, in µs, frozen once finished. */
+  cpuMicros(): number {
+    if (this.endCpuMicros !== undefined) return this.endCpuMicros;
+    const used = process.cpuUsage(this.startCpu);
+    return used.user + used.system;
+  }
+
+  /** Freezes the clocks with a final status. */
+  finish(status: MigrationStatus, error?: string): void {
+    this.endCpuMicros = this.cpuMicros();
+    this.endMs = performance.now();
+    this.status = status;
+    this.error = error;
+  }
+
+  snapshot(): MigrationStats {
+    const ms = Math.max(this.elapsedMs(), 1e-3);
+    const transferred = this.controlBytes + this.dataBytes;
+    const guestBytes = (this.normalPages + this.zeroPages) * this.pageSize;
+    const hex = (v: bigint | undefined) => (v === undefined ? undefined : v.toString(16).padStart(16, '0'));
+    return {
+      status: this.status,
+      'total-time': Math.round(ms),
+      'setup-time': Math.round(this.setupMs),
+      transferred,
+      remaining: this.remainingBytes,
+      total: this.totalBytes,
+      duplicate: this.zeroPages,
+      normal: this.normalPages,
+      'normal-bytes': this.normalPages * this.pageSize,
+      'dirty-sync-count': this.rounds,
+      'pages-per-second': Math.round(((this.normalPages + this.zeroPages) * 1000) / ms),
+      mbps: round2((transferred * 8) / 1000 / ms),
+      'multifd-bytes': this.dataBytes,
+      'page-size': this.pageSize,
+      'guest-bytes': guestBytes,
+      'guest-mbps': round2((guestBytes * 8) / 1000 / ms),
+      'compression-ratio': round2(transferred ? guestBytes / transferred : 0),
+      'send-cpu-percent': round2((this.cpuMicros() / 10) / ms),
+      'recv-cpu-percent': this.recvCpuPercent,
+      'source-checksum': hex(this.sourceChecksum),
+      'destination-checksum': hex(this.destinationChecksum),
+      'error-desc': this.error,
+    };
+  }
+}
+
+function round2(value: number): number {
+  return Math.round(value * 100) / 100;
+}

@@ -1,0 +1,71 @@
+// The receiver's unit of work, run on a pool worker: one packet whose header the main thread
+// has validated. Nothing reaches guest memory before the packet's checksum matches and its
+// payload decoded to exactly the right size (the decoders validate into their own scratch
+// first). Zero pages follow QEMU's receive bitmap rule: a page never written in this migration
+// is still zero in fresh memory (or a sparse file) and is left alone; one written before is
+// cleared, because a page can go normal → zero between rounds.
+import { writeSync } from 'node:fs';
+import type { PacketDecoder } from '../codecs/types.js';
+import { verifyPacketChecksum, type PageRun } from '../wire/index.js';
+import type { BlockTarget, ReceiveTask } from './protocol.js';
+
+let fileScratch = new Uint8Array(0);
+let zeroPage = new Uint8Array(0);
+
+/** Sets page's bit; returns whether it was set before. Atomic: neighbouring pages may be on other workers. */
+function markReceived(received: Int32Array, page: number): boolean {
+  const bit = 1 << (page & 31);
+  return (Atomics.or(received, page >>> 5, bit) & bit) !== 0;
+}
+
+function writeFilePages(target: { fd: number; byteOffset: number }, page: number, bytes: Uint8Array, pageSize: number): void {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    done += writeSync(target.fd, bytes, done, bytes.byteLength - done, target.byteOffset + page * pageSize + done);
+  }
+}
+
+/** Applies one packet to its block target. */
+export function runReceiveTask(task: ReceiveTask, decoder: PacketDecoder): void {
+  const { header, pageSize, target, received } = task;
+  const bytes = new Uint8Array(task.packet);
+  verifyPacketChecksum(bytes, task.channel, task.ordinal);
+  const payload = bytes.subarray(bytes.byteLength - header.payloadLength);
+
+  const normalPages = header.normalRuns.reduce((n, r) => n + r.count, 0);
+  if ('memory' in target) {
+    decoder.decode(payload, pageViews(target.memory.buffer, header.normalRuns, pageSize));
+  } else {
+    if (fileScratch.byteLength < normalPages * pageSize) fileScratch = new Uint8Array(normalPages * pageSize);
+    const scratch = fileScratch.subarray(0, normalPages * pageSize);
+    decoder.decode(payload, Array.from({ length: normalPages }, (_, i) => scratch.subarray(i * pageSize, (i + 1) * pageSize)));
+    let at = 0;
+    for (const run of header.normalRuns) {
+      writeFilePages(target, run.first, scratch.subarray(at, at + run.count * pageSize), pageSize);
+      at += run.count * pageSize;
+    }
+  }
+  for (const run of header.normalRuns) for (let p = run.first; p < run.first + run.count; p++) markReceived(received, p);
+  for (const run of header.zeroRuns) applyZeroRun(target, received, run, pageSize);
+}
+
+function pageViews(buffer: ArrayBufferLike, runs: readonly PageRun[], pageSize: number): Uint8Array[] {
+  const views: Uint8Array[] = [];
+  for (const run of runs) {
+    for (let p = run.first; p < run.first + run.count; p++) views.push(new Uint8Array(buffer, p * pageSize, pageSize));
+  }
+  return views;
+}
+
+/** Applies one zero run under the receive-bitmap rule (also used for legacy zero pages on the main thread). */
+export function applyZeroRun(target: BlockTarget, received: Int32Array, run: PageRun, pageSize: number): void {
+  for (let p = run.first; p < run.first + run.count; p++) {
+    if (!markReceived(received, p)) continue;
+    if ('memory' in target) {
+      new Uint8Array(target.memory.buffer, p * pageSize, pageSize).fill(0);
+    } else {
+      if (zeroPage.byteLength !== pageSize) zeroPage = new Uint8Array(pageSize);
+      writeFilePages(target, p, zeroPage, pageSize);
+    }
+  }
+}

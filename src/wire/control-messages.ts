@@ -1,0 +1,333 @@
+// The bodies of control frames: one entry per message type with its encoder, its decoder
+// and its field rules. The rules are written once and run on both sides: the sender checks
+// before writing (a RangeError names its own bad argument) and the receiver checks after
+// parsing (a ProtocolError names the peer's bad field), so nothing this module writes can be
+// refused by this module's reader.
+import { codecByWireId } from '../codecs/registry.js';
+import type { ZeroPageDetection } from '../pool/protocol.js';
+import type { ByteReader, ByteWriter } from './byte-cursor.js';
+import { checkSessionIdLength } from './channel-init.js';
+import {
+  MAX_BLOCK_NAME_BYTES,
+  MAX_BLOCK_PAGES,
+  MAX_BLOCKS,
+  MAX_CHANNELS,
+  MAX_PAGES_PER_PACKET,
+  SESSION_ID_BYTES,
+} from './constants.js';
+import { checkRuns, readRuns, writeRuns, type PageRun } from './page-runs.js';
+
+export type { ZeroPageDetection };
+
+/** One RAM block of the session: its unique name and size. */
+export interface BlockDescriptor {
+  /** 1 to 255 bytes of UTF-8, unique within the session (like QEMU's RAMBlock idstr). */
+  name: string;
+  /** Size in bytes: positive, a multiple of the page size, at most 2^32 pages. */
+  byteLength: number;
+}
+
+/** Sender → receiver, first frame: everything the receiver needs to accept the session. */
+export interface HelloMessage {
+  type: 'hello';
+  /** 16 random bytes naming the session; every data channel's init repeats them. */
+  sessionId: Uint8Array;
+  /** A power of two from 4096 to 65536. */
+  pageSize: number;
+  /** Data channels that will connect: 1 to 255. */
+  channels: number;
+  /** The configured codec's wire number (packets name their own codec; this one is the default). */
+  codecWireId: number;
+  /** The sender's compression level (informational: decoders do not need it). */
+  level: number;
+  zeroPageDetection: ZeroPageDetection;
+  /** Most normal pages per packet: 1 to 1024. */
+  pagesPerPacket: number;
+  /** 1 to 4096 blocks; packets name a block by its index here. */
+  blocks: BlockDescriptor[];
+}
+
+/** Receiver → sender: the hello is accepted; data channels may connect. */
+export interface HelloAckMessage {
+  type: 'hello-ack';
+  sessionId: Uint8Array;
+}
+
+/** Sender → receiver: zero pages found on the main thread (zero-page-detection=legacy). */
+export interface ZeroPagesMessage {
+  type: 'zero-pages';
+  round: number;
+  blockIndex: number;
+  /** At least one run; ascending, non-overlapping, inside the block. */
+  runs: PageRun[];
+}
+
+/** Sender → receiver: every data packet of `round` is written. */
+export interface RoundEndMessage {
+  type: 'round-end';
+  round: number;
+  /** Data packets written in this round over all channels, SYNC packets excluded. */
+  packets: number;
+}
+
+/** Sender → receiver: the migration's last round is done. */
+export interface CompleteMessage {
+  type: 'complete';
+  rounds: number;
+  /** The sender's image checksum. */
+  checksum: bigint;
+}
+
+/** Receiver → sender: what was applied, and the receiver's image checksum. */
+export interface ReportMessage {
+  type: 'report';
+  normalPages: number;
+  zeroPages: number;
+  /** The receiver's image checksum. */
+  checksum: bigint;
+  /** Receiver process CPU time during the migration, in microseconds. */
+  cpuMicros: number;
+}
+
+/** Either direction: the sender of this frame is giving up. */
+export interface ErrorMessage {
+  type: 'error';
+  /** A stable error code, e.g. `ERR_PACKET_CHECKSUM`. */
+  code: string;
+  message: string;
+}
+
+/** Any control message. */
+export type ControlMessage =
+  | HelloMessage
+  | HelloAckMessage
+  | ZeroPagesMessage
+  | RoundEndMessage
+  | CompleteMessage
+  | ReportMessage
+  | ErrorMessage;
+
+/** A control message's `type`. */
+export type ControlType = ControlMessage['type'];
+
+/** Builds the error for a field outside its rules. */
+export type FieldError = (field: string, expected: string | number, got: string | number) => Error;
+
+/** What a reader knows from earlier frames: the page counts of the hello's blocks, once read. */
+export interface ControlContext {
+  blockPages?: readonly number[];
+}
+
+/** How one message type's body is written, read and checked. */
+export interface BodyCodec<M extends ControlMessage> {
+  readonly wireType: number;
+  encode(w: ByteWriter, message: M): void;
+  decode(r: ByteReader, fail: FieldError): M;
+  /** Field rules beyond what the wire widths already enforce, if the type has any. */
+  check?(message: M, fail: FieldError, context: ControlContext): void;
+}
+
+const ZERO_PAGE_DETECTION: readonly ZeroPageDetection[] = ['none', 'legacy', 'multifd'];
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+function writeString(w: ByteWriter, value: string, field: string): void {
+  const bytes = utf8.encode(value);
+  w.u16(bytes.byteLength, `${field}.byteLength`);
+  w.bytes(bytes);
+}
+
+function readString(r: ByteReader, field: string, fail: FieldError): string {
+  const bytes = r.bytesView(field, r.u16(`${field}.byteLength`));
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    throw fail(field, 'valid UTF-8', 'malformed UTF-8');
+  }
+}
+
+/** A u64 count as a number: counts stay below 2^53 in any migration, so a larger one is corrupt. */
+function readCount(r: ByteReader, field: string, fail: FieldError): number {
+  const value = r.u64(field);
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw fail(field, `<= ${Number.MAX_SAFE_INTEGER}`, value.toString());
+  return Number(value);
+}
+
+function checkRange(value: number, min: number, max: number, field: string, fail: FieldError): void {
+  if (!Number.isInteger(value) || value < min || value > max) throw fail(field, `${min} to ${max}`, value);
+}
+
+function checkBlocks(blocks: readonly BlockDescriptor[], pageSize: number, fail: FieldError): void {
+  checkRange(blocks.length, 1, MAX_BLOCKS, 'blocks.length', fail);
+  const names = new Set<string>();
+  blocks.forEach(({ name, byteLength }, i) => {
+    const nameBytes = utf8.encode(name).byteLength;
+    if (nameBytes < 1 || nameBytes > MAX_BLOCK_NAME_BYTES) {
+      throw fail(`blocks[${i}].name.byteLength`, `1 to ${MAX_BLOCK_NAME_BYTES}`, nameBytes);
+    }
+    if (names.has(name)) throw fail(`blocks[${i}].name`, 'a name no earlier block has', name);
+    names.add(name);
+    if (!Number.isSafeInteger(byteLength) || byteLength <= 0 || byteLength % pageSize !== 0) {
+      throw fail(`blocks[${i}].byteLength`, `a positive multiple of ${pageSize}`, byteLength);
+    }
+    if (byteLength / pageSize > MAX_BLOCK_PAGES) {
+      throw fail(`blocks[${i}].byteLength`, `at most ${MAX_BLOCK_PAGES} pages of ${pageSize}`, byteLength);
+    }
+  });
+}
+
+const hello: BodyCodec<HelloMessage> = {
+  wireType: 1,
+  encode(w, m) {
+    w.bytes(m.sessionId);
+    w.u32(m.pageSize, 'pageSize');
+    w.u16(m.channels, 'channels');
+    w.u8(m.codecWireId, 'codecWireId');
+    w.i32(m.level, 'level');
+    w.u8(ZERO_PAGE_DETECTION.indexOf(m.zeroPageDetection), 'zeroPageDetection');
+    w.u16(m.pagesPerPacket, 'pagesPerPacket');
+    w.u16(m.blocks.length, 'blocks.length');
+    m.blocks.forEach((block, i) => {
+      writeString(w, block.name, `blocks[${i}].name`);
+      w.u64(block.byteLength, `blocks[${i}].byteLength`);
+    });
+  },
+  decode(r, fail) {
+    const sessionId = r.bytesView('sessionId', SESSION_ID_BYTES).slice();
+    const pageSize = r.u32('pageSize');
+    const channels = r.u16('channels');
+    const codecWireId = r.u8('codecWireId');
+    const level = r.i32('level');
+    const detection = r.u8('zeroPageDetection');
+    const zeroPageDetection = ZERO_PAGE_DETECTION[detection];
+    if (zeroPageDetection === undefined) throw fail('zeroPageDetection', `0 to ${ZERO_PAGE_DETECTION.length - 1}`, detection);
+    const pagesPerPacket = r.u16('pagesPerPacket');
+    const count = r.u16('blocks.length');
+    const blocks: BlockDescriptor[] = [];
+    for (let i = 0; i < count; i++) {
+      blocks.push({ name: readString(r, `blocks[${i}].name`, fail), byteLength: readCount(r, `blocks[${i}].byteLength`, fail) });
+    }
+    return { type: 'hello', sessionId, pageSize, channels, codecWireId, level, zeroPageDetection, pagesPerPacket, blocks };
+  },
+  check(m, fail) {
+    checkSessionIdLength(m.sessionId);
+    const { pageSize } = m;
+    if (!Number.isInteger(pageSize) || pageSize < 4096 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
+      throw fail('pageSize', 'a power of two from 4096 to 65536', pageSize);
+    }
+    checkRange(m.channels, 1, MAX_CHANNELS, 'channels', fail);
+    if (!codecByWireId(m.codecWireId)) throw fail('codecWireId', 'a registered codec', m.codecWireId);
+    if (!ZERO_PAGE_DETECTION.includes(m.zeroPageDetection)) {
+      throw fail('zeroPageDetection', ZERO_PAGE_DETECTION.join(' | '), String(m.zeroPageDetection));
+    }
+    checkRange(m.pagesPerPacket, 1, MAX_PAGES_PER_PACKET, 'pagesPerPacket', fail);
+    checkBlocks(m.blocks, pageSize, fail);
+  },
+};
+
+const helloAck: BodyCodec<HelloAckMessage> = {
+  wireType: 2,
+  encode: (w, m) => w.bytes(m.sessionId),
+  decode: (r) => ({ type: 'hello-ack', sessionId: r.bytesView('sessionId', SESSION_ID_BYTES).slice() }),
+  check: (m) => checkSessionIdLength(m.sessionId),
+};
+
+const zeroPages: BodyCodec<ZeroPagesMessage> = {
+  wireType: 3,
+  encode(w, m) {
+    w.u32(m.round, 'round');
+    w.u32(m.blockIndex, 'blockIndex');
+    w.u32(m.runs.length, 'runs.length');
+    writeRuns(w, m.runs, 'runs');
+  },
+  decode(r) {
+    const round = r.u32('round');
+    const blockIndex = r.u32('blockIndex');
+    // No allocation up front from the declared count: a lying count runs out of body first.
+    return { type: 'zero-pages', round, blockIndex, runs: readRuns(r, r.u32('runs.length'), 'runs') };
+  },
+  check(m, fail, { blockPages }) {
+    if (m.runs.length < 1) throw fail('runs.length', '>= 1', m.runs.length);
+    let pageCount = MAX_BLOCK_PAGES;
+    if (blockPages) {
+      const pages = blockPages[m.blockIndex];
+      if (pages === undefined) throw fail('blockIndex', `< ${blockPages.length}`, m.blockIndex);
+      pageCount = pages;
+    }
+    checkRuns(m.runs, 'runs', pageCount, (_fault, field, expected, got) => fail(field, expected, got));
+  },
+};
+
+const roundEnd: BodyCodec<RoundEndMessage> = {
+  wireType: 4,
+  encode(w, m) {
+    w.u32(m.round, 'round');
+    w.u64(m.packets, 'packets');
+  },
+  decode: (r, fail) => ({ type: 'round-end', round: r.u32('round'), packets: readCount(r, 'packets', fail) }),
+};
+
+const complete: BodyCodec<CompleteMessage> = {
+  wireType: 5,
+  encode(w, m) {
+    w.u32(m.rounds, 'rounds');
+    w.u64(m.checksum, 'checksum');
+  },
+  decode: (r) => ({ type: 'complete', rounds: r.u32('rounds'), checksum: r.u64('checksum') }),
+};
+
+const report: BodyCodec<ReportMessage> = {
+  wireType: 6,
+  encode(w, m) {
+    w.u64(m.normalPages, 'normalPages');
+    w.u64(m.zeroPages, 'zeroPages');
+    w.u64(m.checksum, 'checksum');
+    w.u64(m.cpuMicros, 'cpuMicros');
+  },
+  decode: (r, fail) => ({
+    type: 'report',
+    normalPages: readCount(r, 'normalPages', fail),
+    zeroPages: readCount(r, 'zeroPages', fail),
+    checksum: r.u64('checksum'),
+    cpuMicros: readCount(r, 'cpuMicros', fail),
+  }),
+};
+
+const error: BodyCodec<ErrorMessage> = {
+  wireType: 7,
+  encode(w, m) {
+    writeString(w, m.code, 'code');
+    writeString(w, m.message, 'message');
+  },
+  decode: (r, fail) => ({ type: 'error', code: readString(r, 'code', fail), message: readString(r, 'message', fail) }),
+  check(m, fail) {
+    if (m.code.length === 0) throw fail('code', 'a non-empty code', '""');
+  },
+};
+
+type BodyCodecs = { [T in ControlType]: BodyCodec<Extract<ControlMessage, { type: T }>> };
+
+/** Each message type's body codec, by `type`. */
+export const BODY_CODECS: BodyCodecs = {
+  hello,
+  'hello-ack': helloAck,
+  'zero-pages': zeroPages,
+  'round-end': roundEnd,
+  complete,
+  report,
+  error,
+};
+
+const byWireType = new Map<number, BodyCodec<ControlMessage>>(
+  Object.values(BODY_CODECS).map((codec) => [codec.wireType, codec as BodyCodec<ControlMessage>]),
+);
+
+/** The body codec for a wire type number, or undefined for an unknown type. */
+export function bodyCodecByWireType(wireType: number): BodyCodec<ControlMessage> | undefined {
+  return byWireType.get(wireType);
+}
+
+/** The body codec for a message (typed loosely: the union's members share one shape). */
+export function bodyCodecOf(message: ControlMessage): BodyCodec<ControlMessage> | undefined {
+  return (BODY_CODECS as Record<string, BodyCodec<ControlMessage> | undefined>)[message.type];
+}

@@ -1,0 +1,54 @@
+// What the control and packet readers share: chunks in, items out, and a latch for the first
+// protocol error. Once a stream has broken its framing nothing after it can be trusted, so the
+// reader drops what it holds and answers every later call with that same error.
+import type { ProtocolError } from '../errors.js';
+import { ChunkQueue } from './chunk-queue.js';
+
+/** A streaming parser fed socket chunks split at any byte. */
+export abstract class StreamReader<T> {
+  /** Pushed bytes not yet copied into the item being assembled. */
+  protected readonly queue = new ChunkQueue();
+  private failure: ProtocolError | undefined;
+
+  /**
+   * Queues bytes from the connection: a chunk may end mid-field or hold many items. The
+   * chunk is kept by reference until its bytes are read, so it must not be reused before.
+   */
+  push(chunk: Uint8Array): void {
+    if (this.failure) throw this.failure;
+    this.queue.push(chunk);
+  }
+
+  /** The next complete item, or undefined until more bytes arrive. */
+  next(): T | undefined {
+    if (this.failure) throw this.failure;
+    try {
+      return this.step();
+    } catch (error) {
+      this.failure = error as ProtocolError;
+      this.queue.clear();
+      throw error;
+    }
+  }
+
+  /**
+   * Declares the stream over. Call it once `next()` has returned undefined: any byte still
+   * buffered then belongs to an item that never finished, and is reported as truncated.
+   */
+  end(): void {
+    if (this.failure) throw this.failure;
+    const buffered = this.partialBytes() + this.queue.length;
+    if (buffered === 0) return;
+    this.failure = this.truncated(buffered);
+    throw this.failure;
+  }
+
+  /** Assembles and validates the next item from the queue, or returns undefined for more bytes. */
+  protected abstract step(): T | undefined;
+
+  /** Bytes already copied out of the queue into the unfinished item. */
+  protected abstract partialBytes(): number;
+
+  /** The error for a stream that ends with `bufferedBytes` of an unfinished item. */
+  protected abstract truncated(bufferedBytes: number): ProtocolError;
+}
