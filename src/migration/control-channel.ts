@@ -3,6 +3,7 @@
 // waiter with a typed error instead of leaving it hanging.
 import type { Duplex } from 'node:stream';
 import { MultifdError, TransportError } from '../errors.js';
+import { writeWithBackpressure } from '../transport/index.js';
 import { ControlReader, encodeControl, type ControlMessage } from '../wire/index.js';
 
 /** One side of the control connection. */
@@ -25,11 +26,14 @@ export class ControlChannel {
     if (initial?.byteLength) this.receive(initial);
   }
 
-  /** Sends one message; resolves once the socket accepted it (waits for 'drain' when full). */
+  /**
+   * Sends one message; resolves once the socket accepted it (waits for 'drain' when full).
+   * @throws TransportError `ERR_CLOSED` when the connection is closed or closes while waiting.
+   */
   async send(message: ControlMessage): Promise<void> {
     const frame = encodeControl(message);
     this.bytesWritten += frame.byteLength;
-    if (!this.socket.write(frame)) await new Promise<void>((resolve) => this.socket.once('drain', resolve));
+    await writeWithBackpressure(this.socket, frame);
   }
 
   /**

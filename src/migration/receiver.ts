@@ -60,6 +60,8 @@ interface ChannelState {
   /** The last round whose SYNC arrived on this channel. */
   syncedRound: number;
   inFlight: number;
+  /** Why the channel ended early, reported once its packets in workers have settled. */
+  closedEarly?: Error;
 }
 
 /** Receives one migration from the connections given to `accept`. */
@@ -209,15 +211,15 @@ export class MigrationReceiver {
         this.pump(state);
       });
     });
-    socket.on('end', () =>
-      this.guard(() => {
-        state.reader.end();
-        if (!this.reported) throw new TransportError('ERR_CHANNEL_CLOSED', `data channel ${id} closed before the migration completed`);
-      }),
-    );
-    socket.on('close', () => {
-      if (!this.reported) this.fail(new TransportError('ERR_CHANNEL_CLOSED', `data channel ${id} closed before the migration completed`));
-    });
+    // A channel that ends early fails the migration, but only after its packets already in
+    // workers have settled: if one of them was bad, that is the better reason to report.
+    const closed = () => {
+      if (this.reported || state.closedEarly) return;
+      state.closedEarly = new TransportError('ERR_CHANNEL_CLOSED', `data channel ${id} closed before the migration completed`);
+      if (state.inFlight === 0) this.fail(state.closedEarly);
+    };
+    socket.on('end', () => this.guard(() => (state.reader.end(), closed())));
+    socket.on('close', closed);
     this.guard(() => this.pump(state, bytes.subarray(DATA_INIT_BYTES)));
     socket.resume();
   }
@@ -264,6 +266,7 @@ export class MigrationReceiver {
         this.normalPages += countPages(header.normalRuns);
         this.zeroPages += countPages(header.zeroRuns);
         if (state.inFlight < MAX_IN_FLIGHT_PER_CHANNEL / 2) state.socket.resume();
+        if (state.closedEarly && state.inFlight === 0) this.fail(state.closedEarly);
         this.checkBarrier();
       })
       .catch((error: Error) => this.fail(error));

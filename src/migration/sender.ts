@@ -11,7 +11,7 @@ import { MultifdError, TransportError } from '../errors.js';
 import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
 import { WorkerPool } from '../pool/pool.js';
 import type { ZeroPageDetection } from '../pool/protocol.js';
-import { TokenBucket } from '../transport/token-bucket.js';
+import { drained, TokenBucket } from '../transport/index.js';
 import { encodeChannelInit, encodeSyncPacket, type PageRun } from '../wire/index.js';
 import { scanZeroPages } from '../zero/scan.js';
 import { ControlChannel } from './control-channel.js';
@@ -285,11 +285,6 @@ function legacyZeroPageSplit(window: SourceWindow, first: number, pageCount: num
     else addPage(normalRuns, i);
   }
   return { zeroRuns, normalRuns, zeroPages };
-}
-
-/** Resolves when the stream drained its write buffer. */
-function drained(stream: Duplex): Promise<void> {
-  return new Promise((resolve) => stream.once('drain', resolve));
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -6,6 +6,7 @@
 // cleared, because a page can go normal → zero between rounds.
 import { writeSync } from 'node:fs';
 import type { PacketDecoder } from '../codecs/types.js';
+import { CodecError } from '../errors.js';
 import { verifyPacketChecksum, type PageRun } from '../wire/index.js';
 import type { BlockTarget, ReceiveTask } from './protocol.js';
 
@@ -33,12 +34,24 @@ export function runReceiveTask(task: ReceiveTask, decoder: PacketDecoder): void 
   const payload = bytes.subarray(bytes.byteLength - header.payloadLength);
 
   const normalPages = header.normalRuns.reduce((n, r) => n + r.count, 0);
+  const decode = (pages: Uint8Array[]) => {
+    try {
+      decoder.decode(payload, pages);
+    } catch (error) {
+      if (!(error instanceof CodecError)) throw error;
+      // Name where it happened, as every receiver error does.
+      throw new CodecError(error.code, `channel ${task.channel}, packet ${task.ordinal}: ${error.message}`, {
+        cause: error,
+        context: { channel: task.channel, packet: task.ordinal, field: 'payload', expected: `${normalPages * pageSize} bytes of pages`, got: error.message },
+      });
+    }
+  };
   if ('memory' in target) {
-    decoder.decode(payload, pageViews(target.memory.buffer, header.normalRuns, pageSize));
+    decode(pageViews(target.memory.buffer, header.normalRuns, pageSize));
   } else {
     if (fileScratch.byteLength < normalPages * pageSize) fileScratch = new Uint8Array(normalPages * pageSize);
     const scratch = fileScratch.subarray(0, normalPages * pageSize);
-    decoder.decode(payload, Array.from({ length: normalPages }, (_, i) => scratch.subarray(i * pageSize, (i + 1) * pageSize)));
+    decode(Array.from({ length: normalPages }, (_, i) => scratch.subarray(i * pageSize, (i + 1) * pageSize)));
     let at = 0;
     for (const run of header.normalRuns) {
       writeFilePages(target, run.first, scratch.subarray(at, at + run.count * pageSize), pageSize);

@@ -1,0 +1,42 @@
+// End-to-end migration helpers for tests: guest memories with known content, and one call that
+// runs a receiver and a sender over a real transport and returns both sides' outcomes.
+import { GuestMemory } from '../../src/memory/guest-memory.js';
+import { memoryDestination } from '../../src/migration/destination.js';
+import { listen } from '../../src/migration/listen.js';
+import { migrate, type MigrateOptions } from '../../src/migration/sender.js';
+import { guestMemorySource } from '../../src/migration/source.js';
+import type { WorkerPool } from '../../src/pool/pool.js';
+import { connect, parseEndpoint } from '../../src/transport/index.js';
+import { makePages, type PageKind } from './pages.js';
+
+/** A guest memory whose pages cycle through the page kinds (zero, random, text, half-zero). */
+export function filledMemory(options: { pageSize?: number; blocks: { name: string; byteLength: number }[]; kind?: PageKind; seed?: number }): GuestMemory {
+  const memory = GuestMemory.create({ pageSize: options.pageSize ?? 4096, blocks: options.blocks });
+  memory.blocks.forEach((block, i) => {
+    const pages = makePages(options.kind ?? 'mixed', block.pageCount, memory.pageSize, (options.seed ?? 1) + i);
+    pages.forEach((page, p) => block.bytes().set(page, p * memory.pageSize));
+  });
+  return memory;
+}
+
+/** Runs one migration of `source` to a fresh receiver on `endpoint` (port 0 / a temp socket path). */
+export async function migrateTo(
+  endpoint: string,
+  source: GuestMemory,
+  options: Partial<MigrateOptions> & { pool?: WorkerPool } = {},
+) {
+  let destination: GuestMemory | undefined;
+  const receiver = await listen(endpoint, { destination: memoryDestination((m) => (destination = m)), pool: options.pool });
+  const sending = migrate({
+    source: guestMemorySource(source),
+    connect: () => connect(parseEndpoint(receiver.address)),
+    ...options,
+  });
+  const [stats, result] = await Promise.allSettled([sending, receiver.result]);
+  return { stats, result, destination: () => destination };
+}
+
+/** Whether two guest memories hold the same bytes, block by block. */
+export function sameContent(a: GuestMemory, b: GuestMemory): boolean {
+  return a.blocks.length === b.blocks.length && a.blocks.every((block, i) => Buffer.compare(block.bytes(), b.blocks[i]!.bytes()) === 0);
+}

@@ -1,0 +1,220 @@
+// Bad input reaching a receiver: every case fails the migration with a typed error that names
+// the channel, the packet, the field, what was expected and what came, and nothing reaches the
+// destination or is reported complete.
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as assert from 'uvu/assert';
+import { suite } from 'uvu';
+import { MultifdError } from '../../src/errors.js';
+import { fileDestination } from '../../src/migration/destination.js';
+import { WorkerPool } from '../../src/pool/pool.js';
+import { encodeSyncPacket, writePacket } from '../../src/wire/index.js';
+import { makePages, seededRandom } from '../helpers/pages.js';
+import { BLOCK_PAGES, dataPacket, rawSession, type RawSession } from '../helpers/raw-sender.js';
+
+const test = suite('receiver refuses bad input');
+let pool: WorkerPool;
+
+test.before(() => {
+  pool = new WorkerPool({ threads: 2 });
+});
+
+test.after(async () => {
+  await pool.close();
+});
+
+/** Awaits the receiver's failure and checks its code and (optionally) the named context. */
+async function refused(session: RawSession, code: string, context: Record<string, unknown> = {}, untouched = true): Promise<MultifdError> {
+  try {
+    await session.receiver.result;
+  } catch (error) {
+    assert.instance(error, MultifdError);
+    const e = error as MultifdError;
+    assert.is(e.code, code, e.message);
+    for (const [key, value] of Object.entries(context)) assert.is(e.context[key], value, `${key} in ${e.message}`);
+    const memory = session.destination();
+    if (memory && untouched) assert.ok(memory.blocks.every((b) => b.bytes().every((x) => x === 0)), 'the destination was written');
+    return e;
+  }
+  assert.unreachable(`expected ${code}, the migration completed`);
+  throw new Error('unreachable');
+}
+
+/** Checks that a protocol error names all five facts. */
+function namesEverything(error: MultifdError): void {
+  for (const key of ['channel', 'packet', 'field', 'expected', 'got']) assert.ok(error.context[key] !== undefined, `${key} missing from ${error.message}`);
+}
+
+const pages = makePages('text', 4, 4096, 5);
+const good = () => dataPacket('zstd', [{ first: 0, count: 4 }], pages);
+
+function patched(offset: number, bytes: number[]): Uint8Array {
+  const packet = good();
+  packet.set(bytes, offset);
+  return packet;
+}
+
+const headerCases: Array<[string, () => Uint8Array, string, string]> = [
+  ['wrong packet magic', () => patched(0, [0xde, 0xad, 0xbe, 0xef]), 'ERR_PACKET_MAGIC', 'magic'],
+  ['wrong version', () => patched(4, [9]), 'ERR_PACKET_VERSION', 'version'],
+  ['unknown codec', () => patched(5, [0x7f]), 'ERR_PACKET_CODEC', 'codecWireId'],
+  ['page index outside the block', () => dataPacket('zstd', [{ first: BLOCK_PAGES - 2, count: 4 }], pages), 'ERR_PACKET_PAGE_INDEX', ''],
+  ['more normal pages than a packet may carry', () => dataPacket('none', [{ first: 0, count: 129 }], []), 'ERR_PACKET_COUNT', ''],
+  ['payload length over its bound', () => patched(28, [0x7f, 0xff, 0xff, 0xff]), 'ERR_PACKET_PAYLOAD_LENGTH', 'payloadLength'],
+];
+
+for (const [name, packet, code, field] of headerCases) {
+  test(`a packet with ${name} fails with ${code}`, async () => {
+    const session = await rawSession(pool);
+    let bytes: Uint8Array;
+    try {
+      bytes = packet();
+    } catch {
+      // The encoder refuses to write this one; forge it from a good packet's bytes.
+      bytes = good();
+      new DataView(bytes.buffer).setUint32(44, 129);
+    }
+    session.openChannel(0).write(bytes);
+    const error = await refused(session, code, { channel: 0, packet: 0, ...(field ? { field } : {}) });
+    namesEverything(error);
+  });
+}
+
+test('a packet whose checksum does not match fails with ERR_PACKET_CHECKSUM', async () => {
+  const session = await rawSession(pool);
+  const bytes = good();
+  bytes[bytes.byteLength - 5]! ^= 0x40;
+  session.openChannel(0).write(bytes);
+  namesEverything(await refused(session, 'ERR_PACKET_CHECKSUM', { channel: 0, packet: 0, field: 'checksum' }));
+});
+
+test('a payload that decodes to fewer bytes than its pages fails with a CodecError naming the packet', async () => {
+  const session = await rawSession(pool);
+  // Four pages of header, but a payload holding only three pages (a valid checksum over it).
+  const three = dataPacket('zstd', [{ first: 0, count: 3 }], pages.slice(0, 3));
+  const lying = dataPacket('zstd', [{ first: 0, count: 4 }], pages);
+  const payload3 = three.subarray(three.byteLength - new DataView(three.buffer).getUint32(28));
+  const forged = rebuild(lying, payload3);
+  session.openChannel(0).write(forged);
+  namesEverything(await refused(session, 'ERR_CODEC_SIZE_MISMATCH', { channel: 0, packet: 0, field: 'payload' }));
+});
+
+test('a data channel id equal to the channel count fails with ERR_CHANNEL_ID', async () => {
+  const session = await rawSession(pool, { channels: 2 });
+  session.openChannel(2);
+  await refused(session, 'ERR_CHANNEL_ID');
+});
+
+test('a duplicate data channel id fails with ERR_CHANNEL_DUPLICATE', async () => {
+  const session = await rawSession(pool, { channels: 2 });
+  session.openChannel(0);
+  session.openChannel(0);
+  await refused(session, 'ERR_CHANNEL_DUPLICATE');
+});
+
+test('a data channel of another session fails with ERR_SESSION_MISMATCH', async () => {
+  const session = await rawSession(pool);
+  session.openChannel(0, new Uint8Array(16).fill(9));
+  await refused(session, 'ERR_SESSION_MISMATCH');
+});
+
+test('a packet cut short when its channel closes fails with ERR_PACKET_TRUNCATED', async () => {
+  const session = await rawSession(pool);
+  const bytes = good();
+  session.openChannel(0).end(bytes.subarray(0, bytes.byteLength - 10));
+  await refused(session, 'ERR_PACKET_TRUNCATED', { channel: 0 });
+});
+
+test('a data channel closing between packets before completion fails with ERR_CHANNEL_CLOSED', async () => {
+  const session = await rawSession(pool);
+  session.openChannel(0).end();
+  await refused(session, 'ERR_CHANNEL_CLOSED');
+});
+
+test('a sender that vanishes before completion fails with ERR_CONTROL_CLOSED', async () => {
+  const session = await rawSession(pool);
+  session.openChannel(0);
+  session.control.socket.destroy();
+  await refused(session, 'ERR_CONTROL_CLOSED');
+});
+
+test('a packet for a later round before the barrier fails with ERR_PACKET_ROUND', async () => {
+  const session = await rawSession(pool);
+  session.openChannel(0).write(dataPacket('zstd', [{ first: 0, count: 4 }], pages, { round: 2 }));
+  namesEverything(await refused(session, 'ERR_PACKET_ROUND', { channel: 0, packet: 0, field: 'round' }));
+});
+
+test('a round-end whose packet count disagrees with what arrived fails with ERR_ROUND_PACKETS', async () => {
+  const session = await rawSession(pool);
+  const channel = session.openChannel(0);
+  channel.write(good());
+  channel.write(encodeSyncPacket(1, 1));
+  await session.control.send({ type: 'round-end', round: 1, packets: 2 });
+  await refused(session, 'ERR_ROUND_PACKETS', {}, false);
+});
+
+test('a wrong image checksum fails the migration and leaves no image file behind', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'multifd-out-'));
+  try {
+    const out = join(dir, 'image.raw');
+    const session = await rawSession(pool, { destination: fileDestination(out) });
+    const channel = session.openChannel(0);
+    channel.write(good());
+    channel.write(encodeSyncPacket(1, 1));
+    await session.control.send({ type: 'round-end', round: 1, packets: 1 });
+    await session.control.send({ type: 'complete', rounds: 1, checksum: 12345n });
+    await refused(session, 'ERR_CHECKSUM_MISMATCH');
+    assert.not.ok(existsSync(out), 'a failed migration must not leave the final file');
+    assert.equal(readdirSync(dir), [], 'the .partial file is removed');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a seeded fuzz loop of 2000 mutated packets: every one refused with a typed error, nothing written', async () => {
+  const next = seededRandom(0xf022);
+  const original = dataPacket('zstd', [{ first: 0, count: 2 }], pages.slice(0, 2), { zeroRuns: [{ first: 10, count: 5 }] });
+  const codes = new Map<string, number>();
+  for (let i = 0; i < 2000; i++) {
+    const bytes = original.slice();
+    const flips = 1 + ((next() * 3) | 0);
+    for (let f = 0; f < flips; f++) bytes[(next() * bytes.length) | 0]! ^= 1 + ((next() * 255) | 0);
+    const session = await rawSession(pool);
+    const channel = session.openChannel(0);
+    channel.write(bytes);
+    channel.end(encodeSyncPacket(1, 1));
+    await session.control.send({ type: 'round-end', round: 1, packets: 1 }).catch(() => {});
+    try {
+      await session.receiver.result;
+      assert.unreachable(`mutation ${i} was accepted`);
+    } catch (e) {
+      assert.instance(e, MultifdError, `mutation ${i}: ${(e as Error).message}`);
+      codes.set((e as MultifdError).code, (codes.get((e as MultifdError).code) ?? 0) + 1);
+    }
+    assert.ok(session.destination()!.blocks[0]!.bytes().every((b) => b === 0), `mutation ${i} wrote to the destination`);
+  }
+  console.log(`  fuzz: 2000 mutated packets refused: ${[...codes].map(([c, n]) => `${c} ${n}`).join(', ')}`);
+});
+
+/** Replaces a packet's payload and recomputes its header (lengths, checksum) around it. */
+function rebuild(packet: Uint8Array, payload: Uint8Array): Uint8Array {
+  const view = new DataView(packet.buffer, packet.byteOffset);
+  const headerBytes = packet.byteLength - view.getUint32(28);
+  const out = new Uint8Array(headerBytes + payload.byteLength);
+  out.set(packet.subarray(0, headerBytes));
+  out.set(payload, headerBytes);
+  const header = {
+    codecWireId: packet[5]!,
+    flags: 0,
+    blockIndex: 0,
+    round: 1,
+    sequence: 0,
+    normalRuns: [{ first: 0, count: 4 }],
+    zeroRuns: [],
+    payloadLength: payload.byteLength,
+  };
+  return out.slice(0, writePacket(out, header, payload.byteLength));
+}
+
+test.run();
