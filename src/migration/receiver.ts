@@ -84,6 +84,8 @@ export class MigrationReceiver {
   private received: Int32Array[] = [];
   private round = 1;
   private inFlight = 0;
+  /** Receive tasks in workers; a failed migration waits for them before it cleans up. */
+  private readonly tasks = new Set<Promise<void>>();
   private appliedInRound = 0;
   private roundBarrier: (() => void) | undefined;
   private normalPages = 0;
@@ -100,7 +102,10 @@ export class MigrationReceiver {
     this.result = this.failure
       .race(this.run())
       .catch(async (error: Error) => {
-        // Tell the sender why (best effort), and leave nothing that looks like a complete image.
+        // Let workers finish what they hold (they never write a packet that failed), tell the
+        // sender why (best effort), and leave nothing that looks like a complete image.
+        for (const socket of this.sockets) socket.pause();
+        await Promise.allSettled([...this.tasks]);
         await this.control?.send({ type: 'error', code: (error as MultifdError).code ?? 'ERR_RECEIVER', message: error.message }).catch(() => {});
         await this.destination?.abort();
         for (const socket of this.sockets) socket.destroy();
@@ -212,11 +217,13 @@ export class MigrationReceiver {
       });
     });
     // A channel that ends early fails the migration, but only after its packets already in
-    // workers have settled: if one of them was bad, that is the better reason to report.
+    // workers have settled: if one of them was bad, that is the better reason to report. One
+    // that ends right after its SYNC has sent all it will (a stream file does, at its end): that
+    // fails only when a later round needs it (see finishRound).
     const closed = () => {
       if (this.reported || state.closedEarly) return;
       state.closedEarly = new TransportError('ERR_CHANNEL_CLOSED', `data channel ${id} closed before the migration completed`);
-      if (state.inFlight === 0) this.fail(state.closedEarly);
+      this.failIfChannelLost(state);
     };
     socket.on('end', () => this.guard(() => (state.reader.end(), closed())));
     socket.on('close', closed);
@@ -247,7 +254,7 @@ export class MigrationReceiver {
     state.inFlight++;
     this.inFlight++;
     if (state.inFlight >= MAX_IN_FLIGHT_PER_CHANNEL) state.socket.pause();
-    this.pool
+    const task = this.pool
       .receive({
         packet: packet.bytes.buffer as ArrayBuffer,
         header,
@@ -266,10 +273,17 @@ export class MigrationReceiver {
         this.normalPages += countPages(header.normalRuns);
         this.zeroPages += countPages(header.zeroRuns);
         if (state.inFlight < MAX_IN_FLIGHT_PER_CHANNEL / 2) state.socket.resume();
-        if (state.closedEarly && state.inFlight === 0) this.fail(state.closedEarly);
+        this.failIfChannelLost(state);
         this.checkBarrier();
       })
-      .catch((error: Error) => this.fail(error));
+      .catch((error: Error) => this.fail(error))
+      .finally(() => this.tasks.delete(task));
+    this.tasks.add(task);
+  }
+
+  /** Fails with the channel's early end once its packets settled, unless it already synced the round in progress. */
+  private failIfChannelLost(state: ChannelState): void {
+    if (state.closedEarly && state.inFlight === 0 && state.syncedRound < this.round) this.fail(state.closedEarly);
   }
 
   private channelsReady(): boolean {
@@ -289,6 +303,7 @@ export class MigrationReceiver {
     if (message.round !== this.round) {
       throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'round-end.round', expected: this.round, got: message.round });
     }
+    for (const state of this.channels.values()) if (state.closedEarly && state.syncedRound < message.round) throw state.closedEarly;
     await this.failure.race(new Promise<void>((resolve) => {
       this.roundBarrier = resolve;
       this.checkBarrier();

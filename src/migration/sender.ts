@@ -86,6 +86,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
   const bucket = options.maxBandwidth ? new TokenBucket({ bytesPerSecond: options.maxBandwidth }) : undefined;
   const failure = new FailureLatch();
   const sockets: Duplex[] = [];
+  const inFlight = new Set<Promise<void>>();
   const connect = async () => {
     const socket = await options.connect();
     sockets.push(socket);
@@ -153,7 +154,6 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     const blockChunkBase = chunkBases(source);
     let sequence = 0;
     let packetsInRound = 0;
-    const inFlight = new Set<Promise<void>>();
     const maxInFlight = 2 * pool.threads;
     const pagesPerTask = TASK_BYTES / pageSize;
 
@@ -244,6 +244,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     stats.finish(cancelled ? 'cancelled' : 'failed', (error as Error).message);
     failure.fail(error as Error);
     for (const socket of sockets) socket.destroy();
+    await Promise.allSettled(inFlight);
     if (error instanceof MultifdError) error.context.status = stats.status;
     throw error;
   } finally {

@@ -94,10 +94,6 @@ test('acquire() sleeps for what take() says, and not at all within the budget', 
   await bucket.acquire(100_000);
   await bucket.acquire(20_000);
   assert.equal(sleeps, [20]);
-  const real = new TokenBucket({ bytesPerSecond: 1_000_000, burstBytes: 1 });
-  const start = performance.now();
-  await real.acquire(3_001);
-  assert.ok(performance.now() - start >= 2.5, 'the default sleep really waits');
 });
 
 test.run();
