@@ -1,5 +1,5 @@
 // The public surface of multifd. Everything exported here is documented at its definition.
-export { CodecError, MultifdError, deserializeError, type SerializedError } from './errors.js';
+export { CodecError, MultifdError, ProtocolError, TransportError, deserializeError, type ErrorContext, type SerializedError } from './errors.js';
 export { DEFAULT_PAGE_SIZE, PACKET_BYTES, checkPageSize } from './pages.js';
 export type {
   BackendStatus,
@@ -15,3 +15,13 @@ export { codecByWireId, getCodec, listCodecs, registerCodec } from './codecs/reg
 export { countLeadingZeroPages, scanZeroPages } from './zero/scan.js';
 export { hashBytes, hashPages } from './wasm/kernels.js';
 export { wasmVariant, type WasmVariant } from './wasm/load.js';
+export { GuestMemory, imageChecksum, openImageSource, type GuestMemoryOptions, type RamBlock } from './memory/index.js';
+export { migrate, type MigrateOptions } from './migration/sender.js';
+export { MigrationReceiver, type ReceiveOptions, type ReceiveResult } from './migration/receiver.js';
+export { listen, type Listening } from './migration/listen.js';
+export { fileDestination, memoryDestination, type Destination, type DestinationFactory } from './migration/destination.js';
+export { guestMemorySource, type PageSource, type SourceWindow } from './migration/source.js';
+export type { MigrationStats, MigrationStatus } from './migration/stats.js';
+export { WorkerPool, type PoolOptions } from './pool/pool.js';
+export type { ZeroPageDetection } from './pool/protocol.js';
+export { connect, FileMuxReader, FileMuxWriter, memoryPair, parseEndpoint, type Endpoint } from './transport/index.js';
