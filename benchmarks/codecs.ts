@@ -11,7 +11,7 @@ import { getCodec, listCodecs } from '../src/codecs/registry.js';
 import type { Codec } from '../src/codecs/types.js';
 import { loadDatasets, PACKET_BYTES, PAGE_BYTES, type Dataset } from './data.js';
 import { cliBenchmark, memcpyBaseline, nodeZlibBaseline, type BaselineResult } from './native-baselines.js';
-import { machineInfo, writeResults, type BenchRow, type CodecRow, type TargetResult, type ZeroScanRow } from './results.js';
+import { machineInfo, writeResults, type BenchRow, type MachineInfo, type CodecRow, type TargetResult, type ZeroScanRow } from './results.js';
 import { codecTable, targetLines, zeroScanTable } from './table.js';
 import { bestSeconds, megabytesPerSecond, packetsOf, pagesOf, round } from './timing.js';
 import { runZeroScanBench } from './zero-scan.js';
@@ -66,19 +66,11 @@ export async function runCodecBench(options: CodecBenchOptions): Promise<BenchRo
     for (const { codec, level } of runs) {
       progress(`${dataset.name}: ${codec.info.id}${level === null ? '' : ` level ${level}`}`);
       const ours = measureCodec(codec, level, packets);
-      const baseline = baselineFor(codec.info.id, level ?? 1, dataset, packets, cliSeconds, measured);
-      codecRows.push({
-        suite: 'codecs',
-        codec: codec.info.id,
-        level,
-        data: dataset.name,
-        ...ours,
-        baseline: { name: baseline.name, compressMBps: round(baseline.compressMBps, 1), decompressMBps: round(baseline.decompressMBps, 1) },
-      });
+      const { name, compressMBps, decompressMBps } = baselineFor(codec.info.id, level ?? 1, dataset, packets, cliSeconds, measured);
+      codecRows.push({ suite: 'codecs', codec: codec.info.id, level, data: dataset.name, ...ours, baseline: { name, compressMBps, decompressMBps } });
     }
     for (const baseline of measured.values()) {
-      const { compressMBps, decompressMBps, ratio } = baseline;
-      baselines.push({ data: dataset.name, ...baseline, compressMBps: round(compressMBps, 1), decompressMBps: round(decompressMBps, 1), ratio: round(ratio, 3) });
+      baselines.push({ data: dataset.name, ...baseline });
       if (baseline.reason) notes.push(`${dataset.name}: baseline ${baseline.name}: ${baseline.reason}`);
     }
   }
@@ -101,19 +93,34 @@ export async function runCodecBench(options: CodecBenchOptions): Promise<BenchRo
     durationSeconds: Number(process.hrtime.bigint() - started) / 1e9,
   });
 
-  if (options.json) {
-    for (const row of rows) process.stdout.write(JSON.stringify(row) + '\n');
+  printReport(options.json, { machine, datasets, codecRows, zeroRows, targets, notes, resultsPath });
+  return rows;
+}
+
+interface Report {
+  readonly machine: MachineInfo;
+  readonly datasets: readonly Dataset[];
+  readonly codecRows: readonly CodecRow[];
+  readonly zeroRows: readonly ZeroScanRow[];
+  readonly targets: readonly TargetResult[];
+  readonly notes: readonly string[];
+  readonly resultsPath: string;
+}
+
+/** NDJSON rows on stdout (notes on stderr), or the tables, targets and notes as text. */
+function printReport(json: boolean, { machine, datasets, codecRows, zeroRows, targets, notes, resultsPath }: Report): void {
+  if (json) {
+    for (const row of [...codecRows, ...zeroRows]) process.stdout.write(JSON.stringify(row) + '\n');
     for (const note of notes) process.stderr.write(`note: ${note}\n`);
     process.stderr.write(`results: ${resultsPath}\n`);
-  } else {
-    const header = `multifd codec benchmark: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, wasm ${machine.wasmVariant}, best of ${REPETITIONS}`;
-    const data = datasets.map((d) => `  ${d.name}: ${d.description}`).join('\n');
-    const sections = [header, `data:\n${data}`, codecTable(codecRows), zeroScanTable(zeroRows), `targets:\n${targetLines(targets)}`];
-    if (notes.length > 0) sections.push(`notes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
-    sections.push(`results: ${resultsPath}`);
-    process.stdout.write(sections.join('\n\n') + '\n');
+    return;
   }
-  return rows;
+  const header = `multifd codec benchmark: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, wasm ${machine.wasmVariant}, best of ${REPETITIONS}`;
+  const data = datasets.map((d) => `  ${d.name}: ${d.description}`).join('\n');
+  const sections = [header, `data:\n${data}`, codecTable(codecRows), zeroScanTable(zeroRows), `targets:\n${targetLines(targets)}`];
+  if (notes.length > 0) sections.push(`notes:\n${notes.map((n) => `  - ${n}`).join('\n')}`);
+  sections.push(`results: ${resultsPath}`);
+  process.stdout.write(sections.join('\n\n') + '\n');
 }
 
 /** Every available codec at level 1 plus EXTRA_LEVELS, or once when it has no levels. */
@@ -186,6 +193,7 @@ function baselineFor(
     if (id === 'zstd' || id === 'lz4') baseline = cliBenchmark(id, level, dataset.samplePath, cliSeconds);
     else if (id === 'none') baseline = memcpyBaseline(packets, REPETITIONS);
     else baseline = nodeZlibBaseline(packets, level, REPETITIONS);
+    baseline = { ...baseline, compressMBps: round(baseline.compressMBps, 1), decompressMBps: round(baseline.decompressMBps, 1), ratio: round(baseline.ratio, 3) };
     measured.set(key, baseline);
   }
   return baseline;

@@ -40,8 +40,24 @@ export interface TargetResult {
   readonly pass: boolean;
 }
 
-/** What the benchmark ran on; enough to tell two results files' machines apart. */
-export function machineInfo(): Record<string, unknown> {
+/** What a benchmark ran on; enough to tell two results files' machines apart. */
+export interface MachineInfo {
+  readonly cpu: string;
+  readonly cpuFlags: readonly string[];
+  readonly cores: number;
+  readonly loadAverage: readonly number[];
+  readonly kernel: string;
+  readonly node: string;
+  readonly v8: string;
+  readonly wasmVariant: string;
+  readonly date: string;
+  /** HEAD's sha, `-dirty` when the tree has changes; null outside a git checkout. */
+  readonly git: string | null;
+  readonly tools: Readonly<Record<string, string | null>>;
+}
+
+/** This machine, now. */
+export function machineInfo(): MachineInfo {
   const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
   return {
     cpu: /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown',

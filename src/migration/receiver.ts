@@ -14,6 +14,7 @@ import {
   DATA_MAGIC,
   PACKET_FLAG_SYNC,
   PacketReader,
+  packetHeaderBytes,
   parseChannelInit,
   type ControlMessage,
   type PageRun,
@@ -50,6 +51,8 @@ export interface ReceiveResult {
 const DATA_INIT_BYTES = 32;
 /** Packets a channel may have in workers before its socket is paused (backpressure). */
 const MAX_IN_FLIGHT_PER_CHANNEL = 8;
+/** Packet buffers kept for reuse. */
+const MAX_SPARE_BUFFERS = 64;
 
 interface ChannelState {
   id: number;
@@ -86,6 +89,10 @@ export class MigrationReceiver {
   private inFlight = 0;
   /** Receive tasks in workers; a failed migration waits for them before it cleans up. */
   private readonly tasks = new Set<Promise<void>>();
+  /** Packet buffers workers handed back, for the next packets to be assembled in. */
+  private readonly spareBuffers: ArrayBuffer[] = [];
+  /** Bytes of the largest valid packet of this session (its most normal pages, incompressible). */
+  private largestPacketBytes = 0;
   private appliedInRound = 0;
   private roundBarrier: (() => void) | undefined;
   private normalPages = 0;
@@ -149,6 +156,7 @@ export class MigrationReceiver {
     if (hello.type !== 'hello') throw protocolError('ERR_HANDSHAKE', { channel: 'control', packet: 0, field: 'type', expected: 'hello', got: hello.type });
     if (!codecByWireId(hello.codecWireId)) throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', packet: 0, field: 'codecWireId', expected: 'a known codec', got: hello.codecWireId });
     this.hello = hello;
+    this.largestPacketBytes = largestPacketBytes(hello);
     this.destination = await this.options.destination(hello);
     this.targets = this.destination.targets;
     this.received = hello.blocks.map((b) => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(b.byteLength / hello.pageSize / 32))));
@@ -203,7 +211,13 @@ export class MigrationReceiver {
     const state: ChannelState = {
       id,
       socket,
-      reader: new PacketReader({ channel: id, pageSize: hello.pageSize, pagesPerPacket: hello.pagesPerPacket, blocks: hello.blocks.map((b) => ({ pageCount: b.byteLength / hello.pageSize })) }),
+      reader: new PacketReader({
+        channel: id,
+        pageSize: hello.pageSize,
+        pagesPerPacket: hello.pagesPerPacket,
+        blocks: hello.blocks.map((b) => ({ pageCount: b.byteLength / hello.pageSize })),
+        allocate: (byteLength) => this.packetBuffer(byteLength),
+      }),
       ordinal: 0,
       syncedRound: 0,
       inFlight: 0,
@@ -256,7 +270,8 @@ export class MigrationReceiver {
     if (state.inFlight >= MAX_IN_FLIGHT_PER_CHANNEL) state.socket.pause();
     const task = this.pool
       .receive({
-        packet: packet.bytes.buffer as ArrayBuffer,
+        packet: packet.bytes.buffer,
+        packetBytes: packet.bytes.byteLength,
         header,
         channel: state.id,
         ordinal,
@@ -266,7 +281,8 @@ export class MigrationReceiver {
         pageSize: hello.pageSize,
         pagesPerPacket: hello.pagesPerPacket,
       })
-      .then(() => {
+      .then((buffer) => {
+        if (this.spareBuffers.length < MAX_SPARE_BUFFERS) this.spareBuffers.push(buffer);
         state.inFlight--;
         this.inFlight--;
         this.appliedInRound++;
@@ -279,6 +295,18 @@ export class MigrationReceiver {
       .catch((error: Error) => this.fail(error))
       .finally(() => this.tasks.delete(task));
     this.tasks.add(task);
+  }
+
+  /**
+   * A buffer for the next packet: one a worker handed back if it is large enough, else a new
+   * one sized for the largest packet of this session (so it can be reused for any other).
+   */
+  private packetBuffer(byteLength: number): ArrayBuffer {
+    while (this.spareBuffers.length) {
+      const buffer = this.spareBuffers.pop()!;
+      if (buffer.byteLength >= byteLength) return buffer;
+    }
+    return new ArrayBuffer(Math.max(byteLength, this.largestPacketBytes));
   }
 
   /** Fails with the channel's early end once its packets settled, unless it already synced the round in progress. */
@@ -360,6 +388,13 @@ export class MigrationReceiver {
   private fail(error: Error): void {
     this.failure.fail(error);
   }
+}
+
+/** Header with one run per normal page, plus the largest payload any codec may send for a full packet. */
+function largestPacketBytes(hello: Hello): number {
+  const codec = codecByWireId(hello.codecWireId)!;
+  const runs = Array.from({ length: hello.pagesPerPacket }, (_, i) => ({ first: 2 * i, count: 1 }));
+  return packetHeaderBytes(runs, []) + codec.payloadBound(hello.pagesPerPacket, hello.pageSize);
 }
 
 function countPages(runs: readonly PageRun[]): number {

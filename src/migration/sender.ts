@@ -137,13 +137,13 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     stats.setupMs = stats.elapsedMs();
     stats.status = 'active';
 
-    const write = async (bytes: Uint8Array) => {
+    const write = async (bytes: Uint8Array, written: () => void) => {
       let channel = channels[0]!;
       for (const c of channels) if (c.socket.writableLength < channel.socket.writableLength) channel = c;
       if (channel.socket.writableLength >= CHANNEL_HIGH_WATER) await failure.race(drained(channel.socket));
       if (bucket) await failure.race(bucket.acquire(bytes.byteLength));
       failure.check();
-      channel.socket.write(bytes);
+      channel.socket.write(bytes, written);
       channel.bytesWritten += bytes.byteLength;
     };
 
@@ -187,7 +187,13 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       );
       const chunkBase = blockChunkBase[window.blockIndex]! + ((window.firstPage + first) * pageSize) / CHECKSUM_CHUNK_BYTES;
       result.chunkHashes.forEach((hash, i) => (chunkHashes[chunkBase + i] = hash));
-      for (const packet of result.packets) await write(packet);
+      // The packets are views of one buffer: it goes back to the pool once the sockets have
+      // taken every one of them (their write callbacks ran).
+      let unwritten = result.packets.length;
+      const written = () => {
+        if (--unwritten === 0) pool.recycle(result.buffer);
+      };
+      for (const packet of result.packets) await write(packet, written);
       packetsInRound += result.packets.length;
       stats.normalPages += result.normalPages;
       stats.zeroPages += result.zeroPages;

@@ -28,6 +28,7 @@ function workerFile(): string {
 export class WorkerPool {
   readonly threads: number;
   private readonly piscina: Piscina;
+  private readonly spares: ArrayBuffer[] = [];
 
   constructor(options: PoolOptions = {}) {
     this.threads = options.threads ?? availableParallelism();
@@ -40,14 +41,27 @@ export class WorkerPool {
     });
   }
 
-  /** Encodes one window of pages into packets (see SendTask). */
-  async send(task: Omit<SendTask, 'op'>): Promise<SendResult> {
-    return readSendResult((await this.run({ op: 'send', ...task })) as ArrayBuffer);
+  /**
+   * Encodes one window of pages into packets (see SendTask). Give the result's buffer back
+   * with {@link recycle} once its packets are written: a later task reuses it.
+   */
+  async send(task: Omit<SendTask, 'op' | 'spare'>): Promise<SendResult> {
+    const spare = this.spares.pop();
+    const result = await this.run({ op: 'send', ...task, spare }, spare ? [spare] : undefined);
+    return readSendResult(result as ArrayBuffer);
   }
 
-  /** Verifies, decodes and applies one packet; `task.packet` is transferred. */
-  async receive(task: Omit<ReceiveTask, 'op'>): Promise<void> {
-    await this.run({ op: 'receive', ...task }, [task.packet]);
+  /** Hands back a send result's buffer for reuse (keeps a few; drops the rest). */
+  recycle(buffer: ArrayBuffer): void {
+    if (this.spares.length < 2 * this.threads) this.spares.push(buffer);
+  }
+
+  /**
+   * Verifies, decodes and applies one packet; `task.packet` is transferred and comes back
+   * (resolved) for the next packet to be assembled in.
+   */
+  async receive(task: Omit<ReceiveTask, 'op'>): Promise<ArrayBuffer> {
+    return (await this.run({ op: 'receive', ...task }, [task.packet])) as ArrayBuffer;
   }
 
   /** XXH64 of each 1 MiB checksum chunk of a range of a shared memory. */

@@ -37,6 +37,8 @@ export interface SendTask extends CodecSetting {
   zeroPageDetection: ZeroPageDetection;
   /** Also hash the window's 1 MiB checksum chunks (the window starts on a chunk boundary). */
   hashChunks: boolean;
+  /** A result buffer the main thread is done with, for the worker to reuse (transferred). */
+  spare?: ArrayBuffer;
 }
 
 /** Where a receiver writes one block: a shared memory, or a file descriptor (same process). */
@@ -45,7 +47,9 @@ export type BlockTarget = { memory: WebAssembly.Memory } | { fd: number; byteOff
 /** Verify, decode and apply one packet (already header-validated on the main thread). */
 export interface ReceiveTask extends CodecSetting {
   op: 'receive';
+  /** The packet is the first `packetBytes` of this buffer (transferred, and handed back for reuse). */
   packet: ArrayBuffer;
+  packetBytes: number;
   header: PacketHeader;
   channel: number;
   ordinal: number;

@@ -29,7 +29,7 @@ function writeFilePages(target: { fd: number; byteOffset: number }, page: number
 /** Applies one packet to its block target. */
 export function runReceiveTask(task: ReceiveTask, decoder: PacketDecoder): void {
   const { header, pageSize, target, received } = task;
-  const bytes = new Uint8Array(task.packet);
+  const bytes = new Uint8Array(task.packet, 0, task.packetBytes);
   verifyPacketChecksum(bytes, task.channel, task.ordinal);
   const payload = bytes.subarray(bytes.byteLength - header.payloadLength);
 

@@ -17,6 +17,8 @@ const RESULT_HEAD = 20;
 
 /** What a send task produced, as read back on the main thread from its result buffer. */
 export interface SendResult {
+  /** The buffer holding everything: hand it back (WorkerPool.recycle) once the packets are written. */
+  buffer: ArrayBuffer;
   /** The packets, each a view into the result buffer, in page order. */
   packets: Uint8Array[];
   /** XXH64 of each checksum chunk the window covers (empty when the task did not hash). */
@@ -80,7 +82,9 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
   const lengthsAt = RESULT_HEAD + 8 * chunkCount;
   let capacity = lengthsAt + 4 * drafts.length;
   for (const d of drafts) capacity += packetHeaderBytes(d.normalRuns, d.zeroRuns) + encoder.payloadBound(d.normalPages.length);
-  const result = new ArrayBuffer(capacity);
+  // Reusing a buffer the main thread is done with spares the page faults of fresh memory,
+  // which cost more than the copy of `none` pages into it.
+  const result = task.spare && task.spare.byteLength >= capacity ? task.spare : new ArrayBuffer(capacity);
   const bytes = new Uint8Array(result);
   const view = new DataView(result);
 
@@ -140,5 +144,5 @@ export function readSendResult(result: ArrayBuffer): SendResult {
     at += length;
   }
   if (at !== used) throw new Error(`send result: packets end at ${at}, expected ${used}`);
-  return { packets, chunkHashes, normalPages: view.getUint32(12), zeroPages: view.getUint32(16) };
+  return { buffer: result, packets, chunkHashes, normalPages: view.getUint32(12), zeroPages: view.getUint32(16) };
 }

@@ -54,7 +54,7 @@ function run(task: PoolTask): TaskResult {
       return move(runSendTask(task, encoderFor(task))) as ArrayBuffer;
     case 'receive':
       runReceiveTask(task, decoderFor(task));
-      return null;
+      return move(task.packet) as ArrayBuffer; // back to the receiver, to hold its next packet
     case 'checksum':
       return move(chunkChecksumsOf(task.memory, task.byteOffset, task.byteLength).buffer) as ArrayBuffer;
     case 'inspect':

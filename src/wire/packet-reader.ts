@@ -31,6 +31,12 @@ export interface PacketReaderOptions {
   pagesPerPacket: number;
   /** The hello's blocks, in order, with their sizes in pages. */
   blocks: readonly { pageCount: number }[];
+  /**
+   * Supplies the buffer a packet is assembled in (at least `byteLength` bytes; the packet is
+   * its first `byteLength`). A receiver recycles buffers its workers hand back, so packets do
+   * not cost fresh memory (and its page faults) each; default: a new ArrayBuffer.
+   */
+  allocate?: (byteLength: number) => ArrayBuffer;
 }
 
 /**
@@ -94,7 +100,8 @@ export class PacketReader extends StreamReader<ParsedPacket> {
       if (this.scratchFilled < headerBytes) return undefined;
       const header = this.checkRuns(this.fixed);
       // A fresh ArrayBuffer per packet (never a pool slice): it is transferred away whole.
-      const bytes = new Uint8Array(new ArrayBuffer(headerBytes + header.payloadLength));
+      const byteLength = headerBytes + header.payloadLength;
+      const bytes = new Uint8Array(this.options.allocate?.(byteLength) ?? new ArrayBuffer(byteLength), 0, byteLength);
       bytes.set(this.scratch.subarray(0, headerBytes));
       this.assembling = { header, bytes, filled: headerBytes };
       this.fixed = undefined;

@@ -60,6 +60,7 @@ async function receiveAll(packets: ParsedPacket[], destination: GuestMemory, cod
   for (const [ordinal, packet] of packets.entries()) {
     await pool.receive({
       packet: packet.bytes.buffer,
+      packetBytes: packet.bytes.byteLength,
       header: packet.header,
       channel: 0,
       ordinal,
