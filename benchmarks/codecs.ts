@@ -199,18 +199,18 @@ function baselineFor(
   return baseline;
 }
 
+/** Each target's ours/baseline ratio; null (shown as SKIP) when either side was not measured. */
 function checkTargets(codecRows: readonly CodecRow[], zeroRows: readonly ZeroScanRow[], datasets: readonly Dataset[]): TargetResult[] {
   const results: TargetResult[] = [];
   const check = (label: string, ours: number | undefined, theirs: number | null | undefined, min: number) => {
-    if (ours === undefined) return;
-    const ratio = theirs ? ours / theirs : null;
+    const ratio = ours !== undefined && theirs ? ours / theirs : null;
     results.push({ label, ratio: round(ratio, 3), min, pass: ratio !== null && ratio >= min });
   };
   for (const { name } of datasets) {
     for (const t of CODEC_TARGETS) {
       const row = codecRows.find((r) => r.codec === t.codec && r.level === t.level && r.data === name);
       const key = t.direction === 'compress' ? 'compressMBps' : 'decompressMBps';
-      check(`${t.codec}-${t.level} ${t.direction} vs ${row?.baseline.name} on ${name}`, row?.[key], row?.baseline[key], t.min);
+      check(`${t.codec}-${t.level} ${t.direction} vs ${row?.baseline.name ?? 'its baseline'} on ${name}`, row?.[key], row?.baseline[key], t.min);
     }
   }
   const simd = zeroRows.find((r) => r.impl === 'wasm-simd');

@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, release } from 'node:os';
 import { join } from 'node:path';
-import { wasmVariant } from '../src/wasm/load.js';
+import { listCodecs } from '../src/codecs/registry.js';
+import { wasmDistDir, wasmVariant } from '../src/wasm/load.js';
 import { packageRoot } from './data.js';
 
 /** One codec at one level on one dataset, against its baseline. Speeds are decimal MB/s. */
@@ -32,7 +33,7 @@ export interface ZeroScanRow {
 /** A row of any suite, as printed one per line with `--json`. */
 export type BenchRow = CodecRow | ZeroScanRow;
 
-/** A target checked at the end of a run. `ratio` is null when its baseline was not measured. */
+/** A target checked at the end of a run. `ratio` is null when ours or the baseline was not measured. */
 export interface TargetResult {
   readonly label: string;
   readonly ratio: number | null;
@@ -50,6 +51,10 @@ export interface MachineInfo {
   readonly node: string;
   readonly v8: string;
   readonly wasmVariant: string;
+  /** sha256 of each committed artifact in wasm/dist/manifest.json: which build was measured. */
+  readonly wasmArtifacts: Readonly<Record<string, string>>;
+  /** Each codec's backend in this thread, e.g. "zstd 1.5.4, simd build". */
+  readonly codecBackends: Readonly<Record<string, string>>;
   readonly date: string;
   /** HEAD's sha, `-dirty` when the tree has changes; null outside a git checkout. */
   readonly git: string | null;
@@ -68,6 +73,8 @@ export function machineInfo(): MachineInfo {
     node: process.version,
     v8: process.versions.v8,
     wasmVariant: wasmVariant(),
+    wasmArtifacts: wasmArtifacts(),
+    codecBackends: Object.fromEntries(listCodecs().map(({ id, backend }) => [id, `${backend.name}: ${backend.reason}`])),
     date: new Date().toISOString(),
     git: gitRevision(),
     tools: Object.fromEntries(['zstd', 'lz4', 'gcc'].map((tool) => [tool, toolVersion(tool)])),
@@ -81,6 +88,11 @@ export function writeResults(suite: string, results: Record<string, unknown>): s
   const path = join(dir, `${suite}-${new Date().toISOString().replace(/:/g, '-')}.json`);
   writeFileSync(path, JSON.stringify(results, null, 2) + '\n');
   return path;
+}
+
+function wasmArtifacts(): Record<string, string> {
+  const manifest = JSON.parse(readFileSync(join(wasmDistDir(), 'manifest.json'), 'utf8')) as { artifacts: Array<{ file: string; sha256: string }> };
+  return Object.fromEntries(manifest.artifacts.map(({ file, sha256 }) => [file, sha256]));
 }
 
 function gitRevision(): string | null {

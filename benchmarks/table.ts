@@ -44,12 +44,12 @@ export function zeroScanTable(rows: readonly ZeroScanRow[]): string {
   );
 }
 
-/** One PASS / MISS / SKIP line per target. */
+/** One PASS / MISS / SKIP line per target; SKIP when ours or the baseline was not measured. */
 export function targetLines(targets: readonly TargetResult[]): string {
   return targets
     .map((t) => {
       const verdict = t.ratio === null ? 'SKIP' : t.pass ? 'PASS' : 'MISS';
-      const measured = t.ratio === null ? 'baseline not measured' : `${t.ratio.toFixed(2)}×`;
+      const measured = t.ratio === null ? 'not measured (see notes)' : `${t.ratio.toFixed(2)}×`;
       return `${verdict}  ${t.label}: ${measured} (target ≥ ${t.min.toFixed(2)}×)`;
     })
     .join('\n');

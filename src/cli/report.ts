@@ -75,6 +75,7 @@ export function summary(stats: MigrationStats): string {
     `dirty sync count: ${stats['dirty-sync-count']}`,
     `page size: ${stats['page-size'] / 1024} kbytes`,
     `multifd bytes: ${kb(stats['multifd-bytes'])}`,
+    `header bytes: ${kb(stats['header-bytes'])}`,
     `pages-per-second: ${stats['pages-per-second']}`,
     `guest throughput: ${stats['guest-mbps'].toFixed(2)} mbps`,
     `compression ratio: ${stats['compression-ratio'].toFixed(2)}`,

@@ -197,6 +197,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       packetsInRound += result.packets.length;
       stats.normalPages += result.normalPages;
       stats.zeroPages += result.zeroPages;
+      stats.payloadBytes += result.payloadBytes;
       stats.remainingBytes -= pageCount * pageSize;
       stats.dataBytes = channels.reduce((n, c) => n + c.bytesWritten, 0);
     };

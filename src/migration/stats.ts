@@ -32,6 +32,8 @@ export interface MigrationStats {
   mbps: number;
   /** Bytes written on data channels: init messages, packet headers, payloads, SYNC packets. */
   'multifd-bytes': number;
+  /** The part of multifd-bytes that is not payload: init messages, packet headers and runs, SYNC packets. */
+  'header-bytes': number;
   'page-size': number;
   /** Guest bytes moved: (normal + duplicate) × page size. */
   'guest-bytes': number;
@@ -58,6 +60,7 @@ export class StatsTracker {
   zeroPages = 0;
   controlBytes = 0;
   dataBytes = 0;
+  payloadBytes = 0;
   remainingBytes: number;
   setupMs = 0;
   recvCpuPercent: number | undefined;
@@ -115,6 +118,7 @@ export class StatsTracker {
       'pages-per-second': Math.round(((this.normalPages + this.zeroPages) * 1000) / ms),
       mbps: round2((transferred * 8) / 1000 / ms),
       'multifd-bytes': this.dataBytes,
+      'header-bytes': this.dataBytes - this.payloadBytes,
       'page-size': this.pageSize,
       'guest-bytes': guestBytes,
       'guest-mbps': round2((guestBytes * 8) / 1000 / ms),

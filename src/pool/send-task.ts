@@ -12,8 +12,9 @@ import { scanZeroPages } from '../zero/scan.js';
 import type { SendTask } from './protocol.js';
 
 // A send result buffer: u32 bytes used | u32 packet count | u32 chunk count | u32 normal pages |
-// u32 zero pages | chunk count × u64 chunk hash | packet count × u32 packet length | the packets.
-const RESULT_HEAD = 20;
+// u32 zero pages | u32 payload bytes | chunk count × u64 chunk hash | packet count × u32 packet
+// length | the packets.
+const RESULT_HEAD = 24;
 
 /** What a send task produced, as read back on the main thread from its result buffer. */
 export interface SendResult {
@@ -26,6 +27,8 @@ export interface SendResult {
   /** Pages sent with payload, and as zero runs. */
   normalPages: number;
   zeroPages: number;
+  /** Payload bytes of all packets (the rest of their bytes are headers). */
+  payloadBytes: number;
 }
 
 interface PacketDraft {
@@ -90,6 +93,7 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
 
   hashChunks(task, chunkCount, view);
   let at = lengthsAt + 4 * drafts.length;
+  let payloadBytes = 0;
   drafts.forEach((d, index) => {
     const headerBytes = packetHeaderBytes(d.normalRuns, d.zeroRuns);
     const payloadLength = d.normalPages.length
@@ -105,6 +109,7 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
       zeroRuns: d.zeroRuns,
       payloadLength,
     };
+    payloadBytes += payloadLength;
     const length = writePacket(bytes.subarray(at), header, payloadLength);
     view.setUint32(lengthsAt + 4 * index, length);
     at += length;
@@ -114,6 +119,7 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
   view.setUint32(8, chunkCount);
   view.setUint32(12, drafts.reduce((n, d) => n + d.normalPages.length, 0));
   view.setUint32(16, drafts.reduce((n, d) => n + runsPageCount(d.zeroRuns), 0));
+  view.setUint32(20, payloadBytes);
   return result;
 }
 
@@ -144,5 +150,5 @@ export function readSendResult(result: ArrayBuffer): SendResult {
     at += length;
   }
   if (at !== used) throw new Error(`send result: packets end at ${at}, expected ${used}`);
-  return { buffer: result, packets, chunkHashes, normalPages: view.getUint32(12), zeroPages: view.getUint32(16) };
+  return { buffer: result, packets, chunkHashes, normalPages: view.getUint32(12), zeroPages: view.getUint32(16), payloadBytes: view.getUint32(20) };
 }

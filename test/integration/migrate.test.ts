@@ -39,6 +39,7 @@ async function expectComplete(endpoint: string, codec: CodecId, channels: number
   assert.is(stats['destination-checksum'], stats['source-checksum']);
   assert.is(stats.normal + stats.duplicate, source.totalPages);
   assert.is(run.result.value.normalPages + run.result.value.zeroPages, source.totalPages);
+  if (codec === 'none') assert.ok(stats['header-bytes'] <= 0.005 * stats['multifd-bytes'], `headers are ${stats['header-bytes']} of ${stats['multifd-bytes']} bytes`);
   return stats;
 }
 

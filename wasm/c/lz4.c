@@ -50,6 +50,9 @@ MF_EXPORT int32_t mf_lz4_compress(uint32_t in_len, int32_t acceleration) {
   LZ4F_preferences_t prefs = preferences(in_len, acceleration);
   size_t n = LZ4F_compressFrame_usingCDict(cctx, mf_out_buf, mf_out_cap, mf_in_buf, in_len, NULL, &prefs);
   if (LZ4F_isError(n)) {
+    /* LZ4F documents the cctx as undefined after an error; start the next frame from a fresh one. */
+    LZ4F_freeCompressionContext(cctx);
+    cctx = NULL;
     LZ4F_errorCodes code = LZ4F_getErrorCode(n);
     return mf_fail(code == LZ4F_ERROR_dstMaxSize_tooSmall ? MF_DST_TOO_SMALL
                    : code == LZ4F_ERROR_allocation_failed ? MF_NOMEM : MF_CORRUPT,
@@ -58,9 +61,15 @@ MF_EXPORT int32_t mf_lz4_compress(uint32_t in_len, int32_t acceleration) {
   return (int32_t)n;
 }
 
-/* A failed or unfinished frame leaves the dctx mid-stream; the next call must start clean. */
+/*
+ * A failed or unfinished frame leaves the dctx mid-frame. LZ4F_resetDecompressionContext
+ * is not enough in lz4 1.9.4: it keeps the remaining content size of the abandoned
+ * frame, so the next frame *without* a content-size field would fail with
+ * ERROR_frameSize_wrong. Failures are rare, so the dctx is simply recreated.
+ */
 static int32_t decode_failure(int32_t code) {
-  LZ4F_resetDecompressionContext(dctx);
+  LZ4F_freeDecompressionContext(dctx);
+  dctx = NULL;
   return code;
 }
 
