@@ -2,7 +2,7 @@
 // file takes its final name only in complete(), after an fsync: a crash, an abort or a failed
 // migration can leave a .partial behind, never a truncated file that looks like an image.
 import { openSync, closeSync, fsyncSync, writeSync } from 'node:fs';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { MultifdError, outOfRange } from '../errors.js';
 import { DEFAULT_PAGE_SIZE, checkPageSize } from '../pages.js';
@@ -143,8 +143,9 @@ class FileImageSink implements ImageSink {
  * disk. complete() fsyncs and renames it to `path`; abort() removes it. A partial image never
  * carries the final name, so a file at `path` is always a finished image.
  * @throws RangeError (`ERR_OUT_OF_RANGE`) for bad options; MultifdError `ERR_IMAGE_SIZE` when
- * `byteLength` is not a positive multiple of the page size; the fs error if the file cannot be
- * created.
+ * `byteLength` is not a positive multiple of the page size, `ERR_IMAGE_PATH` when `path` exists
+ * and is not a regular file (the final rename would replace it: /dev/null, a directory);
+ * the fs error if the file cannot be created.
  */
 export async function createImageSink(path: string, options: ImageSinkOptions): Promise<ImageSink> {
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
@@ -153,6 +154,10 @@ export async function createImageSink(path: string, options: ImageSinkOptions): 
   const { byteLength } = options;
   if (!Number.isSafeInteger(byteLength)) throw outOfRange('byteLength', 'a safe integer', byteLength);
   checkImageSize(path, byteLength, pageSize);
+  const existing = await stat(path).catch(() => undefined);
+  if (existing && !existing.isFile()) {
+    throw new MultifdError('ERR_IMAGE_PATH', `${path} exists and is not a regular file: an image would replace it`, { context: { path } });
+  }
   const handle = await open(path + '.partial', 'w+');
   try {
     await handle.truncate(byteLength);

@@ -32,7 +32,25 @@ static struct libdeflate_compressor *compressors[LEVEL_MAX + 1];
 static struct libdeflate_decompressor *decompressor;
 static uint8_t *page_scratch; /* one page's compressed candidate (see encode_page) */
 static size_t page_scratch_cap;
-static char where[48];        /* "page 3: " / "member 2 at byte 4096: " prefix for details */
+
+/*
+ * Which page or gzip member a failure refers to. Set per unit (a plain store);
+ * the "page 3: " prefix is only formatted when a failure is actually reported.
+ */
+struct site {
+  const char *unit; /* NULL: the whole input */
+  uint32_t index;
+  size_t offset;    /* SIZE_MAX: not shown */
+};
+static struct site at;
+
+static const char *where(void) {
+  static char text[64];
+  if (at.unit == NULL) return "";
+  if (at.offset == SIZE_MAX) snprintf(text, sizeof text, "%s %u: ", at.unit, at.index);
+  else snprintf(text, sizeof text, "%s %u at byte %zu: ", at.unit, at.index, at.offset);
+  return text;
+}
 
 MF_EXPORT const char *mf_version(void) { return "libdeflate " LIBDEFLATE_VERSION_STRING; }
 
@@ -70,26 +88,26 @@ static int32_t inflate_raw(const uint8_t *in, size_t in_len, uint8_t *out, size_
   enum libdeflate_result r = libdeflate_deflate_decompress_ex(decompressor, in, in_len, out, cap, in_used, out_used);
   if (r == LIBDEFLATE_SUCCESS) return 0;
   if (r == LIBDEFLATE_INSUFFICIENT_SPACE)
-    return mf_fail(MF_SIZE, "%sdecodes to more than %zu bytes (%s)", where, cap, result_name(r));
-  return mf_fail(MF_CORRUPT, "%s%s", where, result_name(r));
+    return mf_fail(MF_SIZE, "%sdecodes to more than %zu bytes (%s)", where(), cap, result_name(r));
+  return mf_fail(MF_CORRUPT, "%s%s", where(), result_name(r));
 }
 
 /* One complete zlib stream in in[0..len) that must decode to exactly `expected` bytes. */
 static int32_t unwrap_zlib(const uint8_t *in, size_t len, uint8_t *out, size_t expected) {
-  if (len < 2) return mf_fail(MF_FORMAT, "%struncated zlib header", where);
+  if (len < 2) return mf_fail(MF_FORMAT, "%struncated zlib header", where());
   uint32_t cmf = in[0], flg = in[1];
   if ((cmf & 15) != 8 || (cmf >> 4) > 7 || (cmf << 8 | flg) % 31 != 0)
-    return mf_fail(MF_FORMAT, "%sbad zlib header %02x %02x", where, cmf, flg);
-  if (flg & 0x20) return mf_fail(MF_FORMAT, "%szlib preset dictionary not supported", where);
+    return mf_fail(MF_FORMAT, "%sbad zlib header %02x %02x", where(), cmf, flg);
+  if (flg & 0x20) return mf_fail(MF_FORMAT, "%szlib preset dictionary not supported", where());
   size_t used, produced;
   int32_t rc = inflate_raw(in + 2, len - 2, out, expected, &used, &produced);
   if (rc != 0) return rc;
-  if (produced != expected) return mf_fail(MF_SIZE, "%sdecoded %zu bytes, expected %zu", where, produced, expected);
+  if (produced != expected) return mf_fail(MF_SIZE, "%sdecoded %zu bytes, expected %zu", where(), produced, expected);
   size_t rest = len - 2 - used;
-  if (rest < 4) return mf_fail(MF_FORMAT, "%struncated Adler-32", where);
+  if (rest < 4) return mf_fail(MF_FORMAT, "%struncated Adler-32", where());
   uint32_t stored = mf_load_be32(in + 2 + used), actual = libdeflate_adler32(1, out, produced);
-  if (stored != actual) return mf_fail(MF_FORMAT, "%sAdler-32 %08x != computed %08x", where, stored, actual);
-  if (rest > 4) return mf_fail(MF_TRAILING, "%s%zu bytes after the zlib stream", where, rest - 4);
+  if (stored != actual) return mf_fail(MF_FORMAT, "%sAdler-32 %08x != computed %08x", where(), stored, actual);
+  if (rest > 4) return mf_fail(MF_TRAILING, "%s%zu bytes after the zlib stream", where(), rest - 4);
   return 0;
 }
 
@@ -109,7 +127,7 @@ MF_EXPORT int32_t mf_zlib_compress(uint32_t in_len, int32_t level) {
 
 MF_EXPORT int32_t mf_zlib_decompress(uint32_t in_len, uint32_t expected_len) {
   mf_clear_error();
-  where[0] = '\0';
+  at = (struct site){NULL, 0, 0};
   int32_t rc = mf_check_io(in_len, expected_len);
   return rc != 0 ? rc : unwrap_zlib(mf_in_buf, in_len, mf_out_buf, expected_len);
 }
@@ -198,7 +216,7 @@ static int32_t decompress_pages(uint32_t in_len, uint32_t page_count, uint32_t p
   for (uint32_t i = 0; i < page_count; i++) {
     uint32_t length = mf_load_be32(mf_in_buf + 4ull * i);
     uint8_t *page = mf_out_buf + (size_t)i * page_size;
-    snprintf(where, sizeof where, "page %u: ", i);
+    at = (struct site){"page", i, SIZE_MAX};
     if (length == page_size) {
       memcpy(page, src, page_size);
     } else if (zlib_wrapped) {
@@ -206,8 +224,8 @@ static int32_t decompress_pages(uint32_t in_len, uint32_t page_count, uint32_t p
     } else {
       size_t used, produced;
       if ((rc = inflate_raw(src, length, page, page_size, &used, &produced)) != 0) return rc;
-      if (produced != page_size) return mf_fail(MF_SIZE, "%sdecoded %zu bytes, expected %u", where, produced, page_size);
-      if (used != length) return mf_fail(MF_TRAILING, "%s%zu bytes after the DEFLATE stream", where, length - used);
+      if (produced != page_size) return mf_fail(MF_SIZE, "%sdecoded %zu bytes, expected %u", where(), produced, page_size);
+      if (used != length) return mf_fail(MF_TRAILING, "%s%zu bytes after the DEFLATE stream", where(), length - used);
     }
     src += length;
   }
@@ -270,22 +288,22 @@ struct qz_field {
 /* Parse one RFC 1952 member header at p[0..avail); returns its length or a negative code. */
 static int64_t parse_gzip_header(const uint8_t *p, size_t avail, struct qz_field *qz) {
   qz->present = 0;
-  if (avail < 10) return mf_fail(MF_FORMAT, "%struncated gzip header", where);
-  if (p[0] != 0x1f || p[1] != 0x8b) return mf_fail(MF_FORMAT, "%sbad gzip magic %02x %02x", where, p[0], p[1]);
-  if (p[2] != 8) return mf_fail(MF_FORMAT, "%sgzip compression method %u is not DEFLATE", where, p[2]);
+  if (avail < 10) return mf_fail(MF_FORMAT, "%struncated gzip header", where());
+  if (p[0] != 0x1f || p[1] != 0x8b) return mf_fail(MF_FORMAT, "%sbad gzip magic %02x %02x", where(), p[0], p[1]);
+  if (p[2] != 8) return mf_fail(MF_FORMAT, "%sgzip compression method %u is not DEFLATE", where(), p[2]);
   uint32_t flg = p[3];
-  if (flg & 0xe0) return mf_fail(MF_FORMAT, "%sreserved gzip FLG bits set (%02x)", where, flg);
+  if (flg & 0xe0) return mf_fail(MF_FORMAT, "%sreserved gzip FLG bits set (%02x)", where(), flg);
   size_t pos = 10;
   if (flg & 0x04) { /* FEXTRA: XLEN, then subfields SI1 SI2 LEN data that must tile XLEN exactly */
-    if (avail - pos < 2) return mf_fail(MF_FORMAT, "%struncated gzip XLEN", where);
+    if (avail - pos < 2) return mf_fail(MF_FORMAT, "%struncated gzip XLEN", where());
     size_t xlen = mf_load_le16(p + pos);
     pos += 2;
-    if (avail - pos < xlen) return mf_fail(MF_FORMAT, "%sgzip extra field (%zu bytes) runs past the input", where, xlen);
+    if (avail - pos < xlen) return mf_fail(MF_FORMAT, "%sgzip extra field (%zu bytes) runs past the input", where(), xlen);
     size_t sub = pos, extra_end = pos + xlen;
     while (sub < extra_end) {
-      if (extra_end - sub < 4) return mf_fail(MF_FORMAT, "%struncated gzip extra subfield header", where);
+      if (extra_end - sub < 4) return mf_fail(MF_FORMAT, "%struncated gzip extra subfield header", where());
       size_t len = mf_load_le16(p + sub + 2);
-      if (extra_end - sub - 4 < len) return mf_fail(MF_FORMAT, "%sgzip extra subfield overruns XLEN", where);
+      if (extra_end - sub - 4 < len) return mf_fail(MF_FORMAT, "%sgzip extra subfield overruns XLEN", where());
       if (p[sub] == 'Q' && p[sub + 1] == 'Z' && len == 8) {
         qz->present = 1;
         qz->src_sz = mf_load_le32(p + sub + 4);
@@ -298,11 +316,11 @@ static int64_t parse_gzip_header(const uint8_t *p, size_t avail, struct qz_field
   for (uint32_t bit = 0x08; bit <= 0x10; bit <<= 1) { /* FNAME, FCOMMENT: NUL-terminated */
     if (!(flg & bit)) continue;
     const uint8_t *nul = memchr(p + pos, 0, avail - pos);
-    if (nul == NULL) return mf_fail(MF_FORMAT, "%sunterminated gzip %s", where, bit == 0x08 ? "FNAME" : "FCOMMENT");
+    if (nul == NULL) return mf_fail(MF_FORMAT, "%sunterminated gzip %s", where(), bit == 0x08 ? "FNAME" : "FCOMMENT");
     pos = (size_t)(nul - p) + 1;
   }
   if (flg & 0x02) { /* FHCRC */
-    if (avail - pos < 2) return mf_fail(MF_FORMAT, "%struncated gzip FHCRC", where);
+    if (avail - pos < 2) return mf_fail(MF_FORMAT, "%struncated gzip FHCRC", where());
     pos += 2;
   }
   return (int64_t)pos;
@@ -315,7 +333,7 @@ MF_EXPORT int32_t mf_qatzip_decompress(uint32_t in_len, uint32_t expected_len) {
   size_t pos = 0, produced = 0;
   uint32_t member = 0;
   do {
-    snprintf(where, sizeof where, "member %u at byte %zu: ", member, pos);
+    at = (struct site){"member", member, pos};
     const uint8_t *p = mf_in_buf + pos;
     size_t avail = in_len - pos;
     /* Bytes that do not even start like a member are trailing garbage, not a broken member. */
@@ -328,12 +346,12 @@ MF_EXPORT int32_t mf_qatzip_decompress(uint32_t in_len, uint32_t expected_len) {
     rc = inflate_raw(p + header_len, avail - (size_t)header_len, mf_out_buf + produced, expected_len - produced, &used, &out);
     if (rc != 0) return rc;
     const uint8_t *trailer = p + header_len + used;
-    if (avail - (size_t)header_len - used < GZIP_TRAILER) return mf_fail(MF_FORMAT, "%struncated gzip trailer", where);
+    if (avail - (size_t)header_len - used < GZIP_TRAILER) return mf_fail(MF_FORMAT, "%struncated gzip trailer", where());
     uint32_t crc = libdeflate_crc32(0, mf_out_buf + produced, out);
-    if (mf_load_le32(trailer) != crc) return mf_fail(MF_FORMAT, "%sCRC-32 %08x != computed %08x", where, mf_load_le32(trailer), crc);
-    if (mf_load_le32(trailer + 4) != (uint32_t)out) return mf_fail(MF_FORMAT, "%sISIZE %u != decoded %zu", where, mf_load_le32(trailer + 4), out);
+    if (mf_load_le32(trailer) != crc) return mf_fail(MF_FORMAT, "%sCRC-32 %08x != computed %08x", where(), mf_load_le32(trailer), crc);
+    if (mf_load_le32(trailer + 4) != (uint32_t)out) return mf_fail(MF_FORMAT, "%sISIZE %u != decoded %zu", where(), mf_load_le32(trailer + 4), out);
     if (qz.present && (qz.src_sz != out || qz.dest_sz != used))
-      return mf_fail(MF_FORMAT, "%sQZ field says src_sz %u dest_sz %u, member has %zu and %zu", where, qz.src_sz, qz.dest_sz, out, used);
+      return mf_fail(MF_FORMAT, "%sQZ field says src_sz %u dest_sz %u, member has %zu and %zu", where(), qz.src_sz, qz.dest_sz, out, used);
     produced += out;
     pos += (size_t)header_len + used + GZIP_TRAILER;
     member++;

@@ -46,8 +46,8 @@ MF_EXPORT int32_t mf_zstd_compress(uint32_t in_len, int32_t level) {
     /*
      * zstd picks its row-based match finder for levels 5..12 only when it was
      * compiled with SSE2/NEON. Pinning the choice keeps the SIMD and scalar
-     * builds byte-identical (and matches what native x86 zstd emits for
-     * packet-sized inputs).
+     * builds byte-identical; "enable" is what native x86 builds choose for
+     * inputs above 16 KiB, and it measured as fast or faster without SIMD.
      */
     ZSTD_CCtx_setParameter(cctx, ZSTD_c_useRowMatchFinder, ZSTD_ps_enable);
   }

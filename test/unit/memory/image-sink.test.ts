@@ -82,4 +82,11 @@ test('rejects writes outside the image or of partial pages, and sizes that are n
   }
 });
 
+test('refuses a path that exists and is not a regular file, so /dev/null or a folder is never replaced', async () => {
+  for (const path of ['/dev/null', temp.path('')]) {
+    await failure(() => createImageSink(path, { pageSize: 4096, byteLength: 4096 }), 'ERR_IMAGE_PATH');
+    assert.not.ok(existsSync(`${path}.partial`));
+  }
+});
+
 test.run();
