@@ -1,0 +1,121 @@
+// Pre-copy convergence, by QEMU's rules (migration/migration.c, ram.c, cpu-throttle.c):
+// bandwidth measured over windows of at least 100 ms; switch over when the bytes still dirty
+// fit in bandwidth × downtime-limit; with auto-converge, throttle the guest when it dirties
+// memory faster than the link drains it (checked at syncs at least 1 s apart, acting on the
+// second time in a row). Pure logic with an injected clock, so it is tested without timing.
+
+/** Parameters, with QEMU's names and defaults. */
+export interface ConvergenceOptions {
+  /** downtime-limit in ms (QEMU default 300). */
+  downtimeLimitMs?: number;
+  /** avail-switchover-bandwidth in bytes/s: used instead of the measured bandwidth when > 0. */
+  availSwitchoverBandwidth?: number;
+  /** Rounds after which a migration that has not converged fails (default 30). */
+  maxRounds?: number;
+  /** capability auto-converge (default off). */
+  autoConverge?: boolean;
+  /** throttle-trigger-threshold, % (default 50). */
+  throttleTriggerThreshold?: number;
+  /** cpu-throttle-initial, % (default 20). */
+  cpuThrottleInitial?: number;
+  /** cpu-throttle-increment, % (default 10). */
+  cpuThrottleIncrement?: number;
+  /** max-cpu-throttle, % (default 99). */
+  maxCpuThrottle?: number;
+}
+
+/** QEMU's BUFFER_DELAY: the bandwidth window. */
+export const BANDWIDTH_WINDOW_MS = 100;
+/** Auto-converge looks at periods of at least this long between syncs. */
+const THROTTLE_PERIOD_MS = 1000;
+
+/** Measures wire bandwidth over windows of at least 100 ms, as migration_update_counters does. */
+export class BandwidthMeter {
+  /** The last window's bandwidth in bytes per ms (0 until a window carried data). */
+  bytesPerMs = 0;
+  private windowStartMs: number;
+  private windowStartBytes = 0;
+
+  constructor(private readonly now: () => number = () => performance.now()) {
+    this.windowStartMs = now();
+  }
+
+  /** Feeds the total bytes transferred so far; closes a window when 100 ms have passed. */
+  sample(totalBytes: number): void {
+    const now = this.now();
+    const elapsed = now - this.windowStartMs;
+    if (elapsed < BANDWIDTH_WINDOW_MS) return;
+    const bytes = totalBytes - this.windowStartBytes;
+    if (bytes > 0) this.bytesPerMs = bytes / elapsed;
+    this.windowStartMs = now;
+    this.windowStartBytes = totalBytes;
+  }
+}
+
+/** What the switchover rule says at a sync. */
+export interface SwitchoverDecision {
+  switchover: boolean;
+  /** bandwidth × downtime-limit, in bytes. */
+  thresholdBytes: number;
+  /** remaining / bandwidth, in ms (QEMU's expected-downtime); Infinity before any bandwidth is known. */
+  expectedDowntimeMs: number;
+}
+
+/** The switchover rule and auto-converge's throttle, for one migration. */
+export class Convergence {
+  /** cpu-throttle-percentage now (0 = not throttling). */
+  throttlePercent = 0;
+  readonly maxRounds: number;
+  private readonly options: Required<ConvergenceOptions>;
+  private periodStartMs: number;
+  private periodDirtyBytes = 0;
+  private periodStartTransferred = 0;
+  private dirtyRateHighCount = 0;
+
+  constructor(options: ConvergenceOptions = {}, private readonly now: () => number = () => performance.now()) {
+    this.options = {
+      downtimeLimitMs: options.downtimeLimitMs ?? 300,
+      availSwitchoverBandwidth: options.availSwitchoverBandwidth ?? 0,
+      maxRounds: options.maxRounds ?? 30,
+      autoConverge: options.autoConverge ?? false,
+      throttleTriggerThreshold: options.throttleTriggerThreshold ?? 50,
+      cpuThrottleInitial: options.cpuThrottleInitial ?? 20,
+      cpuThrottleIncrement: options.cpuThrottleIncrement ?? 10,
+      maxCpuThrottle: options.maxCpuThrottle ?? 99,
+    };
+    this.maxRounds = this.options.maxRounds;
+    this.periodStartMs = now();
+  }
+
+  /** QEMU's rule: switch over once the dirty bytes fit in bandwidth × downtime-limit. */
+  decide(remainingBytes: number, measuredBytesPerMs: number): SwitchoverDecision {
+    const bytesPerMs = this.options.availSwitchoverBandwidth > 0 ? this.options.availSwitchoverBandwidth / 1000 : measuredBytesPerMs;
+    const thresholdBytes = bytesPerMs * this.options.downtimeLimitMs;
+    return {
+      switchover: remainingBytes === 0 || remainingBytes < thresholdBytes,
+      thresholdBytes,
+      expectedDowntimeMs: bytesPerMs > 0 ? remainingBytes / bytesPerMs : Infinity,
+    };
+  }
+
+  /**
+   * Called at each dirty sync with the bytes just found dirty and the total bytes transferred
+   * so far. With auto-converge, returns the new throttle percent when it changes.
+   */
+  onSync(dirtyBytes: number, transferredBytes: number): number | undefined {
+    this.periodDirtyBytes += dirtyBytes;
+    if (!this.options.autoConverge) return undefined;
+    const now = this.now();
+    if (now - this.periodStartMs < THROTTLE_PERIOD_MS) return undefined;
+    const xferred = transferredBytes - this.periodStartTransferred;
+    const dirtiedTooFast = this.periodDirtyBytes > (xferred * this.options.throttleTriggerThreshold) / 100;
+    this.periodStartMs = now;
+    this.periodDirtyBytes = 0;
+    this.periodStartTransferred = transferredBytes;
+    if (!dirtiedTooFast || ++this.dirtyRateHighCount < 2) return undefined;
+    this.dirtyRateHighCount = 0;
+    const next = this.throttlePercent === 0 ? this.options.cpuThrottleInitial : this.throttlePercent + this.options.cpuThrottleIncrement;
+    this.throttlePercent = Math.min(next, this.options.maxCpuThrottle);
+    return this.throttlePercent;
+  }
+}

@@ -1,0 +1,87 @@
+import * as assert from 'uvu/assert';
+import { suite } from 'uvu';
+import { BandwidthMeter, Convergence } from '../../../src/migration/convergence.js';
+
+function clock() {
+  let ms = 0;
+  return { now: () => ms, advance: (by: number) => (ms += by) };
+}
+
+const test = suite('convergence (QEMU rules)');
+
+test('bandwidth is measured over windows of at least 100 ms, keeping the last window with data', () => {
+  const c = clock();
+  const meter = new BandwidthMeter(c.now);
+  c.advance(50);
+  meter.sample(1_000_000);
+  assert.is(meter.bytesPerMs, 0, 'a window shorter than 100 ms is not closed');
+  c.advance(50);
+  meter.sample(1_000_000);
+  assert.is(meter.bytesPerMs, 10_000);
+  c.advance(200);
+  meter.sample(1_000_000);
+  assert.is(meter.bytesPerMs, 10_000, 'an idle window keeps the last measurement');
+  c.advance(100);
+  meter.sample(3_000_000);
+  assert.is(meter.bytesPerMs, 20_000);
+});
+
+test('switches over when remaining bytes fit in bandwidth × downtime-limit', () => {
+  const rule = new Convergence({ downtimeLimitMs: 300 });
+  const bandwidth = 10_000; // bytes per ms
+  assert.ok(rule.decide(2_999_999, bandwidth).switchover);
+  const no = rule.decide(3_000_001, bandwidth);
+  assert.not.ok(no.switchover);
+  assert.is(no.thresholdBytes, 3_000_000);
+  assert.is(Math.round(no.expectedDowntimeMs), 300);
+  assert.ok(rule.decide(0, 0).switchover, 'nothing dirty: switch over even without a bandwidth');
+  assert.not.ok(rule.decide(1, 0).switchover, 'no bandwidth known yet: keep going');
+});
+
+test('avail-switchover-bandwidth replaces the measured bandwidth', () => {
+  const rule = new Convergence({ downtimeLimitMs: 100, availSwitchoverBandwidth: 50_000_000 });
+  assert.is(rule.decide(1, 1).thresholdBytes, 5_000_000);
+});
+
+test('auto-converge throttles at the second high-dirty-rate period, then steps by the increment up to the cap', () => {
+  const c = clock();
+  const rule = new Convergence({ autoConverge: true, cpuThrottleInitial: 30, cpuThrottleIncrement: 20, maxCpuThrottle: 75 }, c.now);
+  let transferred = 0;
+  const period = (dirty: number, xfer: number) => {
+    c.advance(1000);
+    transferred += xfer;
+    return rule.onSync(dirty, transferred);
+  };
+  assert.is(period(600, 1000), undefined, 'first time over the 50 % trigger: counted only');
+  assert.is(period(600, 1000), 30, 'second time: cpu-throttle-initial');
+  assert.is(period(600, 1000), undefined);
+  assert.is(period(600, 1000), 50, 'then + cpu-throttle-increment');
+  period(600, 1000);
+  assert.is(period(600, 1000), 70);
+  period(600, 1000);
+  assert.is(period(600, 1000), 75, 'capped at max-cpu-throttle');
+  assert.is(rule.throttlePercent, 75);
+});
+
+test('auto-converge leaves a guest alone while the link drains what it dirties, and looks only at periods of 1 s or more', () => {
+  const c = clock();
+  const rule = new Convergence({ autoConverge: true }, c.now);
+  for (let i = 0; i < 5; i++) {
+    c.advance(1000);
+    assert.is(rule.onSync(400, (i + 1) * 1000), undefined);
+  }
+  c.advance(300);
+  assert.is(rule.onSync(1e9, 5000), undefined, 'too soon after the last evaluation');
+  assert.is(rule.throttlePercent, 0);
+});
+
+test('without auto-converge nothing is throttled', () => {
+  const c = clock();
+  const rule = new Convergence({}, c.now);
+  for (let i = 0; i < 4; i++) {
+    c.advance(2000);
+    assert.is(rule.onSync(1e9, i), undefined);
+  }
+});
+
+test.run();
