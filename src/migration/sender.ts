@@ -1,8 +1,10 @@
 // The source side of a migration: agree the session on the control channel, open the data
 // channels, then for each window of guest pages run a send task on the pool and spread the
 // packets over the channels (least-queued first, as QEMU hands a batch to an idle channel).
-// A round ends with a SYNC packet on every data channel and a round-end frame; the migration
-// ends with the sender's image checksum, which the receiver must confirm.
+// A round ends with a SYNC packet on every data channel and a round-end frame. Round 1 sends
+// every page; a live migration then syncs its dirty log and sends the dirty set, round after
+// round, until QEMU's rule allows the switchover: pause the workload, send what is left, and
+// end with the image checksum, which the receiver must confirm.
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { getCodec } from '../codecs/registry.js';
@@ -15,9 +17,21 @@ import { drained, TokenBucket } from '../transport/index.js';
 import { encodeChannelInit, encodeSyncPacket, type PageRun } from '../wire/index.js';
 import { scanZeroPages } from '../zero/scan.js';
 import { ControlChannel } from './control-channel.js';
+import { BandwidthMeter, BANDWIDTH_WINDOW_MS, Convergence, type ConvergenceOptions } from './convergence.js';
+import { bitmapRuns, countDirty, type DirtyBitmaps, type DirtyLog } from './dirty/index.js';
 import { FailureLatch } from './failure-latch.js';
 import type { PageSource, SourceWindow } from './source.js';
 import { StatsTracker, type MigrationStats } from './stats.js';
+
+/** Live pre-copy: where dirty pages come from and how the workload is steered. */
+export interface LiveOptions extends ConvergenceOptions {
+  /** Reports the pages written since the last sync (started before round 1). */
+  dirtyLog: DirtyLog;
+  /** Stops the workload at switchover; resolves once nothing writes any more. */
+  pause: () => Promise<void>;
+  /** Auto-converge's throttle, called with the new cpu-throttle-percentage. */
+  throttle?: (percent: number) => void;
+}
 
 /** How to migrate; names follow QEMU's migration parameters. */
 export interface MigrateOptions {
@@ -41,6 +55,8 @@ export interface MigrateOptions {
   pool?: WorkerPool;
   /** Normal pages per packet (default 512 KiB / page size, QEMU's MULTIFD_PACKET_SIZE). */
   pagesPerPacket?: number;
+  /** Live pre-copy of a GuestMemory that keeps changing; absent: one round. */
+  live?: LiveOptions;
   /** Cancels the migration. */
   signal?: AbortSignal;
   /** Called with a stats snapshot about every `progressIntervalMs` (default 250) and at the end. */
@@ -69,12 +85,13 @@ interface DataChannel {
  * Migrates `options.source` to a receiver and resolves with the final statistics once the
  * receiver confirmed the image checksum (`status: 'completed'`).
  * @throws MultifdError (ProtocolError, TransportError, CodecError; `ERR_CHECKSUM_MISMATCH`,
- * `ERR_CANCELLED`) with `context.status`; the receiver never presents a failed migration's
- * image as complete.
+ * `ERR_NOT_CONVERGING`, `ERR_CANCELLED`) with `context.status`; the receiver never presents a
+ * failed migration's image as complete.
  */
 export async function migrate(options: MigrateOptions): Promise<MigrationStats> {
-  const { source } = options;
+  const { source, live } = options;
   const { pageSize } = source;
+  if (live && !source.guest) throw new TypeError('live migration needs a GuestMemory source (guestMemorySource)');
   const channelCount = options.channels ?? 2;
   const codec = getCodec(options.codec ?? 'none');
   const pagesPerPacket = options.pagesPerPacket ?? Math.max(1, (512 * 1024) / pageSize);
@@ -97,6 +114,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
   const onAbort = () => failure.fail(new MultifdError('ERR_CANCELLED', 'migration cancelled'));
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const progress = options.onProgress ? setInterval(() => options.onProgress!(stats.snapshot()), options.progressIntervalMs ?? 250) : undefined;
+  const meter = new BandwidthMeter();
+  const metering = setInterval(() => meter.sample(stats.transferredBytes()), BANDWIDTH_WINDOW_MS);
 
   try {
     options.signal?.throwIfAborted();
@@ -134,6 +153,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
           return message;
         }, (error: Error) => failure.fail(error))
       : undefined;
+    if (live) await live.dirtyLog.start();
     stats.setupMs = stats.elapsedMs();
     stats.status = 'active';
 
@@ -147,20 +167,18 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       channel.bytesWritten += bytes.byteLength;
     };
 
-    // Round 1 sends every page (a live migration's later rounds send the dirty set).
-    const round = 1;
-    stats.rounds = round;
     const chunkHashes: bigint[] = [];
     const blockChunkBase = chunkBases(source);
+    let round = 0;
     let sequence = 0;
     let packetsInRound = 0;
     const maxInFlight = 2 * pool.threads;
     const pagesPerTask = TASK_BYTES / pageSize;
 
-    const sendTask = async (window: SourceWindow, first: number, pageCount: number) => {
-      let runs: PageRun[] | undefined;
+    /** Sends `runs` (window-relative; all pages when absent) of the window's pages [first, first + pageCount). */
+    const sendTask = async (window: SourceWindow, first: number, pageCount: number, runs: PageRun[] | undefined, hashChunks: boolean) => {
       if (zeroPageDetection === 'legacy') {
-        const split = legacyZeroPageSplit(window, first, pageCount, pageSize);
+        const split = legacyZeroPageSplit(window, first, pageCount, runs, pageSize);
         if (split.zeroRuns.length) await control.send({ type: 'zero-pages', round, blockIndex: window.blockIndex, runs: split.zeroRuns });
         stats.zeroPages += split.zeroPages;
         runs = split.normalRuns;
@@ -182,11 +200,13 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
           pageSize,
           pagesPerPacket,
           zeroPageDetection,
-          hashChunks: true,
+          hashChunks,
         }),
       );
-      const chunkBase = blockChunkBase[window.blockIndex]! + ((window.firstPage + first) * pageSize) / CHECKSUM_CHUNK_BYTES;
-      result.chunkHashes.forEach((hash, i) => (chunkHashes[chunkBase + i] = hash));
+      if (hashChunks) {
+        const chunkBase = blockChunkBase[window.blockIndex]! + ((window.firstPage + first) * pageSize) / CHECKSUM_CHUNK_BYTES;
+        result.chunkHashes.forEach((hash, i) => (chunkHashes[chunkBase + i] = hash));
+      }
       // The packets are views of one buffer: it goes back to the pool once the sockets have
       // taken every one of them (their write callbacks ran).
       let unwritten = result.packets.length;
@@ -198,33 +218,110 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       stats.normalPages += result.normalPages;
       stats.zeroPages += result.zeroPages;
       stats.payloadBytes += result.payloadBytes;
-      stats.remainingBytes -= pageCount * pageSize;
+      stats.remainingBytes -= (runs ? runsPages(runs) : pageCount) * pageSize;
       stats.dataBytes = channels.reduce((n, c) => n + c.bytesWritten, 0);
     };
 
+    /** Starts a task once fewer than maxInFlight are under way; `done` settles when it has. */
+    const submit = async (start: () => Promise<void>): Promise<{ done: Promise<void> }> => {
+      while (inFlight.size >= maxInFlight) await failure.race(Promise.race(inFlight));
+      failure.check();
+      const done: Promise<void> = start().then(() => void inFlight.delete(done));
+      done.catch((error: Error) => failure.fail(error));
+      inFlight.add(done);
+      return { done };
+    };
+
+    const beginRound = () => {
+      round++;
+      packetsInRound = 0;
+      stats.rounds = round;
+    };
+
+    /** Ends a round: a SYNC packet on every channel, then the round-end frame. */
+    const endRound = async () => {
+      await failure.race(Promise.all(inFlight));
+      for (const channel of channels) {
+        const sync = encodeSyncPacket(round, sequence++);
+        channel.socket.write(sync);
+        channel.bytesWritten += sync.byteLength;
+      }
+      stats.dataBytes = channels.reduce((n, c) => n + c.bytesWritten, 0);
+      await control.send({ type: 'round-end', round, packets: packetsInRound });
+    };
+
+    /** Sends the pages of `bitmaps`, in tasks of up to 4 MiB spans of a block (a dirty round). */
+    const sendDirty = async (bitmaps: DirtyBitmaps) => {
+      const guest = source.guest!;
+      for (const [blockIndex, block] of guest.blocks.entries()) {
+        const window: SourceWindow = { blockIndex, firstPage: 0, pageCount: block.pageCount, memory: block.memory, byteOffset: 0, release() {} };
+        for (const task of tasksOfRuns(bitmapRuns(bitmaps[blockIndex]!, block.pageCount), pagesPerTask)) {
+          await submit(() => sendTask(window, task.first, task.pageCount, task.runs, false));
+        }
+      }
+    };
+
+    // Round 1 sends every page, hashing checksum chunks on the way.
+    beginRound();
     for await (const window of source.windows()) {
       const tasks: Promise<void>[] = [];
       for (let first = 0; first < window.pageCount; first += pagesPerTask) {
-        while (inFlight.size >= maxInFlight) await failure.race(Promise.race(inFlight));
-        failure.check();
-        const task = sendTask(window, first, Math.min(pagesPerTask, window.pageCount - first));
-        const tracked: Promise<void> = task.then(() => void inFlight.delete(tracked));
-        tracked.catch((error: Error) => failure.fail(error));
-        inFlight.add(tracked);
-        tasks.push(tracked);
+        tasks.push((await submit(() => sendTask(window, first, Math.min(pagesPerTask, window.pageCount - first), undefined, true))).done);
       }
       // The window's memory may be refilled only after every task reading it is done.
       void failure.race(Promise.all(tasks)).then(() => window.release(), () => {});
     }
-    await failure.race(Promise.all(inFlight));
+    await endRound();
 
-    for (const channel of channels) {
-      const sync = encodeSyncPacket(round, sequence++);
-      channel.socket.write(sync);
-      channel.bytesWritten += sync.byteLength;
+    let pausedAt: number | undefined;
+    if (live) {
+      const stale = new Set<number>(); // checksum chunks written since they were hashed
+      const convergence = new Convergence(live);
+      let lastSyncMs = performance.now();
+      const sync = async () => {
+        const bitmaps = await failure.race(live.dirtyLog.sync());
+        const now = performance.now();
+        const dirtyPages = countDirty(bitmaps);
+        stats.dirtyPagesRate = Math.round(dirtyPages / Math.max((now - lastSyncMs) / 1000, 1e-3));
+        lastSyncMs = now;
+        markStale(stale, bitmaps, source, pageSize, blockChunkBase);
+        return { bitmaps, dirtyPages };
+      };
+      for (;;) {
+        const { bitmaps, dirtyPages } = await sync();
+        stats.remainingBytes = dirtyPages * pageSize;
+        const decision = convergence.decide(stats.remainingBytes, meter.bytesPerMs);
+        stats.expectedDowntimeMs = decision.expectedDowntimeMs;
+        if (decision.switchover) {
+          // Switchover: stop the workload, take the last dirty set, send everything left.
+          pausedAt = performance.now();
+          await failure.race(live.pause());
+          const last = await sync();
+          beginRound();
+          stats.remainingBytes = countDirty(mergeBitmaps(bitmaps, last.bitmaps)) * pageSize;
+          await sendDirty(mergeBitmaps(bitmaps, last.bitmaps));
+          await endRound();
+          await rehashStale(pool, source, stale, chunkHashes, blockChunkBase);
+          break;
+        }
+        if (round >= convergence.maxRounds) {
+          throw new MultifdError(
+            'ERR_NOT_CONVERGING',
+            `not converging after ${round} rounds: ${stats.remainingBytes} bytes dirty, above the ${Math.round(decision.thresholdBytes)}-byte switchover threshold ` +
+              `(bandwidth ${Math.round(meter.bytesPerMs * 1000)} bytes/s × downtime-limit)${live.autoConverge ? `, throttled at ${convergence.throttlePercent} %` : '; consider auto-converge'}`,
+          );
+        }
+        const throttle = convergence.onSync(stats.remainingBytes, stats.transferredBytes());
+        if (throttle !== undefined) {
+          stats.throttlePercent = throttle;
+          live.throttle?.(throttle);
+        }
+        beginRound();
+        await sendDirty(bitmaps);
+        await endRound();
+      }
     }
-    stats.dataBytes = channels.reduce((n, c) => n + c.bytesWritten, 0);
-    await control.send({ type: 'round-end', round, packets: packetsInRound });
+
     stats.sourceChecksum = combineChecksums(chunkHashes);
     await control.send({ type: 'complete', rounds: round, checksum: stats.sourceChecksum });
     stats.controlBytes = control.bytesWritten;
@@ -237,8 +334,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
 
     const final = await failure.race(withTimeout(report, options.handshakeTimeoutMs ?? 30_000));
     if (final?.type !== 'report') throw new TransportError('ERR_HANDSHAKE', `expected the receiver's report, got ${final?.type}`);
+    if (pausedAt !== undefined) stats.downtimeMs = performance.now() - pausedAt;
     stats.destinationChecksum = final.checksum;
-    stats.recvCpuPercent = Math.round(final.cpuMicros / 10 / Math.max(stats.elapsedMs(), 1e-3) * 100) / 100;
+    stats.recvCpuPercent = Math.round((final.cpuMicros / 10 / Math.max(stats.elapsedMs(), 1e-3)) * 100) / 100;
     if (final.checksum !== stats.sourceChecksum) {
       throw new MultifdError('ERR_CHECKSUM_MISMATCH', `destination image checksum ${hex(final.checksum)} differs from the source's ${hex(stats.sourceChecksum)}`);
     }
@@ -256,6 +354,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     throw error;
   } finally {
     clearInterval(progress);
+    clearInterval(metering);
     options.signal?.removeEventListener('abort', onAbort);
     if (!options.pool) await pool.close();
     options.onProgress?.(stats.snapshot());
@@ -272,6 +371,10 @@ function chunkBases(source: PageSource): number[] {
   });
 }
 
+function runsPages(runs: readonly PageRun[]): number {
+  return runs.reduce((n, r) => n + r.count, 0);
+}
+
 function addPage(runs: PageRun[], page: number): void {
   const last = runs[runs.length - 1];
   if (last && last.first + last.count === page) last.count++;
@@ -279,20 +382,81 @@ function addPage(runs: PageRun[], page: number): void {
 }
 
 /**
- * zero-page-detection=legacy: the main thread finds the zero pages, as QEMU's migration thread
- * does; they travel on the control channel (block page indices) and the task sends the rest
- * (task-relative runs).
+ * zero-page-detection=legacy: the main thread finds the zero pages among the task's pages, as
+ * QEMU's migration thread does; they travel on the control channel (block page indices) and
+ * the task sends the rest (task-relative runs).
  */
-function legacyZeroPageSplit(window: SourceWindow, first: number, pageCount: number, pageSize: number) {
+function legacyZeroPageSplit(window: SourceWindow, first: number, pageCount: number, runs: readonly PageRun[] | undefined, pageSize: number) {
   const isZero = new Uint8Array(pageCount);
-  const zeroPages = scanZeroPages(window.memory, window.byteOffset + first * pageSize, pageSize, pageCount, isZero);
+  scanZeroPages(window.memory, window.byteOffset + first * pageSize, pageSize, pageCount, isZero);
   const zeroRuns: PageRun[] = [];
   const normalRuns: PageRun[] = [];
-  for (let i = 0; i < pageCount; i++) {
-    if (isZero[i]) addPage(zeroRuns, window.firstPage + first + i);
-    else addPage(normalRuns, i);
+  let zeroPages = 0;
+  for (const run of runs ?? [{ first: 0, count: pageCount }]) {
+    for (let i = run.first; i < run.first + run.count; i++) {
+      if (isZero[i]) {
+        addPage(zeroRuns, window.firstPage + first + i);
+        zeroPages++;
+      } else {
+        addPage(normalRuns, i);
+      }
+    }
   }
   return { zeroRuns, normalRuns, zeroPages };
+}
+
+/** Groups a block's dirty runs into tasks spanning at most `pagesPerTask` pages, with task-relative runs. */
+function tasksOfRuns(runs: readonly PageRun[], pagesPerTask: number): Array<{ first: number; pageCount: number; runs: PageRun[] }> {
+  const tasks: Array<{ first: number; pageCount: number; runs: PageRun[] }> = [];
+  for (const run of runs) {
+    let page = run.first;
+    const end = run.first + run.count;
+    while (page < end) {
+      let task = tasks[tasks.length - 1];
+      if (!task || page >= task.first + pagesPerTask) {
+        task = { first: page, pageCount: 0, runs: [] };
+        tasks.push(task);
+      }
+      const upTo = Math.min(end, task.first + pagesPerTask);
+      task.runs.push({ first: page - task.first, count: upTo - page });
+      task.pageCount = upTo - task.first;
+      page = upTo;
+    }
+  }
+  return tasks;
+}
+
+/** A | B, block by block. */
+function mergeBitmaps(a: DirtyBitmaps, b: DirtyBitmaps): DirtyBitmaps {
+  return a.map((words, i) => words.map((w, j) => w | b[i]![j]!));
+}
+
+/** Marks the checksum chunks holding dirty pages: their hashes from round 1 no longer hold. */
+function markStale(stale: Set<number>, bitmaps: DirtyBitmaps, source: PageSource, pageSize: number, blockChunkBase: number[]): void {
+  const pagesPerChunk = CHECKSUM_CHUNK_BYTES / pageSize;
+  bitmaps.forEach((bitmap, blockIndex) => {
+    for (const run of bitmapRuns(bitmap, source.blocks[blockIndex]!.byteLength / pageSize)) {
+      const firstChunk = Math.floor(run.first / pagesPerChunk);
+      const lastChunk = Math.floor((run.first + run.count - 1) / pagesPerChunk);
+      for (let c = firstChunk; c <= lastChunk; c++) stale.add(blockChunkBase[blockIndex]! + c);
+    }
+  });
+}
+
+/** Re-hashes the stale chunks (the workload is paused, so the bytes hold still). */
+async function rehashStale(pool: WorkerPool, source: PageSource, stale: Set<number>, chunkHashes: bigint[], blockChunkBase: number[]): Promise<void> {
+  const guest = source.guest!;
+  await Promise.all(
+    [...stale].map(async (chunk) => {
+      let blockIndex = blockChunkBase.length - 1;
+      while (blockChunkBase[blockIndex]! > chunk) blockIndex--;
+      const block = guest.blocks[blockIndex]!;
+      const byteOffset = (chunk - blockChunkBase[blockIndex]!) * CHECKSUM_CHUNK_BYTES;
+      const byteLength = Math.min(CHECKSUM_CHUNK_BYTES, block.byteLength - byteOffset);
+      const [hash] = await pool.checksumChunks({ memory: block.memory, byteOffset, byteLength });
+      chunkHashes[chunk] = hash!;
+    }),
+  );
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

@@ -23,6 +23,8 @@ export interface PageSource {
   pageSize: number;
   blocks: readonly { name: string; byteLength: number }[];
   windows(): AsyncIterable<SourceWindow>;
+  /** The live memory behind the source, when there is one (live migration reads dirty pages from it). */
+  guest?: GuestMemory;
 }
 
 /** Default window: 64 MiB, a whole number of checksum chunks. */
@@ -33,6 +35,7 @@ export function guestMemorySource(memory: GuestMemory, windowBytes = WINDOW_BYTE
   const pagesPerWindow = windowBytes / memory.pageSize;
   return {
     pageSize: memory.pageSize,
+    guest: memory,
     blocks: memory.blocks.map((b) => ({ name: b.name, byteLength: b.byteLength })),
     async *windows() {
       for (const [blockIndex, block] of memory.blocks.entries()) {

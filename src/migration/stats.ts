@@ -12,6 +12,10 @@ export interface MigrationStats {
   'total-time': number;
   /** ms spent connecting channels and agreeing the session. */
   'setup-time': number;
+  /** Live migration: ms from the workload's pause to the receiver's confirmation. */
+  downtime?: number;
+  /** Live migration: remaining / bandwidth at the last sync, ms (QEMU's expected-downtime). */
+  'expected-downtime'?: number;
   /** Bytes written on every connection: control and data, headers included. */
   transferred: number;
   /** Guest bytes not yet sent in the current round. */
@@ -26,6 +30,10 @@ export interface MigrationStats {
   'normal-bytes': number;
   /** Rounds started (each begins with a dirty sync in live migration; 1 for an image). */
   'dirty-sync-count': number;
+  /** Live migration: pages dirtied per second, measured between the last two syncs. */
+  'dirty-pages-rate'?: number;
+  /** Live migration with auto-converge: the workload's throttle, percent. */
+  'cpu-throttle-percentage'?: number;
   /** (normal + duplicate) pages per second over the whole migration. */
   'pages-per-second': number;
   /** Wire throughput in megabits per second (10^6 bits), QEMU's `mbps`. */
@@ -64,6 +72,10 @@ export class StatsTracker {
   remainingBytes: number;
   setupMs = 0;
   recvCpuPercent: number | undefined;
+  downtimeMs: number | undefined;
+  expectedDowntimeMs: number | undefined;
+  dirtyPagesRate: number | undefined;
+  throttlePercent: number | undefined;
   sourceChecksum: bigint | undefined;
   destinationChecksum: bigint | undefined;
   error: string | undefined;
@@ -77,6 +89,11 @@ export class StatsTracker {
     readonly pageSize: number,
   ) {
     this.remainingBytes = totalBytes;
+  }
+
+  /** Bytes written on every connection so far. */
+  transferredBytes(): number {
+    return this.controlBytes + this.dataBytes;
   }
 
   /** ms since the start, frozen once finished. */
@@ -101,13 +118,15 @@ export class StatsTracker {
 
   snapshot(): MigrationStats {
     const ms = Math.max(this.elapsedMs(), 1e-3);
-    const transferred = this.controlBytes + this.dataBytes;
+    const transferred = this.transferredBytes();
     const guestBytes = (this.normalPages + this.zeroPages) * this.pageSize;
     const hex = (v: bigint | undefined) => (v === undefined ? undefined : v.toString(16).padStart(16, '0'));
     return {
       status: this.status,
       'total-time': Math.round(ms),
       'setup-time': Math.round(this.setupMs),
+      downtime: this.downtimeMs === undefined ? undefined : Math.round(this.downtimeMs),
+      'expected-downtime': this.expectedDowntimeMs === undefined || !Number.isFinite(this.expectedDowntimeMs) ? undefined : Math.round(this.expectedDowntimeMs),
       transferred,
       remaining: this.remainingBytes,
       total: this.totalBytes,
@@ -115,6 +134,8 @@ export class StatsTracker {
       normal: this.normalPages,
       'normal-bytes': this.normalPages * this.pageSize,
       'dirty-sync-count': this.rounds,
+      'dirty-pages-rate': this.dirtyPagesRate,
+      'cpu-throttle-percentage': this.throttlePercent,
       'pages-per-second': Math.round(((this.normalPages + this.zeroPages) * 1000) / ms),
       mbps: round2((transferred * 8) / 1000 / ms),
       'multifd-bytes': this.dataBytes,

@@ -1,0 +1,34 @@
+// Worker entry for explicit-log.test.ts: marks every page of every block exactly once, as
+// single pages and ranges in a shuffled order, flat out while the main thread syncs in a
+// loop. `progress` goes 0 → 1 when marking starts and → 2 when it is done.
+import { parentPort, workerData } from 'node:worker_threads';
+import { attachExplicitDirtyLog, type SharedDirtyBitmaps } from '../../../src/migration/dirty/explicit-log.js';
+import { seededRandom } from '../../helpers/pages.js';
+
+const { shared, progressBuffer, seed } = workerData as { shared: SharedDirtyBitmaps; progressBuffer: SharedArrayBuffer; seed: number };
+const log = attachExplicitDirtyLog(shared);
+const progress = new Int32Array(progressBuffer);
+const random = seededRandom(seed);
+
+// Cut every block into ranges of 1 to 40 pages, then shuffle them (Fisher–Yates).
+const ranges: { block: number; first: number; count: number }[] = [];
+shared.pageCounts.forEach((pageCount, block) => {
+  for (let first = 0; first < pageCount; ) {
+    const count = Math.min(pageCount - first, random() < 0.5 ? 1 : 1 + Math.floor(random() * 40));
+    ranges.push({ block, first, count });
+    first += count;
+  }
+});
+for (let i = ranges.length - 1; i > 0; i--) {
+  const j = Math.floor(random() * (i + 1));
+  [ranges[i], ranges[j]] = [ranges[j]!, ranges[i]!];
+}
+
+Atomics.store(progress, 0, 1);
+Atomics.notify(progress, 0);
+for (const { block, first, count } of ranges) {
+  if (count === 1) log.markDirty(block, first);
+  else log.markRange(block, first, count);
+}
+Atomics.store(progress, 0, 2);
+parentPort!.postMessage(ranges.length);
