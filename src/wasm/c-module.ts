@@ -6,7 +6,7 @@
 import { CodecError } from '../errors.js';
 import { compiledModule, type WasmModuleName } from './load.js';
 
-/** Negative return codes shared by every C entry point (wasm/c/README.md). */
+/** Negative return codes shared by every C entry point (wasm/README.md). */
 const RESULT_CODES: Record<number, string> = {
   [-1]: 'ERR_CODEC_NOMEM',
   [-2]: 'ERR_CODEC_CORRUPT',
@@ -19,6 +19,8 @@ const RESULT_CODES: Record<number, string> = {
 
 interface CommonExports {
   memory: WebAssembly.Memory;
+  /** Emscripten's start-up for a module without main (static constructors); called once. */
+  _initialize(): void;
   mf_reserve(inCapacity: number, outCapacity: number): number;
   mf_in(): number;
   mf_out(): number;
@@ -38,6 +40,7 @@ export class CModule<E = unknown> {
     const module = compiledModule(name);
     const instance = new WebAssembly.Instance(module, stubImports(module, name));
     this.exports = instance.exports as unknown as CommonExports & E;
+    this.exports._initialize();
     this.view = new Uint8Array(this.exports.memory.buffer);
     this.version = this.cString(this.exports.mf_version());
   }

@@ -101,8 +101,13 @@ export class ExplicitDirtyLog implements DirtyLog {
 
   private takeAll(): DirtyBitmaps {
     return this.words.map((words) => {
-      const taken = new Uint32Array(words);
-      words.fill(0);
+      const taken = new Uint32Array(words.length);
+      for (let i = 0; i < words.length; i++) {
+        // Load before exchanging: most words are clean, and a read does not pull the cache
+        // line away from a writer the way a write would. A mark that lands just after
+        // the load stays in the word for the next sync.
+        if (Atomics.load(words, i) !== 0) taken[i] = Atomics.exchange(words, i, 0);
+      }
       return taken;
     });
   }

@@ -167,5 +167,7 @@ async function diffSnapshots(before: string, after: string, byteLength: number, 
   } finally {
     await Promise.all([olds.return(undefined), news.return(undefined)]);
   }
-  return { blockIndex: 0, runs, bytes: Buffer.concat(changed) };
+  // A plain Uint8Array over the concatenation: callers compare and clone it as one.
+  const bytes = Buffer.concat(changed);
+  return { blockIndex: 0, runs, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
 }

@@ -80,7 +80,6 @@ test('marks made on another thread while this one syncs in a loop are each repor
     const marks = await finished;
     const syncsWhileMarking = syncs;
     await collect();
-    console.log('syncs', syncsWhileMarking, marks);
     assert.ok(syncsWhileMarking > 2, `only ${syncsWhileMarking} syncs during ${marks} marks`);
     assert.is(reported, 1_200_000);
     assert.equal(union.map((bitmap, block) => bitmapRuns(bitmap, pageCounts[block]!)), [[{ first: 0, count: 1_000_000 }], [{ first: 0, count: 200_000 }]]);
