@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makePages } from '../test/helpers/pages.js';
+import { makePages } from '../src/workload/page-content.js';
 
 /** Bytes per packet: QEMU's MULTIFD_PACKET_SIZE, 128 pages of 4 KiB. */
 export const PACKET_BYTES = 512 * 1024;
@@ -139,4 +139,16 @@ function saveSample(name: string, sample: Uint8Array, description: string): Data
   const samplePath = join(cacheDir(), `${name}-sample-${+(sample.byteLength / 2 ** 20).toFixed(2)}.bin`);
   writeFileSync(samplePath, sample);
   return { name, description, sample, samplePath };
+}
+
+/**
+ * The decompressed file of a shared dataset, decompressed into the cache on first use, or
+ * undefined when the compressed file is not there. The demo and the migration benchmark fill
+ * guest memory from it.
+ * @throws Error when the file is there but zstd cannot decompress it.
+ */
+export function sharedDataFile(name: 'corpus-mix' | 'vm-512m-t0'): string | undefined {
+  const source = SOURCES.find((s) => s.name === name)!;
+  const compressed = join(dataDir(), source.file);
+  return existsSync(compressed) ? decompressOnce(compressed, source) : undefined;
 }

@@ -3,11 +3,13 @@
 // 1 runtime failure, 2 usage error.
 import { runBench } from './bench.js';
 import { runCodecs } from './codecs.js';
+import { runDemo } from './demo.js';
 import { runReceive } from './receive.js';
 import { runSend } from './send.js';
 import { UsageError } from './usage.js';
 
 const COMMANDS: Record<string, { summary: string; run: (args: string[]) => Promise<void> }> = {
+  demo: { summary: 'a live migration over loopback with a writing guest, verified at the end', run: runDemo },
   send: { summary: 'migrate a memory image to a receiver or into a migration stream file', run: runSend },
   receive: { summary: 'receive one migration and write the image', run: runReceive },
   codecs: { summary: 'list codecs, their backend in this process and whether they can run', run: runCodecs },

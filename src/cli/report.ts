@@ -42,6 +42,7 @@ function bar(stats: MigrationStats): string {
   return (
     `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}%  ` +
     `round ${stats['dirty-sync-count']}  ${formatBytes(stats['guest-bytes'])} sent, ${formatBytes(stats.remaining)} remaining  ` +
+    (stats['dirty-pages-rate'] === undefined ? '' : `dirty ${stats['dirty-pages-rate']} pages/s  `) +
     `${stats['guest-mbps'].toFixed(0)} mbps guest, ${stats.mbps.toFixed(0)} mbps wire`
   );
 }
@@ -64,6 +65,8 @@ export function summary(stats: MigrationStats): string {
   const lines = [
     `Migration status: ${stats.status}`,
     `total time: ${stats['total-time']} ms`,
+    ...(stats.downtime === undefined ? [] : [`downtime: ${stats.downtime} ms`]),
+    ...(stats['expected-downtime'] === undefined ? [] : [`expected downtime: ${stats['expected-downtime']} ms`]),
     `setup: ${stats['setup-time']} ms`,
     `transferred ram: ${kb(stats.transferred)}`,
     `throughput: ${stats.mbps.toFixed(2)} mbps`,
@@ -73,6 +76,8 @@ export function summary(stats: MigrationStats): string {
     `normal: ${stats.normal} pages`,
     `normal bytes: ${kb(stats['normal-bytes'])}`,
     `dirty sync count: ${stats['dirty-sync-count']}`,
+    ...(stats['dirty-pages-rate'] === undefined ? [] : [`dirty pages rate: ${stats['dirty-pages-rate']} pages`]),
+    ...(stats['cpu-throttle-percentage'] === undefined ? [] : [`cpu throttle percentage: ${stats['cpu-throttle-percentage']}`]),
     `page size: ${stats['page-size'] / 1024} kbytes`,
     `multifd bytes: ${kb(stats['multifd-bytes'])}`,
     `header bytes: ${kb(stats['header-bytes'])}`,

@@ -54,10 +54,6 @@ export const DEFAULT_DIRTY_PAGES_PER_SECOND = 25_600;
 /** Default share of writes that zero their page. */
 export const DEFAULT_ZERO_FRACTION = 0.05;
 
-// How often a wait on the worker looks up from the shared word to check that the worker is
-// still alive: a crashed worker never notifies.
-const LIVENESS_POLL_MS = 100;
-
 /**
  * Starts a guest workload on a worker thread; resolves once the worker runs.
  * @throws RangeError (`ERR_OUT_OF_RANGE`) for a bad mode, rate, zero fraction or seed, or a
@@ -113,6 +109,9 @@ class WorkerGuest implements Guest {
   private readonly counters: BigInt64Array;
   private failure: Error | undefined;
   private exited = false;
+  // Settles when the worker thread ends: a crashed worker never notifies, and a pending
+  // Atomics.waitAsync does not keep the event loop alive, so waits race against this.
+  private readonly exit: Promise<void>;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -122,7 +121,7 @@ class WorkerGuest implements Guest {
     this.control = views.control;
     this.counters = views.counters;
     worker.on('error', (error) => (this.failure ??= error));
-    worker.once('exit', () => (this.exited = true));
+    this.exit = new Promise((resolve) => worker.once('exit', () => resolve(void (this.exited = true))));
   }
 
   get pagesWritten(): number {
@@ -191,8 +190,8 @@ class WorkerGuest implements Guest {
       const value = Atomics.load(this.control, slot);
       if (reached(value)) return true;
       if (this.failure || this.exited) return false;
-      const wait = Atomics.waitAsync(this.control, slot, value, LIVENESS_POLL_MS);
-      if (wait.async) await wait.value;
+      const wait = Atomics.waitAsync(this.control, slot, value);
+      if (wait.async) await Promise.race([wait.value, this.exit]);
     }
   }
 }

@@ -167,7 +167,8 @@ async function diffSnapshots(before: string, after: string, byteLength: number, 
   } finally {
     await Promise.all([olds.return(undefined), news.return(undefined)]);
   }
-  // A plain Uint8Array over the concatenation: callers compare and clone it as one.
+  // Handed out as a plain Uint8Array: a Buffer's slice() is a view, not the copy it is on
+  // every other Uint8Array.
   const bytes = Buffer.concat(changed);
   return { blockIndex: 0, runs, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
 }
