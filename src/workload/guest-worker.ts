@@ -5,6 +5,7 @@
 import { workerData } from 'node:worker_threads';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { attachExplicitDirtyLog } from '../migration/dirty/explicit-log.js';
+import { seededRandom } from './page-content.js';
 import { Command, Counter, SLICE_MS, Slot, WorkerState, controlViews, type GuestWorkerData } from './control.js';
 
 /** 64-bit words a normal write changes in its page: "a few", as a program updating records. */
@@ -17,19 +18,16 @@ const dirty = data.dirty ? attachExplicitDirtyLog(data.dirty) : undefined;
 const words = memory.blocks.map((block) => new Uint32Array(block.memory.buffer, 0, block.byteLength / 4));
 const wordsPerPage = memory.pageSize / 4;
 
-/** mulberry32: small, fast and seeded, so a run's page choices can be replayed. */
-let state = data.seed >>> 0;
+const random = seededRandom(data.seed);
+
+/** A random 32-bit word: `random()` is a u32 over 2^32, so this is exact. */
 function randomU32(): number {
-  state = (state + 0x6d2b79f5) >>> 0;
-  let t = state;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return (t ^ (t >>> 14)) >>> 0;
+  return random() * 2 ** 32;
 }
 
 /** A random integer from 0 to `bound - 1` (bound up to 2^32). */
 function randomBelow(bound: number): number {
-  return Math.floor((randomU32() / 2 ** 32) * bound);
+  return Math.floor(random() * bound);
 }
 
 /**
@@ -40,7 +38,7 @@ function writeRandomPage(): boolean {
   let page = randomBelow(memory.totalPages);
   let blockIndex = 0;
   while (page >= memory.blocks[blockIndex]!.pageCount) page -= memory.blocks[blockIndex++]!.pageCount;
-  const zero = randomU32() / 2 ** 32 < data.zeroFraction;
+  const zero = random() < data.zeroFraction;
   if (zero) {
     memory.blocks[blockIndex]!.page(page).fill(0);
   } else {
