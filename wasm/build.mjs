@@ -85,9 +85,19 @@ function fail(message) {
 
 const sha256 = (file) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
+// clang runs any `wasm-opt` it finds on PATH after linking, and `npm run` puts
+// node_modules/.bin first, whose wasm-opt (binaryen from npm, via assemblyscript) is not
+// Debian's: the output would then depend on how the build was started. Tools run with the
+// node_modules folders taken off PATH, so `npm run build:wasm` and `node wasm/build.mjs`
+// produce the same bytes.
+const TOOL_ENV = {
+  ...process.env,
+  PATH: (process.env.PATH ?? '').split(path.delimiter).filter((dir) => !dir.split(path.sep).includes('node_modules')).join(path.delimiter),
+};
+
 function run(cmd, args, options = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: TOOL_ENV, ...options });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -114,7 +124,7 @@ async function limited(task) {
 function toolVersions() {
   let emcc;
   try {
-    emcc = execFileSync('emcc', ['--version'], { encoding: 'utf8' }).split('\n')[0].trim();
+    emcc = execFileSync('emcc', ['--version'], { encoding: 'utf8', env: TOOL_ENV }).split('\n')[0].trim();
   } catch {
     fail('emcc not found. Install Emscripten with: apt-get install emscripten (Debian 12 ships 3.1.6)');
   }

@@ -25,7 +25,7 @@ import { StatsTracker, type MigrationStats } from './stats.js';
 
 /** Live pre-copy: where dirty pages come from and how the workload is steered. */
 export interface LiveOptions extends ConvergenceOptions {
-  /** Reports the pages written since the last sync (started before round 1). */
+  /** Reports the pages written since the last sync; migrate() starts it before round 1 and stops it at the end. */
   dirtyLog: DirtyLog;
   /** Stops the workload at switchover; resolves once nothing writes any more. */
   pause: () => Promise<void>;
@@ -355,6 +355,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
   } finally {
     clearInterval(progress);
     clearInterval(metering);
+    live?.dirtyLog.stop();
     options.signal?.removeEventListener('abort', onAbort);
     if (!options.pool) await pool.close();
     options.onProgress?.(stats.snapshot());

@@ -62,7 +62,6 @@ async function liveMigration(memory: GuestMemory, log: 'explicit' | 'hash', opti
     return { stats, result, destination: () => destination, throttles, pagesWritten: guest.pagesWritten, zeroed: guest.pagesZeroed };
   } finally {
     await guest.stop();
-    dirtyLog.stop();
   }
 }
 

@@ -58,7 +58,7 @@ export function bitmapRuns(bitmap: Uint32Array, pageCount: number): PageRun[] {
         const bit = lowestSetBit(word);
         start = base + bit;
         // Pretend the bits below the run are set too, so the first zero bit is its end.
-        word |= bit === 0 ? 0 : (1 << bit) - 1;
+        word |= (1 << bit) - 1;
       }
       if (word === -1) break;
       const end = lowestSetBit(~word);

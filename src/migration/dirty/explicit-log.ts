@@ -35,11 +35,16 @@ export class ExplicitDirtyLog implements DirtyLog {
   /**
    * A log with an empty bitmap per block of `memory`, or, given {@link SharedDirtyBitmaps},
    * a view of another log's bitmaps (prefer {@link attachExplicitDirtyLog} for that).
+   * @throws RangeError (`ERR_OUT_OF_RANGE`) when a shared bitmap is too short for its block.
    */
   constructor(source: GuestMemory | SharedDirtyBitmaps) {
     if ('buffers' in source) {
+      source.pageCounts.forEach((pages, i) => {
+        const bytes = source.buffers[i]?.byteLength ?? 0;
+        if (bytes < 4 * bitmapWords(pages)) throw outOfRange(`buffers[${i}].byteLength`, `at least ${4 * bitmapWords(pages)} for ${pages} pages`, bytes);
+      });
       this.pageCounts = [...source.pageCounts];
-      this.words = source.buffers.map((buffer) => new Int32Array(buffer));
+      this.words = source.pageCounts.map((_, i) => new Int32Array(source.buffers[i]!));
     } else {
       this.pageCounts = source.blocks.map((block) => block.pageCount);
       this.words = this.pageCounts.map((pages) => new Int32Array(new SharedArrayBuffer(4 * bitmapWords(pages))));
