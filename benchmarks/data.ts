@@ -31,12 +31,23 @@ interface Source {
   readonly raw: string;
   readonly zstdArgs: readonly string[];
   readonly what: string;
+  /** A zstd patch against this earlier snapshot (decompressed first, then `--patch-from` it). */
+  readonly patchFrom?: SharedDataName;
 }
+
+/** The shared files the benchmarks, tests and the demo can use. */
+export type SharedDataName = 'corpus-mix' | 'vm-512m-t0' | 'vm-512m-t1' | 'vm-512m-t2';
 
 const SOURCES: readonly Source[] = [
   { name: 'corpus-mix', file: 'corpus-mix.bin.zst', raw: 'corpus-mix.bin', zstdArgs: [], what: 'Silesia-like mixed corpus' },
   // t0 was compressed with --long=27; the decoder needs the matching window.
   { name: 'vm-512m-t0', file: 'vm-512m-t0.raw.zst', raw: 'vm-512m-t0.raw', zstdArgs: ['--long=27'], what: 'guest RAM of a 512 MiB Linux VM' },
+];
+
+/** The later snapshots, as patches against the one before (data/README.md). */
+const PATCHES: readonly Source[] = [
+  { name: 'vm-512m-t1', file: 'vm-512m-t1.patch.zst', raw: 'vm-512m-t1.raw', zstdArgs: ['--long=27'], what: 'the same RAM 5 s later', patchFrom: 'vm-512m-t0' },
+  { name: 'vm-512m-t2', file: 'vm-512m-t2.patch.zst', raw: 'vm-512m-t2.raw', zstdArgs: ['--long=27'], what: 'the same RAM 10 s later', patchFrom: 'vm-512m-t1' },
 ];
 
 /** The package root: the nearest folder above this file holding package.json. */
@@ -99,7 +110,8 @@ function decompressOnce(compressed: string, source: Source): string {
   if (existsSync(raw) && statSync(raw).mtimeMs >= statSync(compressed).mtimeMs) return raw;
   const partial = raw + '.partial';
   rmSync(partial, { force: true });
-  const result = spawnSync('zstd', ['-q', '-d', ...source.zstdArgs, compressed, '-o', partial], { encoding: 'utf8' });
+  const patchArgs = source.patchFrom ? [`--patch-from=${sharedDataFile(source.patchFrom)}`] : [];
+  const result = spawnSync('zstd', ['-q', '-d', ...source.zstdArgs, ...patchArgs, compressed, '-o', partial], { encoding: 'utf8' });
   if (result.error || result.status !== 0) {
     throw new Error(`benchmarks: cannot decompress ${compressed} with zstd: ${result.error?.message ?? result.stderr.trim()}`);
   }
@@ -147,8 +159,8 @@ function saveSample(name: string, sample: Uint8Array, description: string): Data
  * guest memory from it.
  * @throws Error when the file is there but zstd cannot decompress it.
  */
-export function sharedDataFile(name: 'corpus-mix' | 'vm-512m-t0'): string | undefined {
-  const source = SOURCES.find((s) => s.name === name)!;
+export function sharedDataFile(name: SharedDataName): string | undefined {
+  const source = [...SOURCES, ...PATCHES].find((s) => s.name === name)!;
   const compressed = join(dataDir(), source.file);
   return existsSync(compressed) ? decompressOnce(compressed, source) : undefined;
 }

@@ -50,7 +50,7 @@ export interface ReceiveResult {
 
 const DATA_INIT_BYTES = 32;
 /** Packets a channel may have in workers before its socket is paused (backpressure). */
-const MAX_IN_FLIGHT_PER_CHANNEL = 8;
+const MAX_IN_FLIGHT_PER_CHANNEL = 32;
 /** Packet buffers kept for reuse. */
 const MAX_SPARE_BUFFERS = 64;
 

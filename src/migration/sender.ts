@@ -282,7 +282,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
         const bitmaps = await failure.race(live.dirtyLog.sync());
         const now = performance.now();
         const dirtyPages = countDirty(bitmaps);
-        stats.dirtyPagesRate = Math.round(dirtyPages / Math.max((now - lastSyncMs) / 1000, 1e-3));
+        // The rate describes the running guest: the sync after the pause does not count.
+        if (pausedAt === undefined) stats.dirtyPagesRate = Math.round(dirtyPages / Math.max((now - lastSyncMs) / 1000, 1e-3));
         lastSyncMs = now;
         markStale(stale, bitmaps, source, pageSize, blockChunkBase);
         return { bitmaps, dirtyPages };

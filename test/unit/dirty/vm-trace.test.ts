@@ -1,16 +1,16 @@
 // The real dirty trace: three snapshots of a 512 MiB Linux guest, 5 s apart (shared data,
-// see its README). Decompressed once into benchmarks/.cache/; skipped without the data or zstd.
+// see its README). Decompressed once into benchmarks/.cache/ (benchmarks/data.ts); skipped
+// without the data or zstd.
 import { spawnSync } from 'node:child_process';
-import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { traceFromSnapshots } from '../../../src/migration/dirty/trace-log.js';
 import { runsPageCount } from '../../../src/wire/page-runs.js';
-import { cacheDir, dataDir } from '../../../benchmarks/data.js';
+import { dataDir, sharedDataFile } from '../../../benchmarks/data.js';
 
 const PAGE = 4096;
-const SNAPSHOT_BYTES = 512 * 2 ** 20;
 const FILES = ['vm-512m-t0.raw.zst', 'vm-512m-t1.patch.zst', 'vm-512m-t2.patch.zst'];
 
 function skipReason(): string | undefined {
@@ -18,21 +18,6 @@ function skipReason(): string | undefined {
   if (missing.length > 0) return `${missing.join(', ')} not found in ${dataDir()} (set MULTIFD_DATA_DIR)`;
   if (spawnSync('zstd', ['--version']).status !== 0) return 'zstd is not installed (apt-get install zstd)';
   return undefined;
-}
-
-/**
- * The raw snapshot `name`, decompressed into the cache unless a whole one is already there;
- * written under a .partial name first, so an interrupted run leaves nothing that looks done.
- */
-function decompressed(name: string, args: string[]): string {
-  const raw = join(cacheDir(), name);
-  if (existsSync(raw) && statSync(raw).size === SNAPSHOT_BYTES) return raw;
-  const partial = `${raw}.partial`;
-  rmSync(partial, { force: true });
-  const result = spawnSync('zstd', ['-q', '-d', '--long=27', ...args, '-o', partial], { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`zstd ${args.join(' ')}: ${result.error?.message ?? result.stderr.trim()}`);
-  renameSync(partial, raw);
-  return raw;
 }
 
 function isZero(bytes: Uint8Array): boolean {
@@ -45,10 +30,8 @@ if (reason) console.log(`  skipped: ${reason}`);
 const test = reason ? vmSuite.skip : vmSuite;
 
 test('t0 → t1 dirties 1,250 pages (27 of them zeroed) and t1 → t2 1,217 (29 zeroed), as the data README says', async () => {
-  const t0 = decompressed('vm-512m-t0.raw', [join(dataDir(), FILES[0]!)]);
-  const t1 = decompressed('vm-512m-t1.raw', [`--patch-from=${t0}`, join(dataDir(), FILES[1]!)]);
-  const t2 = decompressed('vm-512m-t2.raw', [`--patch-from=${t1}`, join(dataDir(), FILES[2]!)]);
-  const trace = await traceFromSnapshots([t0, t1, t2], PAGE);
+  const snapshots = (['vm-512m-t0', 'vm-512m-t1', 'vm-512m-t2'] as const).map((name) => sharedDataFile(name)!);
+  const trace = await traceFromSnapshots(snapshots, PAGE);
   const summary = trace.steps.map((step) => {
     let zeroed = 0;
     for (let at = 0; at < step.bytes.byteLength; at += PAGE) if (isZero(step.bytes.subarray(at, at + PAGE))) zeroed++;

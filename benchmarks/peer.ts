@@ -1,0 +1,57 @@
+// The benchmark's receiving peer: a child process running bench-receiver.ts, driven by one
+// JSON line per command. Keeping one child for a whole run saves its start-up per migration.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { packageRoot } from '../src/wasm/load.js';
+
+/** The child's answers, in order. */
+type Answer = { address?: string; received?: { normalPages: number; zeroPages: number }; cpuMicros?: number; rawMs?: number; error?: string };
+
+/** A receiver in another process. */
+export class BenchPeer {
+  private readonly child: ChildProcessWithoutNullStreams;
+  private readonly answers: Answer[] = [];
+  private waiting: ((answer: Answer) => void) | undefined;
+
+  constructor() {
+    this.child = spawn(process.execPath, ['--import', 'tsx', join(packageRoot(), 'benchmarks', 'bench-receiver.ts')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child.stderr.pipe(process.stderr);
+    createInterface({ input: this.child.stdout }).on('line', (line) => {
+      const answer = JSON.parse(line) as Answer;
+      if (this.waiting) {
+        const waiting = this.waiting;
+        this.waiting = undefined;
+        waiting(answer);
+      } else {
+        this.answers.push(answer);
+      }
+    });
+  }
+
+  /** Starts a receiver with `threads` workers; returns its address and its outcome to come. */
+  async receive(threads: number): Promise<{ address: string; done: Promise<Answer> }> {
+    this.child.stdin.write(JSON.stringify({ op: 'receive', threads }) + '\n');
+    const { address } = await this.next();
+    return { address: address!, done: this.next() };
+  }
+
+  /** Starts a plain TCP sink for `bytes`; returns its address and the receive time to come. */
+  async raw(bytes: number): Promise<{ address: string; done: Promise<Answer> }> {
+    this.child.stdin.write(JSON.stringify({ op: 'raw', bytes }) + '\n');
+    const { address } = await this.next();
+    return { address: address!, done: this.next() };
+  }
+
+  /** Ends the child. */
+  async close(): Promise<void> {
+    this.child.stdin.end();
+    await new Promise((resolve) => this.child.once('exit', resolve));
+  }
+
+  private next(): Promise<Answer> {
+    const queued = this.answers.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve) => (this.waiting = resolve));
+  }
+}
