@@ -3,7 +3,6 @@
 // filled from the corpus, all-zero memory and the real VM image: codecs none, lz4, zstd-1 and
 // zlib-1 at 1, 2 and 4 channels and 1 and 2 threads. In the same run: one plain Node TCP stream
 // moving the same bytes, and the SIMD zero-scan rate, which the targets compare against.
-import { closeSync, openSync, readSync } from 'node:fs';
 import { connect as connectTcp } from 'node:net';
 import type { CodecId } from '../src/codecs/types.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
@@ -11,6 +10,7 @@ import { migrate } from '../src/migration/sender.js';
 import { guestMemorySource } from '../src/migration/source.js';
 import { WorkerPool } from '../src/pool/pool.js';
 import { connect, parseEndpoint } from '../src/transport/index.js';
+import { fillMemoryFromFile } from '../src/cli/demo-content.js';
 import { sharedDataFile } from './data.js';
 import { BenchPeer } from './peer.js';
 import { machineInfo, writeResults } from './results.js';
@@ -53,30 +53,13 @@ const CODECS: ReadonlyArray<{ codec: CodecId; level?: number; label: string }> =
   { codec: 'zlib', level: 1, label: 'zlib-1' },
 ];
 
-/** Fills memory with a file repeated (the corpus is 200 MiB; the memory may be larger). */
-function fillFrom(memory: GuestMemory, path: string): void {
-  const fd = openSync(path, 'r');
-  try {
-    for (const block of memory.blocks) {
-      const bytes = block.bytes();
-      for (let at = 0, position = 0; at < bytes.byteLength; ) {
-        const read = readSync(fd, bytes, at, Math.min(16 << 20, bytes.byteLength - at), position);
-        position = read === 0 ? 0 : position + read;
-        at += read;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** The memories to migrate; every one is written before it is measured (DESIGN §8). */
 function datasets(bytes: number, notes: string[]): Array<{ name: string; memory: GuestMemory }> {
   const sets: Array<{ name: string; memory: GuestMemory }> = [];
   const corpus = sharedDataFile('corpus-mix');
   if (corpus) {
     const memory = GuestMemory.create({ byteLength: bytes });
-    fillFrom(memory, corpus);
+    fillMemoryFromFile(memory, corpus);
     sets.push({ name: 'corpus', memory });
   } else {
     notes.push('corpus-mix not found: the corpus rows are missing');
@@ -87,7 +70,7 @@ function datasets(bytes: number, notes: string[]): Array<{ name: string; memory:
   const vm = sharedDataFile('vm-512m-t0');
   if (vm) {
     const memory = GuestMemory.create({ byteLength: 512 << 20 });
-    fillFrom(memory, vm);
+    fillMemoryFromFile(memory, vm);
     sets.push({ name: 'vm-512m-t0', memory });
   } else {
     notes.push('vm-512m-t0 not found: the VM image rows are missing');

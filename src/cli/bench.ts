@@ -1,11 +1,13 @@
 // `multifd bench <suite>`: the same harness as `npm run bench:*` (benchmarks/).
 import { runCodecBench } from '../../benchmarks/codecs.js';
+import { runLiveBench } from '../../benchmarks/live.js';
 import { runMigrateBench } from '../../benchmarks/migrate.js';
 import { parseCommand, UsageError } from './usage.js';
 
 const SUITES: Record<string, (options: { json: boolean; sizeMiB?: number; quick: boolean }) => Promise<unknown>> = {
   codecs: runCodecBench,
   migrate: runMigrateBench,
+  live: runLiveBench,
 };
 
 /** Runs `multifd bench <suite> [--json] [--size MiB] [--quick]`. */

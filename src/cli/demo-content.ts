@@ -16,12 +16,7 @@ export function fillFromCorpus(memory: GuestMemory): string {
     corpus = undefined; // no zstd to decompress it: fall back to generated content
   }
   if (corpus) {
-    const fd = openSync(corpus, 'r');
-    try {
-      for (const block of memory.blocks) fillFromFile(fd, block.bytes());
-    } finally {
-      closeSync(fd);
-    }
+    fillMemoryFromFile(memory, corpus);
     return `filled from ${basename(corpus)} (repeated)`;
   }
   // 64 MiB of generated pages, repeated: generating each byte of a large memory would take seconds.
@@ -34,17 +29,19 @@ export function fillFromCorpus(memory: GuestMemory): string {
   return 'filled with generated pages, repeated (no ../shared/data/corpus-mix.bin.zst)';
 }
 
-/** Reads the file into `bytes` from its start, again and again until `bytes` is full. */
-function fillFromFile(fd: number, bytes: Uint8Array): void {
-  let at = 0;
-  let position = 0;
-  while (at < bytes.byteLength) {
-    const read = readSync(fd, bytes, at, Math.min(16 << 20, bytes.byteLength - at), position);
-    if (read === 0) {
-      position = 0;
-      continue;
+/** Fills every block with the file's bytes, starting the file over whenever it ends. */
+export function fillMemoryFromFile(memory: GuestMemory, path: string): void {
+  const fd = openSync(path, 'r');
+  try {
+    for (const block of memory.blocks) {
+      const bytes = block.bytes();
+      for (let at = 0, position = 0; at < bytes.byteLength; ) {
+        const read = readSync(fd, bytes, at, Math.min(16 << 20, bytes.byteLength - at), position);
+        position = read === 0 ? 0 : position + read;
+        at += read;
+      }
     }
-    at += read;
-    position += read;
+  } finally {
+    closeSync(fd);
   }
 }

@@ -154,6 +154,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
         }, (error: Error) => failure.fail(error))
       : undefined;
     if (live) await live.dirtyLog.start();
+    const trackingSince = performance.now();
     stats.setupMs = stats.elapsedMs();
     stats.status = 'active';
 
@@ -277,7 +278,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     if (live) {
       const stale = new Set<number>(); // checksum chunks written since they were hashed
       const convergence = new Convergence(live);
-      let lastSyncMs = performance.now();
+      let lastSyncMs = trackingSince;
       const sync = async () => {
         const bitmaps = await failure.race(live.dirtyLog.sync());
         const now = performance.now();
