@@ -408,25 +408,30 @@ function legacyZeroPageSplit(window: SourceWindow, first: number, pageCount: num
   return { zeroRuns, normalRuns, zeroPages };
 }
 
-/** Groups a block's dirty runs into tasks spanning at most `pagesPerTask` pages, with task-relative runs. */
+/**
+ * Groups a block's dirty runs into tasks of at most `pagesPerTask` dirty pages each, however
+ * far apart (task-relative runs): a sparse dirty set then costs a few tasks, not one per
+ * stretch of memory it touches.
+ */
 function tasksOfRuns(runs: readonly PageRun[], pagesPerTask: number): Array<{ first: number; pageCount: number; runs: PageRun[] }> {
   const tasks: Array<{ first: number; pageCount: number; runs: PageRun[] }> = [];
+  let task: { first: number; pageCount: number; runs: PageRun[]; pages: number } | undefined;
   for (const run of runs) {
     let page = run.first;
     const end = run.first + run.count;
     while (page < end) {
-      let task = tasks[tasks.length - 1];
-      if (!task || page >= task.first + pagesPerTask) {
-        task = { first: page, pageCount: 0, runs: [] };
+      if (!task || task.pages === pagesPerTask) {
+        task = { first: page, pageCount: 0, runs: [], pages: 0 };
         tasks.push(task);
       }
-      const upTo = Math.min(end, task.first + pagesPerTask);
-      task.runs.push({ first: page - task.first, count: upTo - page });
-      task.pageCount = upTo - task.first;
-      page = upTo;
+      const take = Math.min(end - page, pagesPerTask - task.pages);
+      task.runs.push({ first: page - task.first, count: take });
+      task.pages += take;
+      task.pageCount = page + take - task.first;
+      page += take;
     }
   }
-  return tasks;
+  return tasks.map(({ first, pageCount, runs: taskRuns }) => ({ first, pageCount, runs: taskRuns }));
 }
 
 /** A | B, block by block. */

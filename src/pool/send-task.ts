@@ -58,7 +58,10 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
   const { memory, byteOffset, pageSize, pageCount, pagesPerPacket } = task;
   const runs = task.runs ?? [{ first: 0, count: pageCount }];
   const isZero = new Uint8Array(pageCount);
-  if (task.zeroPageDetection === 'multifd') scanZeroPages(memory, byteOffset, pageSize, pageCount, isZero);
+  // Only the listed pages are scanned: a dirty round's task may span a whole block sparsely.
+  if (task.zeroPageDetection === 'multifd') {
+    for (const run of runs) scanZeroPages(memory, byteOffset + run.first * pageSize, pageSize, run.count, isZero.subarray(run.first, run.first + run.count));
+  }
 
   const drafts: PacketDraft[] = [];
   let draft: PacketDraft = { normalRuns: [], zeroRuns: [], normalPages: [] };
