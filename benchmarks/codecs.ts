@@ -219,13 +219,14 @@ function checkTargets(codecRows: readonly CodecRow[], zeroRows: readonly ZeroSca
 }
 
 /**
- * Wall-clock figures from a machine shared with other work are noise: this run's own thread
- * accounts for a load of about 1, so more than that at either end means something competed.
+ * Wall-clock figures from an oversubscribed machine are noise. A load average above the core
+ * count (plus a margin) at either end means more runnable threads than cores, so this run's
+ * single thread will have waited for a core some of the time.
  */
 function noteBusyMachine(loadAtStart: number, notes: string[]): void {
   const loadAtEnd = loadavg()[0]!;
   const cores = availableParallelism();
-  if (Math.max(loadAtStart, loadAtEnd) > 1.5) {
+  if (Math.max(loadAtStart, loadAtEnd) > cores + 0.5) {
     notes.push(`busy machine: 1-minute load average ${loadAtStart.toFixed(1)} at the start, ${loadAtEnd.toFixed(1)} at the end, on ${cores} cores; other processes competed for the CPU, so speeds are low and noisy (compare the × columns, or rerun on a quiet machine)`);
   }
 }

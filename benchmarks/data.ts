@@ -4,8 +4,8 @@
 // lz4 command-line baselines read exactly the bytes our codecs see.
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../src/wasm/load.js';
 import { makePages } from '../src/workload/page-content.js';
 
 /** Bytes per packet: QEMU's MULTIFD_PACKET_SIZE, 128 pages of 4 KiB. */
@@ -49,17 +49,6 @@ const PATCHES: readonly Source[] = [
   { name: 'vm-512m-t1', file: 'vm-512m-t1.patch.zst', raw: 'vm-512m-t1.raw', zstdArgs: ['--long=27'], what: 'the same RAM 5 s later', patchFrom: 'vm-512m-t0' },
   { name: 'vm-512m-t2', file: 'vm-512m-t2.patch.zst', raw: 'vm-512m-t2.raw', zstdArgs: ['--long=27'], what: 'the same RAM 10 s later', patchFrom: 'vm-512m-t1' },
 ];
-
-/** The package root: the nearest folder above this file holding package.json. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('benchmarks: no package.json above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-  return dir;
-}
 
 /** benchmarks/.cache/ (git-ignored), created on demand. */
 export function cacheDir(): string {

@@ -6,7 +6,7 @@ import { availableParallelism, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { listCodecs } from '../src/codecs/registry.js';
 import { wasmDistDir, wasmVariant } from '../src/wasm/load.js';
-import { packageRoot } from './data.js';
+import { packageRoot } from '../src/wasm/load.js';
 
 /** One codec at one level on one dataset, against its baseline. Speeds are decimal MB/s. */
 export interface CodecRow {
