@@ -15,11 +15,11 @@ import { WorkerPool } from '../pool/pool.js';
 import type { ZeroPageDetection } from '../pool/protocol.js';
 import { drained, TokenBucket } from '../transport/index.js';
 import { encodeChannelInit, encodeSyncPacket, type PageRun } from '../wire/index.js';
-import { scanZeroPages } from '../zero/scan.js';
 import { ControlChannel } from './control-channel.js';
 import { BandwidthMeter, BANDWIDTH_WINDOW_MS, Convergence, type ConvergenceOptions } from './convergence.js';
 import { bitmapRuns, countDirty, type DirtyBitmaps, type DirtyLog } from './dirty/index.js';
 import { FailureLatch } from './failure-latch.js';
+import { chunkBases, legacyZeroPageSplit, markStale, mergeBitmaps, rehashStale, runsPages, tasksOfRuns } from './round-planning.js';
 import type { PageSource, SourceWindow } from './source.js';
 import { StatsTracker, type MigrationStats } from './stats.js';
 
@@ -362,109 +362,6 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     if (!options.pool) await pool.close();
     options.onProgress?.(stats.snapshot());
   }
-}
-
-/** Index of each block's first checksum chunk in the image's chunk list. */
-function chunkBases(source: PageSource): number[] {
-  let next = 0;
-  return source.blocks.map((b) => {
-    const base = next;
-    next += Math.ceil(b.byteLength / CHECKSUM_CHUNK_BYTES);
-    return base;
-  });
-}
-
-function runsPages(runs: readonly PageRun[]): number {
-  return runs.reduce((n, r) => n + r.count, 0);
-}
-
-function addPage(runs: PageRun[], page: number): void {
-  const last = runs[runs.length - 1];
-  if (last && last.first + last.count === page) last.count++;
-  else runs.push({ first: page, count: 1 });
-}
-
-/**
- * zero-page-detection=legacy: the main thread finds the zero pages among the task's pages, as
- * QEMU's migration thread does; they travel on the control channel (block page indices) and
- * the task sends the rest (task-relative runs).
- */
-function legacyZeroPageSplit(window: SourceWindow, first: number, pageCount: number, runs: readonly PageRun[] | undefined, pageSize: number) {
-  const isZero = new Uint8Array(pageCount);
-  scanZeroPages(window.memory, window.byteOffset + first * pageSize, pageSize, pageCount, isZero);
-  const zeroRuns: PageRun[] = [];
-  const normalRuns: PageRun[] = [];
-  let zeroPages = 0;
-  for (const run of runs ?? [{ first: 0, count: pageCount }]) {
-    for (let i = run.first; i < run.first + run.count; i++) {
-      if (isZero[i]) {
-        addPage(zeroRuns, window.firstPage + first + i);
-        zeroPages++;
-      } else {
-        addPage(normalRuns, i);
-      }
-    }
-  }
-  return { zeroRuns, normalRuns, zeroPages };
-}
-
-/**
- * Groups a block's dirty runs into tasks of at most `pagesPerTask` dirty pages each, however
- * far apart (task-relative runs): a sparse dirty set then costs a few tasks, not one per
- * stretch of memory it touches.
- */
-function tasksOfRuns(runs: readonly PageRun[], pagesPerTask: number): Array<{ first: number; pageCount: number; runs: PageRun[] }> {
-  const tasks: Array<{ first: number; pageCount: number; runs: PageRun[] }> = [];
-  let task: { first: number; pageCount: number; runs: PageRun[]; pages: number } | undefined;
-  for (const run of runs) {
-    let page = run.first;
-    const end = run.first + run.count;
-    while (page < end) {
-      if (!task || task.pages === pagesPerTask) {
-        task = { first: page, pageCount: 0, runs: [], pages: 0 };
-        tasks.push(task);
-      }
-      const take = Math.min(end - page, pagesPerTask - task.pages);
-      task.runs.push({ first: page - task.first, count: take });
-      task.pages += take;
-      task.pageCount = page + take - task.first;
-      page += take;
-    }
-  }
-  return tasks.map(({ first, pageCount, runs: taskRuns }) => ({ first, pageCount, runs: taskRuns }));
-}
-
-/** A | B, block by block. */
-function mergeBitmaps(a: DirtyBitmaps, b: DirtyBitmaps): DirtyBitmaps {
-  return a.map((words, i) => words.map((w, j) => w | b[i]![j]!));
-}
-
-/** Marks the checksum chunks holding dirty pages: their hashes from round 1 no longer hold. */
-function markStale(stale: Set<number>, bitmaps: DirtyBitmaps, source: PageSource, pageSize: number, blockChunkBase: number[]): void {
-  const pagesPerChunk = CHECKSUM_CHUNK_BYTES / pageSize;
-  bitmaps.forEach((bitmap, blockIndex) => {
-    for (const run of bitmapRuns(bitmap, source.blocks[blockIndex]!.byteLength / pageSize)) {
-      const firstChunk = Math.floor(run.first / pagesPerChunk);
-      const lastChunk = Math.floor((run.first + run.count - 1) / pagesPerChunk);
-      for (let c = firstChunk; c <= lastChunk; c++) stale.add(blockChunkBase[blockIndex]! + c);
-    }
-  });
-}
-
-/** Re-hashes the stale chunks (the workload is paused, so the bytes hold still). */
-async function rehashStale(pool: WorkerPool, source: PageSource, stale: Set<number>, chunkHashes: bigint[], blockChunkBase: number[]): Promise<void> {
-  const guest = source.guest!;
-  await Promise.all(
-    [...stale].map(async (chunk) => {
-      let blockIndex = blockChunkBase.length - 1;
-      while (blockChunkBase[blockIndex]! > chunk) blockIndex--;
-      const block = guest.blocks[blockIndex]!;
-      const byteOffset = (chunk - blockChunkBase[blockIndex]!) * CHECKSUM_CHUNK_BYTES;
-      const byteLength = Math.min(CHECKSUM_CHUNK_BYTES, block.byteLength - byteOffset);
-      const [hash] = await pool.checksumChunks({ memory: block.memory, byteOffset, byteLength });
-      chunkHashes[chunk] = hash!;
-    }),
-  );
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
