@@ -4,7 +4,7 @@
 // thread at first use, so only a fresh thread started with MULTIFD_NO_WASM_SIMD=1 runs it), and
 // a plain JS loop showing what the kernels buy.
 import { once } from 'node:events';
-import { Worker } from 'node:worker_threads';
+import { startWorker } from '../src/pool/start-worker.js';
 import { scanZeroPages } from '../src/zero/scan.js';
 import { wasmVariant } from '../src/wasm/load.js';
 import { nativeZeroScan } from './native-baselines.js';
@@ -65,12 +65,10 @@ export function measureWasmScan(bytes: number, repetitions: number): number {
 
 /** The scalar kernel, in a worker whose environment forces the scalar build. */
 async function measureScalarInWorker(bytes: number, repetitions: number): Promise<number> {
-  // Node 20 does not apply tsx's --import hooks to a worker's own entry, so under tsx the
-  // worker loads its TypeScript entry through tsx's API (as test/unit/wasm/variants.test.ts).
-  const options = { workerData: { bytes, repetitions }, env: { ...process.env, MULTIFD_NO_WASM_SIMD: '1' } };
-  const worker = import.meta.url.endsWith('.ts')
-    ? new Worker(`import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((tsx) => tsx.tsImport(${JSON.stringify(workerEntry('ts'))}, ${JSON.stringify(import.meta.url)}))`, { ...options, eval: true })
-    : new Worker(new URL(workerEntry('js')), options);
+  const worker = startWorker(workerEntry(import.meta.url.endsWith('.ts') ? 'ts' : 'js'), {
+    workerData: { bytes, repetitions },
+    env: { ...process.env, MULTIFD_NO_WASM_SIMD: '1' },
+  });
   // events.once rejects if the worker emits 'error' first.
   const [result] = (await once(worker, 'message')) as [{ variant: string; GBps: number }];
   await worker.terminate();

@@ -5,10 +5,12 @@
 // pause takes effect within one timeslice even while the main thread is busy, and the
 // worker's acknowledgement means no write happens after it.
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
+import { pathToFileURL } from 'node:url';
+import type { Worker } from 'node:worker_threads';
 import { MultifdError, outOfRange } from '../errors.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { ExplicitDirtyLog } from '../migration/dirty/explicit-log.js';
+import { startWorker } from '../pool/start-worker.js';
 import { packageRoot } from '../wasm/load.js';
 import { Command, Counter, Slot, WorkerState, controlViews, createControl, type GuestControl, type GuestWorkerData } from './control.js';
 
@@ -61,7 +63,7 @@ export const DEFAULT_ZERO_FRACTION = 0.05;
  */
 export async function startGuest(options: GuestOptions): Promise<Guest> {
   const data = workerData(options);
-  const guest = new WorkerGuest(startWorker(data), controlViews(data.control));
+  const guest = new WorkerGuest(startGuestWorker(data), controlViews(data.control));
   if (!(await guest.started())) {
     await guest.stop();
     throw guest.failed();
@@ -94,14 +96,11 @@ function workerData(options: GuestOptions): GuestWorkerData {
 }
 
 /** The worker entry: the TypeScript source under tsx (tests), the bundled file otherwise. */
-function startWorker(workerData: GuestWorkerData): Worker {
-  if (import.meta.url.endsWith('.ts')) {
-    // Node 20 does not apply tsx's --import hooks to a worker's own entry, so the worker
-    // loads the TypeScript entry through tsx's API.
-    const entry = JSON.stringify(new URL('./guest-worker.ts', import.meta.url).href);
-    return new Worker(`import('tsx/esm/api').then((tsx) => tsx.tsImport(${entry}, ${entry}))`, { eval: true, workerData });
-  }
-  return new Worker(join(packageRoot(), 'dist', 'workload', 'guest-worker.js'), { workerData });
+function startGuestWorker(workerData: GuestWorkerData): Worker {
+  const entry = import.meta.url.endsWith('.ts')
+    ? new URL('./guest-worker.ts', import.meta.url)
+    : pathToFileURL(join(packageRoot(), 'dist', 'workload', 'guest-worker.js'));
+  return startWorker(entry, { workerData });
 }
 
 class WorkerGuest implements Guest {

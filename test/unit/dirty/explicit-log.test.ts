@@ -1,4 +1,5 @@
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../../../src/pool/start-worker.js';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { GuestMemory } from '../../../src/memory/guest-memory.js';
@@ -13,13 +14,9 @@ function memoryOf(...pageCounts: number[]): GuestMemory {
   return GuestMemory.create({ pageSize: PAGE, blocks: pageCounts.map((pages, i) => ({ name: `ram${i}`, byteLength: pages * PAGE })) });
 }
 
-/**
- * Starts a TypeScript worker entry of this folder. tsx's --import hook does not reach worker
- * threads in Node 20, so the worker loads its entry through tsx's API.
- */
+/** Starts a worker entry of this folder. */
 function tsWorker(entry: string, workerData: unknown): Worker {
-  const url = JSON.stringify(new URL(entry, import.meta.url).href);
-  return new Worker(`import('tsx/esm/api').then((tsx) => tsx.tsImport(${url}, ${url}))`, { eval: true, workerData });
+  return startWorker(new URL(entry, import.meta.url), { workerData });
 }
 
 test('a sync reports the pages and ranges marked since the previous one, then forgets them', async () => {

@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { startWorker } from '../../../src/pool/start-worker.js';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { imageChecksum } from '../../../src/memory/checksum.js';
@@ -9,16 +9,9 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 
-/**
- * Runs a TypeScript worker entry. tsx's --import hook does not reach worker threads in
- * Node 20, so the worker starts from eval code that loads the entry through tsx's API.
- */
+/** Runs a worker entry of this folder and resolves with its first message. */
 function runTsWorker<T>(entry: string, workerData: unknown): Promise<T> {
-  const url = new URL(entry, import.meta.url).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const code = `const { workerData } = require('node:worker_threads');
-import(${JSON.stringify(tsx)}).then((tsx) => tsx.tsImport(workerData.url, workerData.url));`;
-  const worker = new Worker(code, { eval: true, workerData: { ...(workerData as object), url } });
+  const worker = startWorker(new URL(entry, import.meta.url), { workerData });
   return new Promise((resolve, reject) => {
     worker.once('message', (message: T) => {
       resolve(message);

@@ -1,4 +1,4 @@
-import { Worker } from 'node:worker_threads';
+import { startWorker } from '../../../src/pool/start-worker.js';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { wasmVariant } from '../../../src/wasm/load.js';
@@ -7,11 +7,7 @@ import { fingerprint, type Fingerprint } from '../../helpers/variant-fingerprint
 const test = suite('SIMD and scalar WASM builds');
 
 function scalarFingerprint(): Promise<Fingerprint> {
-  // Node 20 does not apply tsx's --import hooks to a worker's own entry, so the worker loads
-  // the TypeScript helper through tsx's API.
-  const script = JSON.stringify(new URL('../../helpers/variant-fingerprint.ts', import.meta.url).href);
-  const worker = new Worker(`import('tsx/esm/api').then((tsx) => tsx.tsImport(${script}, ${script}))`, {
-    eval: true,
+  const worker = startWorker(new URL('../../helpers/variant-fingerprint.ts', import.meta.url), {
     env: { ...process.env, MULTIFD_NO_WASM_SIMD: '1' },
   });
   return new Promise((resolve, reject) => {
