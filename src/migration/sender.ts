@@ -71,7 +71,12 @@ export interface MigrateOptions {
   awaitReceiver?: boolean;
 }
 
-/** Guest bytes per send task: 4 MiB, a whole number of 1 MiB checksum chunks. */
+/**
+ * Guest bytes per send task: 4 MiB, a whole number of 1 MiB checksum chunks. Measured with 2
+ * workers and 4 tasks in flight on the corpus (send tasks only, no sockets): `none` moves 2.0,
+ * 5.9, 8.0, 8.3, 8.2 and 9.3 GB/s with tasks of 0.5, 1, 2, 4, 8 and 16 MiB, zstd-1 823 to 966
+ * MB/s; past 4 MiB the hand-off is amortised and bigger tasks only coarsen the pipeline.
+ */
 const TASK_BYTES = 4 * CHECKSUM_CHUNK_BYTES;
 /** A channel with this much unsent data is full: wait for it to drain before giving it more. */
 const CHANNEL_HIGH_WATER = 8 << 20;
