@@ -6,18 +6,16 @@
 export class FailureLatch {
   error: Error | undefined;
   private settled = false;
-  private reject!: (error: Error) => void;
-  private readonly failed = new Promise<never>((_, reject) => (this.reject = reject));
-
-  constructor() {
-    this.failed.catch(() => {}); // observed through race(); never an unhandled rejection
-  }
+  // One entry per wait in progress, removed when the wait ends: racing against a shared
+  // never-settling promise instead would leave a reaction behind on it for every wait.
+  private readonly waiters = new Set<(error: Error) => void>();
 
   /** Latches `error` unless a failure is latched already or the work has settled. */
   fail(error: Error): void {
     if (this.error || this.settled) return;
     this.error = error;
-    this.reject(error);
+    for (const reject of this.waiters) reject(error);
+    this.waiters.clear();
   }
 
   /** Throws the latched error, if any. */
@@ -27,7 +25,20 @@ export class FailureLatch {
 
   /** `promise`, or the latched failure if that comes first. */
   race<T>(promise: Promise<T>): Promise<T> {
-    return Promise.race([promise, this.failed]);
+    if (this.error) return Promise.reject(this.error);
+    return new Promise<T>((resolve, reject) => {
+      this.waiters.add(reject);
+      promise.then(
+        (value) => {
+          this.waiters.delete(reject);
+          resolve(value);
+        },
+        (error: unknown) => {
+          this.waiters.delete(reject);
+          reject(error);
+        },
+      );
+    });
   }
 
   /** The work finished: later events (a peer closing) are no longer failures. */
