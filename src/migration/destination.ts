@@ -8,6 +8,9 @@ import type { WorkerPool } from '../pool/pool.js';
 import type { BlockTarget } from '../pool/protocol.js';
 import type { ControlMessage } from '../wire/index.js';
 
+/** Bytes of memory one checksum task hashes: 64 checksum chunks. */
+const CHECKSUM_RANGE_BYTES = 64 * CHECKSUM_CHUNK_BYTES;
+
 /** The sender's hello, which fixes the page size and the block table. */
 export type Hello = Extract<ControlMessage, { type: 'hello' }>;
 
@@ -34,10 +37,16 @@ export function memoryDestination(onMemory?: (memory: GuestMemory) => void): Des
     return {
       targets: memory.blocks.map((b) => ({ memory: b.memory })),
       async checksum(pool) {
-        const perBlock = await Promise.all(
-          memory.blocks.map((b) => pool.checksumChunks({ memory: b.memory, byteOffset: 0, byteLength: b.byteLength })),
+        // Ranges of 64 MiB (whole checksum chunks), so every worker hashes a share.
+        const ranges = memory.blocks.flatMap((b) =>
+          Array.from({ length: Math.ceil(b.byteLength / CHECKSUM_RANGE_BYTES) }, (_, i) => ({
+            memory: b.memory,
+            byteOffset: i * CHECKSUM_RANGE_BYTES,
+            byteLength: Math.min(CHECKSUM_RANGE_BYTES, b.byteLength - i * CHECKSUM_RANGE_BYTES),
+          })),
         );
-        return combineChecksums(perBlock.flatMap((hashes) => [...hashes]));
+        const hashes = await Promise.all(ranges.map((range) => pool.checksumChunks(range)));
+        return combineChecksums(hashes.flatMap((h) => [...h]));
       },
       async complete() {},
       async abort() {},
