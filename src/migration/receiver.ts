@@ -143,8 +143,13 @@ export class MigrationReceiver {
       } else if (magic === DATA_MAGIC) {
         this.acceptData(socket, head);
       } else {
+        // A second control connection, or one that speaks something else: dropped. Before the
+        // session exists a wrong magic fails fast (a misconfigured sender hears why); once it
+        // exists, a stray connection must not be able to end the migration.
         socket.destroy();
-        if (magic !== CONTROL_MAGIC) this.fail(protocolError('ERR_CONNECTION_MAGIC', { channel: 'control', field: 'magic', expected: 'MFDC or MFDD', got: `0x${magic.toString(16)}` }));
+        if (magic !== CONTROL_MAGIC && !this.hello) {
+          this.fail(protocolError('ERR_CONNECTION_MAGIC', { channel: 'control', field: 'magic', expected: 'MFDC or MFDD', got: `0x${magic.toString(16)}` }));
+        }
       }
     };
     socket.on('data', onData);

@@ -7,7 +7,11 @@ import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { MultifdError } from '../../src/errors.js';
-import { fileDestination } from '../../src/migration/destination.js';
+import { fileDestination, memoryDestination } from '../../src/migration/destination.js';
+import { MigrationReceiver } from '../../src/migration/receiver.js';
+import { GuestMemory } from '../../src/memory/guest-memory.js';
+import { imageChecksum } from '../../src/memory/checksum.js';
+import { memoryPair } from '../../src/transport/index.js';
 import { WorkerPool } from '../../src/pool/pool.js';
 import { encodeSyncPacket, writePacket } from '../../src/wire/index.js';
 import { makePages, seededRandom } from '../helpers/pages.js';
@@ -170,6 +174,38 @@ test('a wrong image checksum fails the migration and leaves no image file behind
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('before the session exists, a connection with another protocol fails with ERR_CONNECTION_MAGIC', async () => {
+  const receiver = new MigrationReceiver({ destination: memoryDestination(), pool, handshakeTimeoutMs: 5000 });
+  const [mine, theirs] = memoryPair();
+  mine.on('error', () => {});
+  receiver.accept(theirs);
+  mine.write(Buffer.from('QEVM\u0000\u0000\u0000\u0003'));
+  try {
+    await receiver.result;
+    assert.unreachable('the receiver accepted a foreign protocol');
+  } catch (error) {
+    assert.is((error as MultifdError).code, 'ERR_CONNECTION_MAGIC');
+  }
+});
+
+test('once the session exists, a stray connection is dropped and the migration completes', async () => {
+  const session = await rawSession(pool);
+  const [stray, strayEnd] = memoryPair();
+  stray.on('error', () => {});
+  session.receiver.accept(strayEnd);
+  stray.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
+  const channel = session.openChannel(0);
+  channel.write(good());
+  channel.write(encodeSyncPacket(1, 1));
+  await session.control.send({ type: 'round-end', round: 1, packets: 1 });
+  const expected = GuestMemory.create({ blocks: [{ name: 'pc.ram', byteLength: BLOCK_PAGES * 4096 }] });
+  pages.forEach((page, i) => expected.blocks[0]!.bytes().set(page, i * 4096));
+  await session.control.send({ type: 'complete', rounds: 1, checksum: imageChecksum(expected) });
+  const result = await session.receiver.result;
+  assert.is(result.normalPages, 4);
+  assert.ok(stray.destroyed || strayEnd.destroyed, 'the stray connection was closed');
 });
 
 test('a seeded fuzz loop of 2000 mutated packets: every one refused with a typed error, nothing written', async () => {
