@@ -49,8 +49,10 @@ export interface ReceiveResult {
 }
 
 const DATA_INIT_BYTES = 32;
-/** Packets a channel may have in workers before its socket is paused (backpressure). */
+/** Packets one channel may have in workers before its socket is paused (backpressure). */
 const MAX_IN_FLIGHT_PER_CHANNEL = 32;
+/** Packets all channels together may have in workers: memory stays bounded whatever the channel count. */
+const MAX_IN_FLIGHT_TOTAL = 64;
 /** Packet buffers kept for reuse. */
 const MAX_SPARE_BUFFERS = 64;
 
@@ -247,7 +249,7 @@ export class MigrationReceiver {
     socket.on('end', () => this.guard(() => (state.reader.end(), closed())));
     socket.on('close', closed);
     this.guard(() => this.pump(state, bytes.subarray(DATA_INIT_BYTES)));
-    socket.resume();
+    this.updateFlow(state);
   }
 
   /** Parses and dispatches the channel's packets until it reaches the SYNC of the current round. */
@@ -272,7 +274,7 @@ export class MigrationReceiver {
     const hello = this.hello!;
     state.inFlight++;
     this.inFlight++;
-    if (state.inFlight >= MAX_IN_FLIGHT_PER_CHANNEL) state.socket.pause();
+    this.updateFlow(state);
     const task = this.pool
       .receive({
         packet: packet.bytes.buffer,
@@ -293,13 +295,25 @@ export class MigrationReceiver {
         this.appliedInRound++;
         this.normalPages += countPages(header.normalRuns);
         this.zeroPages += countPages(header.zeroRuns);
-        if (state.inFlight < MAX_IN_FLIGHT_PER_CHANNEL / 2) state.socket.resume();
+        for (const channel of this.channels.values()) this.updateFlow(channel);
         this.failIfChannelLost(state);
         this.checkBarrier();
       })
       .catch((error: Error) => this.fail(error))
       .finally(() => this.tasks.delete(task));
     this.tasks.add(task);
+  }
+
+  /**
+   * Reads a channel's socket only while it, and all channels together, have few enough packets
+   * in workers; paused, TCP's own flow control slows the sender. (A channel waiting at a round's
+   * barrier keeps reading: its end of stream must be seen when it comes, and what it buffers is
+   * bounded by what the sender sends before the other channels' SYNCs arrive.)
+   */
+  private updateFlow(state: ChannelState): void {
+    const blocked = state.inFlight >= MAX_IN_FLIGHT_PER_CHANNEL || this.inFlight >= MAX_IN_FLIGHT_TOTAL;
+    if (blocked) state.socket.pause();
+    else if (state.socket.isPaused()) state.socket.resume();
   }
 
   /**

@@ -37,6 +37,8 @@ async function liveMigration(memory: GuestMemory, log: 'explicit' | 'hash', opti
   const explicit = log === 'explicit' ? new ExplicitDirtyLog(memory) : undefined;
   const dirtyLog: DirtyLog = explicit ?? new HashDirtyLog(memory);
   const guest = await startGuest({ memory, mode: 'random-writer', dirtyLog: explicit, dirtyPagesPerSecond: options.dirtyPagesPerSecond ?? 2000, zeroFraction: 0.25, seed: 11 });
+  // The migration starts once the guest is writing (its thread takes a moment to start).
+  for (let waited = 0; guest.pagesWritten === 0 && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
   let destination: GuestMemory | undefined;
   const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination((m) => (destination = m)), pool: receivePool });
   const throttles: number[] = [];
