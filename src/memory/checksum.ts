@@ -30,6 +30,23 @@ export function chunkChecksumsOf(memory: WebAssembly.Memory, byteOffset: number,
   return out;
 }
 
+let zeros: WebAssembly.Memory | undefined;
+const zeroHashes = new Map<number, bigint>();
+
+/**
+ * XXH64 of `byteLength` zero bytes (at most one chunk): the hash of a chunk known to be all
+ * zero without reading it (a sender's zero pages, a receiver's never-written fresh memory).
+ */
+export function zeroChunkChecksum(byteLength: number): bigint {
+  let hash = zeroHashes.get(byteLength);
+  if (hash === undefined) {
+    zeros ??= new WebAssembly.Memory({ initial: CHECKSUM_CHUNK_BYTES / 65536, maximum: CHECKSUM_CHUNK_BYTES / 65536, shared: true });
+    hash = hashBytes(zeros, 0, byteLength);
+    zeroHashes.set(byteLength, hash);
+  }
+  return hash;
+}
+
 /**
  * XXH64 of chunks `firstChunk .. firstChunk + count - 1` of block `blockIndex`: one slice of
  * the image checksum, so that threads can each hash a part (see {@link combineChecksums}).

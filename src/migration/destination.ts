@@ -2,24 +2,59 @@
 // image file written in place under a temporary name until the checksum is confirmed.
 import { createImageSink } from '../memory/image-sink.js';
 import { GuestMemory } from '../memory/guest-memory.js';
-import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
+import { CHECKSUM_CHUNK_BYTES, checksumChunkCount, combineChecksums, zeroChunkChecksum } from '../memory/checksum.js';
 import { fileChunkChecksums } from '../memory/file-windows.js';
 import type { WorkerPool } from '../pool/pool.js';
 import type { BlockTarget } from '../pool/protocol.js';
 import type { ControlMessage } from '../wire/index.js';
 
-/** Bytes of memory one checksum task hashes: 64 checksum chunks. */
-const CHECKSUM_RANGE_BYTES = 64 * CHECKSUM_CHUNK_BYTES;
+/** Checksum chunks one hashing task covers at most (64 MiB), so every worker hashes a share. */
+const CHUNKS_PER_RANGE = 64;
+
+/**
+ * The chunk hashes of one block of fresh memory (or a fresh sparse file): runs of written
+ * chunks are hashed by `hashRange` (byte offset and length within the block), in ranges of at
+ * most 64 chunks run concurrently; a chunk never written is still all zero and gets the zero
+ * chunk's hash without being read.
+ */
+async function blockChunkHashes(byteLength: number, written: Int32Array, hashRange: (byteOffset: number, byteLength: number) => Promise<bigint[]>): Promise<bigint[]> {
+  const chunks = checksumChunkCount(byteLength);
+  const hashes: bigint[] = [];
+  const ranges: Array<Promise<void>> = [];
+  const isWritten = (c: number) => (written[c >>> 5]! & (1 << (c & 31))) !== 0;
+  for (let c = 0; c < chunks; ) {
+    const length = Math.min(CHECKSUM_CHUNK_BYTES, byteLength - c * CHECKSUM_CHUNK_BYTES);
+    if (!isWritten(c)) {
+      hashes[c++] = zeroChunkChecksum(length);
+      continue;
+    }
+    const first = c;
+    while (c < chunks && c - first < CHUNKS_PER_RANGE && isWritten(c)) c++;
+    const byteOffset = first * CHECKSUM_CHUNK_BYTES;
+    const rangeBytes = Math.min(c * CHECKSUM_CHUNK_BYTES, byteLength) - byteOffset;
+    ranges.push(hashRange(byteOffset, rangeBytes).then((range) => range.forEach((hash, i) => (hashes[first + i] = hash))));
+  }
+  await Promise.all(ranges);
+  return hashes;
+}
 
 /** The sender's hello, which fixes the page size and the block table. */
 export type Hello = Extract<ControlMessage, { type: 'hello' }>;
 
 /** A receiver's destination for one migration. */
 export interface Destination {
-  /** One write target per RAM block, in the hello's order. */
+  /**
+   * One write target per RAM block, in the hello's order. Targets start all zero (fresh memory,
+   * a new sparse file): zero pages never written are left alone and never-written checksum
+   * chunks are not read, as QEMU's receive bitmap does.
+   */
   readonly targets: readonly BlockTarget[];
-  /** The image checksum of what was received (same definition as the sender's). */
-  checksum(pool: WorkerPool): Promise<bigint>;
+  /**
+   * The image checksum of what was received (same definition as the sender's). `writtenChunks`
+   * (one bit per checksum chunk, per block) says which chunks were ever written: the others are
+   * still zero and are not read.
+   */
+  checksum(pool: WorkerPool, writtenChunks: readonly Int32Array[]): Promise<bigint>;
   /** Called once the checksum is confirmed: the image becomes complete. */
   complete(): Promise<void>;
   /** Called on failure: nothing may look like a complete image afterwards. */
@@ -36,17 +71,13 @@ export function memoryDestination(onMemory?: (memory: GuestMemory) => void): Des
     onMemory?.(memory);
     return {
       targets: memory.blocks.map((b) => ({ memory: b.memory })),
-      async checksum(pool) {
-        // Ranges of 64 MiB (whole checksum chunks), so every worker hashes a share.
-        const ranges = memory.blocks.flatMap((b) =>
-          Array.from({ length: Math.ceil(b.byteLength / CHECKSUM_RANGE_BYTES) }, (_, i) => ({
-            memory: b.memory,
-            byteOffset: i * CHECKSUM_RANGE_BYTES,
-            byteLength: Math.min(CHECKSUM_RANGE_BYTES, b.byteLength - i * CHECKSUM_RANGE_BYTES),
-          })),
+      async checksum(pool, writtenChunks) {
+        const blocks = await Promise.all(
+          memory.blocks.map((b, i) =>
+            blockChunkHashes(b.byteLength, writtenChunks[i]!, async (byteOffset, byteLength) => [...(await pool.checksumChunks({ memory: b.memory, byteOffset, byteLength }))]),
+          ),
         );
-        const hashes = await Promise.all(ranges.map((range) => pool.checksumChunks(range)));
-        return combineChecksums(hashes.flatMap((h) => [...h]));
+        return combineChecksums(blocks.flat());
       },
       async complete() {},
       async abort() {},
@@ -71,10 +102,15 @@ export function fileDestination(path: string): DestinationFactory {
     });
     return {
       targets,
-      async checksum() {
+      async checksum(_pool, writtenChunks) {
         const all: bigint[] = [];
         for (const [i, b] of hello.blocks.entries()) {
-          all.push(...(await fileChunkChecksums(sink.fd, { byteOffset: targets[i]!.byteOffset, byteLength: b.byteLength, windowBytes: 16 * CHECKSUM_CHUNK_BYTES })));
+          const blockOffset = targets[i]!.byteOffset;
+          all.push(
+            ...(await blockChunkHashes(b.byteLength, writtenChunks[i]!, (byteOffset, byteLength) =>
+              fileChunkChecksums(sink.fd, { byteOffset: blockOffset + byteOffset, byteLength, windowBytes: 16 * CHECKSUM_CHUNK_BYTES }),
+            )),
+          );
         }
         return combineChecksums(all);
       },

@@ -20,6 +20,7 @@ import {
   type PageRun,
   type ParsedPacket,
 } from '../wire/index.js';
+import { checksumChunkCount } from '../memory/checksum.js';
 import { applyZeroRun } from '../pool/receive-task.js';
 import { ControlChannel } from './control-channel.js';
 import type { Destination, DestinationFactory, Hello } from './destination.js';
@@ -87,6 +88,7 @@ export class MigrationReceiver {
   private destination: Destination | undefined;
   private targets: readonly BlockTarget[] = [];
   private received: Int32Array[] = [];
+  private writtenChunks: Int32Array[] = [];
   private round = 1;
   private inFlight = 0;
   /** Receive tasks in workers; a failed migration waits for them before it cleans up. */
@@ -167,6 +169,7 @@ export class MigrationReceiver {
     this.destination = await this.options.destination(hello);
     this.targets = this.destination.targets;
     this.received = hello.blocks.map((b) => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(b.byteLength / hello.pageSize / 32))));
+    this.writtenChunks = hello.blocks.map((b) => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(checksumChunkCount(b.byteLength) / 32))));
     await control.send({ type: 'hello-ack', sessionId: hello.sessionId });
     this.waitingForHello.splice(0).forEach((resume) => resume());
 
@@ -284,6 +287,7 @@ export class MigrationReceiver {
         ordinal,
         target: this.targets[header.blockIndex]!,
         received: this.received[header.blockIndex]!,
+        writtenChunks: this.writtenChunks[header.blockIndex]!,
         codecWireId: header.codecWireId,
         pageSize: hello.pageSize,
         pagesPerPacket: hello.pagesPerPacket,
@@ -376,7 +380,9 @@ export class MigrationReceiver {
         throw protocolError('ERR_PACKET_PAGE_INDEX', { channel: 'control', field: 'zero-pages run', expected: `≤ ${pageCount}`, got: run.first + run.count });
       }
     }
-    for (const run of message.runs) applyZeroRun(this.targets[message.blockIndex]!, this.received[message.blockIndex]!, run, hello.pageSize);
+    for (const run of message.runs) {
+      applyZeroRun(this.targets[message.blockIndex]!, this.received[message.blockIndex]!, this.writtenChunks[message.blockIndex]!, run, hello.pageSize);
+    }
     this.zeroPages += countPages(message.runs);
   }
 
@@ -384,7 +390,7 @@ export class MigrationReceiver {
     if (message.rounds !== this.round - 1) {
       throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'complete.rounds', expected: this.round - 1, got: message.rounds });
     }
-    const checksum = await this.destination!.checksum(this.pool);
+    const checksum = await this.destination!.checksum(this.pool, this.writtenChunks);
     const cpu = process.cpuUsage(this.startCpu);
     await control.send({ type: 'report', normalPages: this.normalPages, zeroPages: this.zeroPages, checksum, cpuMicros: cpu.user + cpu.system });
     this.reported = true;

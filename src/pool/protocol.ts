@@ -54,8 +54,10 @@ export interface ReceiveTask extends CodecSetting {
   channel: number;
   ordinal: number;
   target: BlockTarget;
-  /** One bit per page of the block: set once the page was written in this migration. */
+  /** One bit per page of the block: set once the page was received in this migration. */
   received: Int32Array;
+  /** One bit per 1 MiB checksum chunk of the block: set once a byte of it was written. */
+  writtenChunks: Int32Array;
 }
 
 /** Hash `byteLength` bytes of a shared memory in 1 MiB checksum chunks. */

@@ -7,16 +7,27 @@
 import { writeSync } from 'node:fs';
 import type { PacketDecoder } from '../codecs/types.js';
 import { CodecError } from '../errors.js';
+import { CHECKSUM_CHUNK_BYTES } from '../memory/checksum.js';
 import { verifyPacketChecksum, type PageRun } from '../wire/index.js';
 import type { BlockTarget, ReceiveTask } from './protocol.js';
 
 let fileScratch = new Uint8Array(0);
 let zeroPage = new Uint8Array(0);
 
-/** Sets page's bit; returns whether it was set before. Atomic: neighbouring pages may be on other workers. */
-function markReceived(received: Int32Array, page: number): boolean {
-  const bit = 1 << (page & 31);
-  return (Atomics.or(received, page >>> 5, bit) & bit) !== 0;
+/** Sets bit `index`; returns whether it was set before. Atomic: neighbouring pages may be on other workers. */
+function setBit(bits: Int32Array, index: number): boolean {
+  const bit = 1 << (index & 31);
+  return (Atomics.or(bits, index >>> 5, bit) & bit) !== 0;
+}
+
+/**
+ * Marks the checksum chunks holding pages `first .. first + count - 1` as written: a chunk
+ * never written stays all zero in fresh memory, so the image checksum need not read it.
+ */
+function markWritten(writtenChunks: Int32Array, first: number, count: number, pageSize: number): void {
+  const firstChunk = Math.floor((first * pageSize) / CHECKSUM_CHUNK_BYTES);
+  const lastChunk = Math.floor(((first + count) * pageSize - 1) / CHECKSUM_CHUNK_BYTES);
+  for (let chunk = firstChunk; chunk <= lastChunk; chunk++) setBit(writtenChunks, chunk);
 }
 
 function writeFilePages(target: { fd: number; byteOffset: number }, page: number, bytes: Uint8Array, pageSize: number): void {
@@ -28,7 +39,7 @@ function writeFilePages(target: { fd: number; byteOffset: number }, page: number
 
 /** Applies one packet to its block target. */
 export function runReceiveTask(task: ReceiveTask, decoder: PacketDecoder): void {
-  const { header, pageSize, target, received } = task;
+  const { header, pageSize, target, received, writtenChunks } = task;
   const bytes = new Uint8Array(task.packet, 0, task.packetBytes);
   verifyPacketChecksum(bytes, task.channel, task.ordinal);
   const payload = bytes.subarray(bytes.byteLength - header.payloadLength);
@@ -58,8 +69,11 @@ export function runReceiveTask(task: ReceiveTask, decoder: PacketDecoder): void 
       at += run.count * pageSize;
     }
   }
-  for (const run of header.normalRuns) for (let p = run.first; p < run.first + run.count; p++) markReceived(received, p);
-  for (const run of header.zeroRuns) applyZeroRun(target, received, run, pageSize);
+  for (const run of header.normalRuns) {
+    for (let p = run.first; p < run.first + run.count; p++) setBit(received, p);
+    markWritten(writtenChunks, run.first, run.count, pageSize);
+  }
+  for (const run of header.zeroRuns) applyZeroRun(target, received, writtenChunks, run, pageSize);
 }
 
 function pageViews(buffer: ArrayBufferLike, runs: readonly PageRun[], pageSize: number): Uint8Array[] {
@@ -71,9 +85,10 @@ function pageViews(buffer: ArrayBufferLike, runs: readonly PageRun[], pageSize: 
 }
 
 /** Applies one zero run under the receive-bitmap rule (also used for legacy zero pages on the main thread). */
-export function applyZeroRun(target: BlockTarget, received: Int32Array, run: PageRun, pageSize: number): void {
+export function applyZeroRun(target: BlockTarget, received: Int32Array, writtenChunks: Int32Array, run: PageRun, pageSize: number): void {
   for (let p = run.first; p < run.first + run.count; p++) {
-    if (!markReceived(received, p)) continue;
+    if (!setBit(received, p)) continue;
+    markWritten(writtenChunks, p, 1, pageSize);
     if ('memory' in target) {
       new Uint8Array(target.memory.buffer, p * pageSize, pageSize).fill(0);
     } else {

@@ -5,7 +5,7 @@
 // the bytes are hot. Everything goes back in one transferred ArrayBuffer: piscina moves only
 // a top-level transferable, and one buffer per task keeps the hand-off to a single transfer.
 import type { PacketEncoder } from '../codecs/types.js';
-import { CHECKSUM_CHUNK_BYTES } from '../memory/checksum.js';
+import { CHECKSUM_CHUNK_BYTES, zeroChunkChecksum } from '../memory/checksum.js';
 import { hashBytes } from '../wasm/kernels.js';
 import { packetHeaderBytes, runsPageCount, writePacket, type PacketHeader, type PageRun } from '../wire/index.js';
 import { scanZeroPages } from '../zero/scan.js';
@@ -94,7 +94,7 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
   const bytes = new Uint8Array(result);
   const view = new DataView(result);
 
-  hashChunks(task, chunkCount, view);
+  hashChunks(task, chunkCount, view, task.zeroPageDetection === 'multifd' && !task.runs ? isZero : undefined);
   let at = lengthsAt + 4 * drafts.length;
   let payloadBytes = 0;
   drafts.forEach((d, index) => {
@@ -126,13 +126,19 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
   return result;
 }
 
-/** XXH64 of each checksum chunk of the window (windows start on chunk boundaries), into the result. */
-function hashChunks(task: SendTask, chunkCount: number, view: DataView): void {
+/**
+ * XXH64 of each checksum chunk of the window (windows start on chunk boundaries), into the
+ * result. A chunk whose pages the zero scan found all zero is not read again: its hash is the
+ * zero chunk's.
+ */
+function hashChunks(task: SendTask, chunkCount: number, view: DataView, isZero: Uint8Array | undefined): void {
   const windowBytes = task.pageCount * task.pageSize;
+  const pagesPerChunk = CHECKSUM_CHUNK_BYTES / task.pageSize;
   for (let c = 0; c < chunkCount; c++) {
     const start = c * CHECKSUM_CHUNK_BYTES;
     const length = Math.min(CHECKSUM_CHUNK_BYTES, windowBytes - start);
-    view.setBigUint64(RESULT_HEAD + 8 * c, hashBytes(task.memory, task.byteOffset + start, length));
+    const zero = isZero?.subarray(c * pagesPerChunk, c * pagesPerChunk + length / task.pageSize).every((z) => z === 1);
+    view.setBigUint64(RESULT_HEAD + 8 * c, zero ? zeroChunkChecksum(length) : hashBytes(task.memory, task.byteOffset + start, length));
   }
 }
 
