@@ -2,41 +2,11 @@
 // image file written in place under a temporary name until the checksum is confirmed.
 import { createImageSink } from '../memory/image-sink.js';
 import { GuestMemory } from '../memory/guest-memory.js';
-import { CHECKSUM_CHUNK_BYTES, checksumChunkCount, combineChecksums, zeroChunkChecksum } from '../memory/checksum.js';
+import { CHECKSUM_CHUNK_BYTES } from '../memory/checksum.js';
 import { fileChunkChecksums } from '../memory/file-windows.js';
 import type { WorkerPool } from '../pool/pool.js';
 import type { BlockTarget } from '../pool/protocol.js';
 import type { ControlMessage } from '../wire/index.js';
-
-/** Checksum chunks one hashing task covers at most (64 MiB), so every worker hashes a share. */
-const CHUNKS_PER_RANGE = 64;
-
-/**
- * The chunk hashes of one block of fresh memory (or a fresh sparse file): runs of written
- * chunks are hashed by `hashRange` (byte offset and length within the block), in ranges of at
- * most 64 chunks run concurrently; a chunk never written is still all zero and gets the zero
- * chunk's hash without being read.
- */
-async function blockChunkHashes(byteLength: number, written: Int32Array, hashRange: (byteOffset: number, byteLength: number) => Promise<bigint[]>): Promise<bigint[]> {
-  const chunks = checksumChunkCount(byteLength);
-  const hashes: bigint[] = [];
-  const ranges: Array<Promise<void>> = [];
-  const isWritten = (c: number) => (written[c >>> 5]! & (1 << (c & 31))) !== 0;
-  for (let c = 0; c < chunks; ) {
-    const length = Math.min(CHECKSUM_CHUNK_BYTES, byteLength - c * CHECKSUM_CHUNK_BYTES);
-    if (!isWritten(c)) {
-      hashes[c++] = zeroChunkChecksum(length);
-      continue;
-    }
-    const first = c;
-    while (c < chunks && c - first < CHUNKS_PER_RANGE && isWritten(c)) c++;
-    const byteOffset = first * CHECKSUM_CHUNK_BYTES;
-    const rangeBytes = Math.min(c * CHECKSUM_CHUNK_BYTES, byteLength) - byteOffset;
-    ranges.push(hashRange(byteOffset, rangeBytes).then((range) => range.forEach((hash, i) => (hashes[first + i] = hash))));
-  }
-  await Promise.all(ranges);
-  return hashes;
-}
 
 /** The sender's hello, which fixes the page size and the block table. */
 export type Hello = Extract<ControlMessage, { type: 'hello' }>;
@@ -50,11 +20,10 @@ export interface Destination {
    */
   readonly targets: readonly BlockTarget[];
   /**
-   * The image checksum of what was received (same definition as the sender's). `writtenChunks`
-   * (one bit per checksum chunk, per block) says which chunks were ever written: the others are
-   * still zero and are not read.
+   * XXH64 of each 1 MiB checksum chunk of `byteLength` bytes of block `blockIndex` from
+   * `byteOffset` (a chunk boundary): the receiver builds the image checksum from these.
    */
-  checksum(pool: WorkerPool, writtenChunks: readonly Int32Array[]): Promise<bigint>;
+  hashChunks(pool: WorkerPool, blockIndex: number, byteOffset: number, byteLength: number): Promise<bigint[]>;
   /** Called once the checksum is confirmed: the image becomes complete. */
   complete(): Promise<void>;
   /** Called on failure: nothing may look like a complete image afterwards. */
@@ -71,13 +40,8 @@ export function memoryDestination(onMemory?: (memory: GuestMemory) => void): Des
     onMemory?.(memory);
     return {
       targets: memory.blocks.map((b) => ({ memory: b.memory })),
-      async checksum(pool, writtenChunks) {
-        const blocks = await Promise.all(
-          memory.blocks.map((b, i) =>
-            blockChunkHashes(b.byteLength, writtenChunks[i]!, async (byteOffset, byteLength) => [...(await pool.checksumChunks({ memory: b.memory, byteOffset, byteLength }))]),
-          ),
-        );
-        return combineChecksums(blocks.flat());
+      async hashChunks(pool, blockIndex, byteOffset, byteLength) {
+        return [...(await pool.checksumChunks({ memory: memory.blocks[blockIndex]!.memory, byteOffset, byteLength }))];
       },
       async complete() {},
       async abort() {},
@@ -102,18 +66,8 @@ export function fileDestination(path: string): DestinationFactory {
     });
     return {
       targets,
-      async checksum(_pool, writtenChunks) {
-        const all: bigint[] = [];
-        for (const [i, b] of hello.blocks.entries()) {
-          const blockOffset = targets[i]!.byteOffset;
-          all.push(
-            ...(await blockChunkHashes(b.byteLength, writtenChunks[i]!, (byteOffset, byteLength) =>
-              fileChunkChecksums(sink.fd, { byteOffset: blockOffset + byteOffset, byteLength, windowBytes: 16 * CHECKSUM_CHUNK_BYTES }),
-            )),
-          );
-        }
-        return combineChecksums(all);
-      },
+      hashChunks: (_pool, blockIndex, byteOffset, byteLength) =>
+        fileChunkChecksums(sink.fd, { byteOffset: targets[blockIndex]!.byteOffset + byteOffset, byteLength, windowBytes: 16 * CHECKSUM_CHUNK_BYTES }),
       complete: () => sink.complete(),
       abort: () => sink.abort(),
     };

@@ -20,11 +20,11 @@ import {
   type PageRun,
   type ParsedPacket,
 } from '../wire/index.js';
-import { checksumChunkCount } from '../memory/checksum.js';
 import { applyZeroRun } from '../pool/receive-task.js';
 import { ControlChannel } from './control-channel.js';
 import type { Destination, DestinationFactory, Hello } from './destination.js';
 import { FailureLatch } from './failure-latch.js';
+import { ReceivedChecksum } from './received-checksum.js';
 
 /** Receiver options. */
 export interface ReceiveOptions {
@@ -88,7 +88,7 @@ export class MigrationReceiver {
   private destination: Destination | undefined;
   private targets: readonly BlockTarget[] = [];
   private received: Int32Array[] = [];
-  private writtenChunks: Int32Array[] = [];
+  private checksums: ReceivedChecksum | undefined;
   private round = 1;
   private inFlight = 0;
   /** Receive tasks in workers; a failed migration waits for them before it cleans up. */
@@ -169,7 +169,11 @@ export class MigrationReceiver {
     this.destination = await this.options.destination(hello);
     this.targets = this.destination.targets;
     this.received = hello.blocks.map((b) => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(b.byteLength / hello.pageSize / 32))));
-    this.writtenChunks = hello.blocks.map((b) => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(checksumChunkCount(b.byteLength) / 32))));
+    const destination = this.destination;
+    this.checksums = new ReceivedChecksum(
+      hello.blocks.map((b) => b.byteLength),
+      (block, byteOffset, byteLength) => destination.hashChunks(this.pool, block, byteOffset, byteLength),
+    );
     await control.send({ type: 'hello-ack', sessionId: hello.sessionId });
     this.waitingForHello.splice(0).forEach((resume) => resume());
 
@@ -287,7 +291,8 @@ export class MigrationReceiver {
         ordinal,
         target: this.targets[header.blockIndex]!,
         received: this.received[header.blockIndex]!,
-        writtenChunks: this.writtenChunks[header.blockIndex]!,
+        writtenChunks: this.checksums!.written[header.blockIndex]!,
+        staleChunks: this.checksums!.stale[header.blockIndex]!,
         codecWireId: header.codecWireId,
         pageSize: hello.pageSize,
         pagesPerPacket: hello.pagesPerPacket,
@@ -364,6 +369,8 @@ export class MigrationReceiver {
     }
     this.appliedInRound = 0;
     this.round++;
+    // The round's pages are in place: hash what it changed while the next round streams in.
+    this.checksums!.refresh().catch((error: Error) => this.fail(error));
     for (const state of this.channels.values()) this.guard(() => this.pump(state));
   }
 
@@ -381,7 +388,8 @@ export class MigrationReceiver {
       }
     }
     for (const run of message.runs) {
-      applyZeroRun(this.targets[message.blockIndex]!, this.received[message.blockIndex]!, this.writtenChunks[message.blockIndex]!, run, hello.pageSize);
+      const chunks = { writtenChunks: this.checksums!.written[message.blockIndex]!, staleChunks: this.checksums!.stale[message.blockIndex]! };
+      applyZeroRun(this.targets[message.blockIndex]!, this.received[message.blockIndex]!, chunks, run, hello.pageSize);
     }
     this.zeroPages += countPages(message.runs);
   }
@@ -390,7 +398,7 @@ export class MigrationReceiver {
     if (message.rounds !== this.round - 1) {
       throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'complete.rounds', expected: this.round - 1, got: message.rounds });
     }
-    const checksum = await this.destination!.checksum(this.pool, this.writtenChunks);
+    const checksum = await this.checksums!.checksum();
     const cpu = process.cpuUsage(this.startCpu);
     await control.send({ type: 'report', normalPages: this.normalPages, zeroPages: this.zeroPages, checksum, cpuMicros: cpu.user + cpu.system });
     this.reported = true;

@@ -58,6 +58,8 @@ export interface ReceiveTask extends CodecSetting {
   received: Int32Array;
   /** One bit per 1 MiB checksum chunk of the block: set once a byte of it was written. */
   writtenChunks: Int32Array;
+  /** Likewise, cleared whenever the receiver takes the chunk's hash: written since hashed. */
+  staleChunks: Int32Array;
 }
 
 /** Hash `byteLength` bytes of a shared memory in 1 MiB checksum chunks. */

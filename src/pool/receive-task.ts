@@ -24,11 +24,17 @@ function setBit(bits: Int32Array, index: number): boolean {
  * Marks the checksum chunks holding pages `first .. first + count - 1` as written: a chunk
  * never written stays all zero in fresh memory, so the image checksum need not read it.
  */
-function markWritten(writtenChunks: Int32Array, first: number, count: number, pageSize: number): void {
+function markWritten(chunks: ChunkMarks, first: number, count: number, pageSize: number): void {
   const firstChunk = Math.floor((first * pageSize) / CHECKSUM_CHUNK_BYTES);
   const lastChunk = Math.floor(((first + count) * pageSize - 1) / CHECKSUM_CHUNK_BYTES);
-  for (let chunk = firstChunk; chunk <= lastChunk; chunk++) setBit(writtenChunks, chunk);
+  for (let chunk = firstChunk; chunk <= lastChunk; chunk++) {
+    setBit(chunks.writtenChunks, chunk);
+    setBit(chunks.staleChunks, chunk);
+  }
 }
+
+/** The chunk bitmaps a write updates (see ReceiveTask). */
+export type ChunkMarks = Pick<ReceiveTask, 'writtenChunks' | 'staleChunks'>;
 
 function writeFilePages(target: { fd: number; byteOffset: number }, page: number, bytes: Uint8Array, pageSize: number): void {
   let done = 0;
@@ -39,7 +45,7 @@ function writeFilePages(target: { fd: number; byteOffset: number }, page: number
 
 /** Applies one packet to its block target. */
 export function runReceiveTask(task: ReceiveTask, decoder: PacketDecoder): void {
-  const { header, pageSize, target, received, writtenChunks } = task;
+  const { header, pageSize, target, received } = task;
   const bytes = new Uint8Array(task.packet, 0, task.packetBytes);
   verifyPacketChecksum(bytes, task.channel, task.ordinal);
   const payload = bytes.subarray(bytes.byteLength - header.payloadLength);
@@ -71,9 +77,9 @@ export function runReceiveTask(task: ReceiveTask, decoder: PacketDecoder): void 
   }
   for (const run of header.normalRuns) {
     for (let p = run.first; p < run.first + run.count; p++) setBit(received, p);
-    markWritten(writtenChunks, run.first, run.count, pageSize);
+    markWritten(task, run.first, run.count, pageSize);
   }
-  for (const run of header.zeroRuns) applyZeroRun(target, received, writtenChunks, run, pageSize);
+  for (const run of header.zeroRuns) applyZeroRun(target, received, task, run, pageSize);
 }
 
 function pageViews(buffer: ArrayBufferLike, runs: readonly PageRun[], pageSize: number): Uint8Array[] {
@@ -85,10 +91,10 @@ function pageViews(buffer: ArrayBufferLike, runs: readonly PageRun[], pageSize: 
 }
 
 /** Applies one zero run under the receive-bitmap rule (also used for legacy zero pages on the main thread). */
-export function applyZeroRun(target: BlockTarget, received: Int32Array, writtenChunks: Int32Array, run: PageRun, pageSize: number): void {
+export function applyZeroRun(target: BlockTarget, received: Int32Array, chunks: ChunkMarks, run: PageRun, pageSize: number): void {
   for (let p = run.first; p < run.first + run.count; p++) {
     if (!setBit(received, p)) continue;
-    markWritten(writtenChunks, p, 1, pageSize);
+    markWritten(chunks, p, 1, pageSize);
     if ('memory' in target) {
       new Uint8Array(target.memory.buffer, p * pageSize, pageSize).fill(0);
     } else {

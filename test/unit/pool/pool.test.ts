@@ -58,6 +58,7 @@ async function sendAll(source: GuestMemory, codecWireId: number) {
 async function receiveAll(packets: ParsedPacket[], destination: GuestMemory, codecWireId: number) {
   const received = new Int32Array(new SharedArrayBuffer(4 * 8));
   const writtenChunks = new Int32Array(new SharedArrayBuffer(4));
+  const staleChunks = new Int32Array(new SharedArrayBuffer(4));
   for (const [ordinal, packet] of packets.entries()) {
     await pool.receive({
       packet: packet.bytes.buffer,
@@ -68,6 +69,7 @@ async function receiveAll(packets: ParsedPacket[], destination: GuestMemory, cod
       target: { memory: destination.blocks[0]!.memory },
       received,
       writtenChunks,
+      staleChunks,
       codecWireId,
       pageSize: PAGE,
       pagesPerPacket: 128,
