@@ -17,7 +17,7 @@ import {
   packetHeaderBytes,
   parseChannelInit,
   type ControlMessage,
-  type PageRun,
+  runsPageCount,
   type ParsedPacket,
 } from '../wire/index.js';
 import { applyZeroRun } from '../pool/receive-task.js';
@@ -302,8 +302,8 @@ export class MigrationReceiver {
         state.inFlight--;
         this.inFlight--;
         this.appliedInRound++;
-        this.normalPages += countPages(header.normalRuns);
-        this.zeroPages += countPages(header.zeroRuns);
+        this.normalPages += runsPageCount(header.normalRuns);
+        this.zeroPages += runsPageCount(header.zeroRuns);
         for (const channel of this.channels.values()) this.updateFlow(channel);
         this.failIfChannelLost(state);
         this.checkBarrier();
@@ -391,7 +391,7 @@ export class MigrationReceiver {
       const chunks = { writtenChunks: this.checksums!.written[message.blockIndex]!, staleChunks: this.checksums!.stale[message.blockIndex]! };
       applyZeroRun(this.targets[message.blockIndex]!, this.received[message.blockIndex]!, chunks, run, hello.pageSize);
     }
-    this.zeroPages += countPages(message.runs);
+    this.zeroPages += runsPageCount(message.runs);
   }
 
   private async complete(control: ControlChannel, message: Extract<ControlMessage, { type: 'complete' }>): Promise<ReceiveResult> {
@@ -428,10 +428,6 @@ function largestPacketBytes(hello: Hello): number {
   const codec = codecByWireId(hello.codecWireId)!;
   const runs = Array.from({ length: hello.pagesPerPacket }, (_, i) => ({ first: 2 * i, count: 1 }));
   return packetHeaderBytes(runs, []) + codec.payloadBound(hello.pagesPerPacket, hello.pageSize);
-}
-
-function countPages(runs: readonly PageRun[]): number {
-  return runs.reduce((n, r) => n + r.count, 0);
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

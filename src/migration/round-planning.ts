@@ -3,7 +3,7 @@
 // workload is paused. Pure functions over page runs and bitmaps (plus the pool for re-hashing).
 import { CHECKSUM_CHUNK_BYTES } from '../memory/checksum.js';
 import type { WorkerPool } from '../pool/pool.js';
-import type { PageRun } from '../wire/index.js';
+import { appendPage, type PageRun } from '../wire/index.js';
 import { scanZeroPages } from '../zero/scan.js';
 import { bitmapRuns, type DirtyBitmaps } from './dirty/index.js';
 import type { PageSource, SourceWindow } from './source.js';
@@ -16,16 +16,6 @@ export function chunkBases(source: PageSource): number[] {
     next += Math.ceil(b.byteLength / CHECKSUM_CHUNK_BYTES);
     return base;
   });
-}
-
-export function runsPages(runs: readonly PageRun[]): number {
-  return runs.reduce((n, r) => n + r.count, 0);
-}
-
-function addPage(runs: PageRun[], page: number): void {
-  const last = runs[runs.length - 1];
-  if (last && last.first + last.count === page) last.count++;
-  else runs.push({ first: page, count: 1 });
 }
 
 /**
@@ -42,10 +32,10 @@ export function legacyZeroPageSplit(window: SourceWindow, first: number, pageCou
   for (const run of runs ?? [{ first: 0, count: pageCount }]) {
     for (let i = run.first; i < run.first + run.count; i++) {
       if (isZero[i]) {
-        addPage(zeroRuns, window.firstPage + first + i);
+        appendPage(zeroRuns, window.firstPage + first + i);
         zeroPages++;
       } else {
-        addPage(normalRuns, i);
+        appendPage(normalRuns, i);
       }
     }
   }

@@ -14,12 +14,12 @@ import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
 import { WorkerPool } from '../pool/pool.js';
 import type { ZeroPageDetection } from '../pool/protocol.js';
 import { drained, TokenBucket } from '../transport/index.js';
-import { encodeChannelInit, encodeSyncPacket, type PageRun } from '../wire/index.js';
+import { encodeChannelInit, encodeSyncPacket, runsPageCount, type PageRun } from '../wire/index.js';
 import { ControlChannel } from './control-channel.js';
 import { BandwidthMeter, BANDWIDTH_WINDOW_MS, Convergence, type ConvergenceOptions } from './convergence.js';
 import { bitmapRuns, countDirty, type DirtyBitmaps, type DirtyLog } from './dirty/index.js';
 import { FailureLatch } from './failure-latch.js';
-import { chunkBases, legacyZeroPageSplit, markStale, mergeBitmaps, rehashStale, runsPages, tasksOfRuns } from './round-planning.js';
+import { chunkBases, legacyZeroPageSplit, markStale, mergeBitmaps, rehashStale, tasksOfRuns } from './round-planning.js';
 import type { PageSource, SourceWindow } from './source.js';
 import { StatsTracker, type MigrationStats } from './stats.js';
 
@@ -224,7 +224,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       stats.normalPages += result.normalPages;
       stats.zeroPages += result.zeroPages;
       stats.payloadBytes += result.payloadBytes;
-      stats.remainingBytes -= (runs ? runsPages(runs) : pageCount) * pageSize;
+      stats.remainingBytes -= (runs ? runsPageCount(runs) : pageCount) * pageSize;
       stats.dataBytes = channels.reduce((n, c) => n + c.bytesWritten, 0);
     };
 

@@ -7,7 +7,7 @@
 import type { PacketEncoder } from '../codecs/types.js';
 import { CHECKSUM_CHUNK_BYTES, zeroChunkChecksum } from '../memory/checksum.js';
 import { hashBytes } from '../wasm/kernels.js';
-import { packetHeaderBytes, runsPageCount, writePacket, type PacketHeader, type PageRun } from '../wire/index.js';
+import { appendPage, extendsLastRun, packetHeaderBytes, runsPageCount, writePacket, type PacketHeader, type PageRun } from '../wire/index.js';
 import { scanZeroPages } from '../zero/scan.js';
 import type { SendTask } from './protocol.js';
 
@@ -37,16 +37,6 @@ interface PacketDraft {
   normalPages: Uint8Array[];
 }
 
-function extendsLastRun(runs: PageRun[], page: number): boolean {
-  const last = runs[runs.length - 1];
-  return last !== undefined && last.first + last.count === page;
-}
-
-function addToRuns(runs: PageRun[], page: number): void {
-  if (extendsLastRun(runs, page)) runs[runs.length - 1]!.count++;
-  else runs.push({ first: page, count: 1 });
-}
-
 /** Zero runs per packet: the wire format allows 4096; a window rarely needs more than a few. */
 const MAX_ZERO_RUNS = 4096;
 
@@ -74,10 +64,10 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
       const page = task.firstPage + i;
       if (isZero[i]) {
         if (draft.zeroRuns.length === MAX_ZERO_RUNS && !extendsLastRun(draft.zeroRuns, page)) flush();
-        addToRuns(draft.zeroRuns, page);
+        appendPage(draft.zeroRuns, page);
       } else {
         if (draft.normalPages.length === pagesPerPacket) flush();
-        addToRuns(draft.normalRuns, page);
+        appendPage(draft.normalRuns, page);
         draft.normalPages.push(new Uint8Array(memory.buffer, byteOffset + i * pageSize, pageSize));
       }
     }

@@ -41,4 +41,4 @@ export {
   type ParsedPacket,
 } from './packet.js';
 export { PacketReader, type PacketReaderOptions } from './packet-reader.js';
-export { runsPageCount, type PageRun } from './page-runs.js';
+export { appendPage, extendsLastRun, runsPageCount, type PageRun } from './page-runs.js';

@@ -22,6 +22,18 @@ export type RunFault = 'page-index' | 'overlap';
 /** Builds the error for a bad run; `field` names the run, e.g. `zeroRuns[3].first`. */
 export type RunError = (fault: RunFault, field: string, expected: string | number, got: string | number) => Error;
 
+/** Whether `page` directly follows the last run of `runs` (so appending it extends that run). */
+export function extendsLastRun(runs: readonly PageRun[], page: number): boolean {
+  const last = runs[runs.length - 1];
+  return last !== undefined && last.first + last.count === page;
+}
+
+/** Appends `page` to ascending `runs`, extending the last run when it follows it. */
+export function appendPage(runs: PageRun[], page: number): void {
+  if (extendsLastRun(runs, page)) runs[runs.length - 1]!.count++;
+  else runs.push({ first: page, count: 1 });
+}
+
 /**
  * Checks that every run is non-empty, ends within `pageCount` pages, and starts after the
  * previous one ends (ascending, non-overlapping). `label` names the list in errors.
