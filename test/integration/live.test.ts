@@ -13,7 +13,7 @@ import { migrate, type MigrateOptions } from '../../src/migration/sender.js';
 import { guestMemorySource } from '../../src/migration/source.js';
 import { WorkerPool } from '../../src/pool/pool.js';
 import { connect, parseEndpoint } from '../../src/transport/index.js';
-import { startGuest } from '../../src/workload/index.js';
+import { startGuest, type Guest } from '../../src/workload/index.js';
 import { filledMemory, sameContent } from '../helpers/migration.js';
 
 const test = suite('live pre-copy');
@@ -30,15 +30,41 @@ test.after(async () => {
   await receivePool.close();
 });
 
+async function until(condition: () => boolean): Promise<void> {
+  for (let waited = 0; !condition() && waited < 5000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+/**
+ * Holds the end of round 1 until the guest has written since tracking started: on a loaded
+ * machine the guest thread can miss a whole (short) round 1, and then nothing is left to resend.
+ */
+function roundOneSeesWrites(log: DirtyLog, guest: Guest): DirtyLog {
+  // Random numbers always change a page; zeroing may not (the hash log would not see it).
+  const randomWrites = () => guest.pagesWritten - guest.pagesZeroed;
+  let writtenAtStart = 0;
+  let syncs = 0;
+  return {
+    async start() {
+      await log.start();
+      writtenAtStart = randomWrites();
+    },
+    async sync() {
+      if (syncs++ === 0) await until(() => randomWrites() > writtenAtStart);
+      return log.sync();
+    },
+    stop: () => log.stop(),
+  };
+}
+
 type Live = Omit<NonNullable<MigrateOptions['live']>, 'dirtyLog' | 'pause' | 'throttle'>;
 
 /** Migrates `memory` live while a random writer dirties it; returns both sides' outcomes with the guest paused. */
 async function liveMigration(memory: GuestMemory, log: 'explicit' | 'hash', options: Partial<Omit<MigrateOptions, 'live'>> & { live?: Live; dirtyPagesPerSecond?: number }) {
   const explicit = log === 'explicit' ? new ExplicitDirtyLog(memory) : undefined;
-  const dirtyLog: DirtyLog = explicit ?? new HashDirtyLog(memory);
   const guest = await startGuest({ memory, mode: 'random-writer', dirtyLog: explicit, dirtyPagesPerSecond: options.dirtyPagesPerSecond ?? 2000, zeroFraction: 0.25, seed: 11 });
   // The migration starts once the guest is writing (its thread takes a moment to start).
-  for (let waited = 0; guest.pagesWritten === 0 && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+  await until(() => guest.pagesWritten > 0);
+  const dirtyLog = roundOneSeesWrites(explicit ?? new HashDirtyLog(memory), guest);
   let destination: GuestMemory | undefined;
   const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination((m) => (destination = m)), pool: receivePool });
   const throttles: number[] = [];
