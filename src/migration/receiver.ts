@@ -2,8 +2,13 @@
 // (control or data, as QEMU ≥ 8.0 peeks the magic). The hello fixes the session; data channels
 // must present its session id and a fresh id below the channel count. Packets are validated on
 // the main thread (header) and in a worker (checksum, payload) before anything is written.
-// Rounds are a barrier: after its SYNC a channel is not read further until every channel
+// Rounds are a barrier: after its SYNC a channel is not read further until every live channel
 // synced, every packet of the round is applied and the round-end frame agreed on the count.
+// Applied packets are acknowledged on their channel. A data channel may break: the sender
+// resends what was not acknowledged on another channel (or a reconnected one with the same
+// id), and a packet that arrives twice in a round is applied once. Connections that are not
+// part of the session (wrong session, duplicate id, bad init, too slow to say who they are)
+// are refused one by one, without touching the migration or the destination.
 import type { Duplex } from 'node:stream';
 import { codecByWireId } from '../codecs/registry.js';
 import { MultifdError, ProtocolError, TransportError, protocolError } from '../errors.js';
@@ -12,6 +17,8 @@ import type { BlockTarget } from '../pool/protocol.js';
 import {
   CONTROL_MAGIC,
   DATA_MAGIC,
+  MAX_CHANNELS,
+  encodeAcks,
   PACKET_FLAG_SYNC,
   PacketReader,
   packetHeaderBytes,
@@ -33,8 +40,19 @@ export interface ReceiveOptions {
   /** Worker threads (decompress-threads); default: available cores. Ignored when `pool` is given. */
   threads?: number;
   pool?: WorkerPool;
-  /** How long the sender has to complete the handshake (hello and every data channel), default 30 s. */
+  /**
+   * How long the sender has to complete the handshake (hello and every data channel), and how
+   * long any one connection has to say what it is (magic, init), default 30 s.
+   */
   handshakeTimeoutMs?: number;
+  /** A migration during which nothing arrives and nothing is applied for this long fails, default 60 s. */
+  idleTimeoutMs?: number;
+  /** The most data channels a hello may ask for (1–255, default 255). */
+  maxChannels?: number;
+  /** The largest image a hello may describe, in bytes (default 1 TiB). */
+  maxImageBytes?: number;
+  /** Connections accepted but not yet identified; more are refused at once (default 64). */
+  maxPendingConnections?: number;
   signal?: AbortSignal;
 }
 
@@ -47,7 +65,16 @@ export interface ReceiveResult {
   /** Bytes read from every connection. */
   bytesReceived: number;
   checksum: bigint;
+  /** Data channels that broke during the migration (their packets were resent elsewhere). */
+  channelsLost: number;
+  /** Packets that arrived a second time (resends of packets already applied) and were skipped. */
+  duplicatePackets: number;
 }
+
+/** Default of {@link ReceiveOptions.maxImageBytes}: 1 TiB. */
+export const DEFAULT_MAX_IMAGE_BYTES = 2 ** 40;
+/** Most refusals a receiver keeps for inspection (the oldest go first). */
+const MAX_REFUSALS_KEPT = 100;
 
 const DATA_INIT_BYTES = 32;
 /** Packets one channel may have in workers before its socket is paused (backpressure). */
@@ -66,18 +93,37 @@ interface ChannelState {
   /** The last round whose SYNC arrived on this channel. */
   syncedRound: number;
   inFlight: number;
-  /** Why the channel ended early, reported once its packets in workers have settled. */
-  closedEarly?: Error;
+  /** Set once the connection ended or broke: from then on no barrier waits for it. */
+  lost: boolean;
+  /** Applied packets not yet acknowledged on this channel. */
+  acks: number[];
+}
+
+/** A packet of the current round, by sequence number: applied yet, and where to acknowledge it. */
+interface RoundPacket {
+  applied: boolean;
+  ackTo: ChannelState[];
 }
 
 /** Receives one migration from the connections given to `accept`. */
 export class MigrationReceiver {
   /** Settles when the migration completed (checksum confirmed) or failed. */
   readonly result: Promise<ReceiveResult>;
+  /** Connections refused without failing the migration (the latest {@link MAX_REFUSALS_KEPT}), each a typed error. */
+  readonly refused: MultifdError[] = [];
   private readonly failure = new FailureLatch();
   private readonly pool: WorkerPool;
   private readonly sockets = new Set<Duplex>();
+  /** The current connection of every channel id that connected, lost ones included. */
   private readonly channels = new Map<number, ChannelState>();
+  /** Packets of the current round by sequence number, so a resent one is applied once. */
+  private readonly roundPackets = new Map<number, RoundPacket>();
+  private readonly ackQueue = new Set<ChannelState>();
+  private ackFlushScheduled = false;
+  private pendingConnections = 0;
+  private lastActivity = performance.now();
+  private channelsLost = 0;
+  private duplicatePackets = 0;
   private readonly waitingForHello: Array<() => void> = [];
   private control: ControlChannel | undefined;
   private controlArrived!: (control: ControlChannel) => void;
@@ -106,9 +152,19 @@ export class MigrationReceiver {
 
   constructor(private readonly options: ReceiveOptions) {
     this.pool = options.pool ?? new WorkerPool({ threads: options.threads });
+    const handshakeMs = this.handshakeTimeoutMs;
     const timer = setTimeout(() => {
-      if (!this.channelsReady()) this.fail(new TransportError('ERR_HANDSHAKE_TIMEOUT', `the sender did not complete the handshake within ${options.handshakeTimeoutMs ?? 30_000} ms`));
-    }, options.handshakeTimeoutMs ?? 30_000);
+      if (this.channelsReady()) return;
+      const refusals = this.refused.length ? ` (refused: ${this.refused.map((e) => e.code).join(', ')})` : '';
+      this.fail(new TransportError('ERR_HANDSHAKE_TIMEOUT', `the sender did not complete the handshake within ${handshakeMs} ms${refusals}`, { context: { timeoutMs: handshakeMs } }));
+    }, handshakeMs);
+    const idleMs = options.idleTimeoutMs ?? 60_000;
+    const idle = setInterval(() => {
+      if (this.hello && performance.now() - this.lastActivity > idleMs) {
+        this.fail(new TransportError('ERR_IDLE_TIMEOUT', `nothing arrived and nothing was applied for ${idleMs} ms`, { context: { timeoutMs: idleMs } }));
+      }
+    }, Math.min(1000, idleMs / 4));
+    idle.unref();
     options.signal?.addEventListener('abort', () => this.fail(new MultifdError('ERR_CANCELLED', 'receive cancelled')), { once: true });
     this.result = this.failure
       .race(this.run())
@@ -124,6 +180,7 @@ export class MigrationReceiver {
       })
       .finally(async () => {
         clearTimeout(timer);
+        clearInterval(idle);
         for (const socket of this.sockets) socket.end();
         if (!options.pool) await this.pool.close();
       });
@@ -131,29 +188,52 @@ export class MigrationReceiver {
 
   /** Hands a new connection to the receiver (control or data, told apart by its magic). */
   accept(socket: Duplex): void {
+    if (this.pendingConnections >= (this.options.maxPendingConnections ?? 64)) {
+      socket.destroy();
+      return this.refuse(new TransportError('ERR_TOO_MANY_CONNECTIONS', `more than ${this.options.maxPendingConnections ?? 64} connections waiting to identify themselves`));
+    }
     this.sockets.add(socket);
-    socket.on('error', (error) => this.fail(new TransportError('ERR_CHANNEL_CLOSED', `connection failed: ${error.message}`, { cause: error })));
+    socket.on('close', () => this.sockets.delete(socket));
+    // Until it is known, a connection's failure is its own; a known one reports below.
+    socket.on('error', () => {});
+    this.pendingConnections++;
+    let identified = false;
+    const identify = (): void => {
+      identified = true;
+      this.pendingConnections--;
+      clearTimeout(deadline);
+    };
+    const deadline = setTimeout(() => {
+      if (identified) return;
+      identify();
+      socket.destroy();
+      this.refuse(new TransportError('ERR_HANDSHAKE_TIMEOUT', `a connection did not identify itself within ${this.handshakeTimeoutMs} ms`, { context: { timeoutMs: this.handshakeTimeoutMs } }));
+    }, this.handshakeTimeoutMs);
+    socket.once('close', () => identified || identify());
     let head: Uint8Array = new Uint8Array(0);
     const onData = (chunk: Buffer) => {
-      this.bytesReceived += chunk.byteLength;
+      this.arrived(chunk);
       head = concat(head, chunk);
       if (head.byteLength < 4) return;
       socket.off('data', onData);
       const magic = new DataView(head.buffer, head.byteOffset).getUint32(0);
       if (magic === CONTROL_MAGIC && !this.control) {
+        identify();
+        socket.on('error', (error) => this.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection failed: ${error.message}`, { cause: error })));
         this.control = new ControlChannel(socket, head);
         this.controlArrived(this.control);
-        socket.on('data', (c: Buffer) => (this.bytesReceived += c.byteLength));
+        socket.on('data', (c: Buffer) => this.arrived(c));
       } else if (magic === DATA_MAGIC) {
-        this.acceptData(socket, head);
+        this.acceptData(socket, head, identify);
       } else {
         // A second control connection, or one that speaks something else: dropped. Before the
         // session exists a wrong magic fails fast (a misconfigured sender hears why); once it
         // exists, a stray connection must not be able to end the migration.
+        identify();
         socket.destroy();
-        if (magic !== CONTROL_MAGIC && !this.hello) {
-          this.fail(protocolError('ERR_CONNECTION_MAGIC', { channel: 'control', field: 'magic', expected: 'MFDC or MFDD', got: `0x${magic.toString(16)}` }));
-        }
+        const error = protocolError('ERR_CONNECTION_MAGIC', { channel: 'control', field: 'magic', expected: magic === CONTROL_MAGIC ? 'one control connection' : 'MFDC or MFDD', got: `0x${magic.toString(16)}` });
+        if (magic !== CONTROL_MAGIC && !this.hello) this.fail(error);
+        else this.refuse(error);
       }
     };
     socket.on('data', onData);
@@ -164,6 +244,7 @@ export class MigrationReceiver {
     const hello = await this.failure.race(control.next(this.options.handshakeTimeoutMs ?? 30_000));
     if (hello.type !== 'hello') throw protocolError('ERR_HANDSHAKE', { channel: 'control', packet: 0, field: 'type', expected: 'hello', got: hello.type });
     if (!codecByWireId(hello.codecWireId)) throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', packet: 0, field: 'codecWireId', expected: 'a known codec', got: hello.codecWireId });
+    this.checkLimits(hello);
     this.hello = hello;
     this.largestPacketBytes = largestPacketBytes(hello);
     this.destination = await this.options.destination(hello);
@@ -196,12 +277,13 @@ export class MigrationReceiver {
     }
   }
 
-  private acceptData(socket: Duplex, head: Uint8Array): void {
+  private acceptData(socket: Duplex, head: Uint8Array, identify: () => void): void {
     let bytes = head;
     const onData = (chunk: Buffer) => {
-      this.bytesReceived += chunk.byteLength;
+      if (chunk.byteLength) this.arrived(chunk);
       bytes = concat(bytes, chunk);
       if (bytes.byteLength >= DATA_INIT_BYTES) {
+        identify();
         socket.off('data', onData);
         socket.pause();
         const start = () => this.startChannel(socket, bytes);
@@ -215,12 +297,13 @@ export class MigrationReceiver {
 
   private startChannel(socket: Duplex, bytes: Uint8Array): void {
     const hello = this.hello!;
+    const live = [...this.channels.values()].filter((c) => !c.lost).map((c) => c.id);
     let id: number;
     try {
-      id = parseChannelInit(bytes.subarray(0, DATA_INIT_BYTES), { sessionId: hello.sessionId, channels: hello.channels, taken: new Set(this.channels.keys()) });
+      id = parseChannelInit(bytes.subarray(0, DATA_INIT_BYTES), { sessionId: hello.sessionId, channels: hello.channels, taken: new Set(live) });
     } catch (error) {
       socket.destroy();
-      return this.fail(error as Error);
+      return this.refuse(error as MultifdError);
     }
     const state: ChannelState = {
       id,
@@ -235,26 +318,33 @@ export class MigrationReceiver {
       ordinal: 0,
       syncedRound: 0,
       inFlight: 0,
+      lost: false,
+      acks: [],
     };
     this.channels.set(id, state);
     socket.on('data', (chunk: Buffer) => {
-      this.bytesReceived += chunk.byteLength;
+      this.arrived(chunk);
+      if (state.lost) return;
       this.guard(() => {
         state.reader.push(chunk);
         this.pump(state);
       });
     });
-    // A channel that ends early fails the migration, but only after its packets already in
-    // workers have settled: if one of them was bad, that is the better reason to report. One
-    // that ends right after its SYNC has sent all it will (a stream file does, at its end): that
-    // fails only when a later round needs it (see finishRound).
-    const closed = () => {
-      if (this.reported || state.closedEarly) return;
-      state.closedEarly = new TransportError('ERR_CHANNEL_CLOSED', `data channel ${id} closed before the migration completed`);
-      this.failIfChannelLost(state);
+    // A channel that ends or breaks before the migration completed is lost: its packets cut
+    // short are dropped and the sender resends what was not acknowledged. A lost channel only
+    // costs the migration if the sender cannot make up for it: then the round-end's packet
+    // count, or the control connection, fails it.
+    const lost = () => {
+      if (state.lost) return;
+      state.lost = true;
+      this.ackQueue.delete(state);
+      if (this.reported) return;
+      this.channelsLost++;
+      this.checkBarrier();
     };
-    socket.on('end', () => this.guard(() => (state.reader.end(), closed())));
-    socket.on('close', closed);
+    socket.on('error', lost);
+    socket.on('end', lost);
+    socket.on('close', lost);
     this.guard(() => this.pump(state, bytes.subarray(DATA_INIT_BYTES)));
     this.updateFlow(state);
   }
@@ -271,13 +361,30 @@ export class MigrationReceiver {
 
   private dispatch(state: ChannelState, packet: ParsedPacket, ordinal: number): void {
     const { header } = packet;
-    if (header.round !== this.round) {
-      throw protocolError('ERR_PACKET_ROUND', { channel: state.id, packet: ordinal, field: 'round', expected: this.round, got: header.round });
-    }
     if (header.flags & PACKET_FLAG_SYNC) {
+      // Normally the next round; a reconnected channel starts with the SYNC of the last round
+      // the sender ended, which may be the one before ours.
+      if (header.round <= state.syncedRound || header.round > this.round) {
+        throw protocolError('ERR_PACKET_ROUND', { channel: state.id, packet: ordinal, field: 'round', expected: `${state.syncedRound + 1} to ${this.round}`, got: header.round });
+      }
       state.syncedRound = header.round;
       return this.checkBarrier();
     }
+    if (header.round !== this.round) {
+      throw protocolError('ERR_PACKET_ROUND', { channel: state.id, packet: ordinal, field: 'round', expected: this.round, got: header.round });
+    }
+    const seen = this.roundPackets.get(header.sequence);
+    if (seen) {
+      // A resend of a packet this round already has (its first channel broke before the ack
+      // got through): acknowledge it here too, once it is applied, and apply it only once.
+      this.duplicatePackets++;
+      this.recycle(packet.bytes.buffer);
+      if (seen.applied) this.ack(state, header.sequence);
+      else seen.ackTo.push(state);
+      return;
+    }
+    const entry: RoundPacket = { applied: false, ackTo: [state] };
+    this.roundPackets.set(header.sequence, entry);
     const hello = this.hello!;
     state.inFlight++;
     this.inFlight++;
@@ -298,19 +405,75 @@ export class MigrationReceiver {
         pagesPerPacket: hello.pagesPerPacket,
       })
       .then((buffer) => {
-        if (this.spareBuffers.length < MAX_SPARE_BUFFERS) this.spareBuffers.push(buffer);
+        this.recycle(buffer);
+        this.lastActivity = performance.now();
         state.inFlight--;
         this.inFlight--;
         this.appliedInRound++;
         this.normalPages += runsPageCount(header.normalRuns);
         this.zeroPages += runsPageCount(header.zeroRuns);
+        entry.applied = true;
+        for (const channel of entry.ackTo) this.ack(channel, header.sequence);
         for (const channel of this.channels.values()) this.updateFlow(channel);
-        this.failIfChannelLost(state);
         this.checkBarrier();
       })
       .catch((error: Error) => this.fail(error))
       .finally(() => this.tasks.delete(task));
     this.tasks.add(task);
+  }
+
+  /** Queues an ack of `sequence` on `state`'s connection; acks go out together once per turn. */
+  private ack(state: ChannelState, sequence: number): void {
+    if (state.lost) return;
+    state.acks.push(sequence);
+    this.ackQueue.add(state);
+    if (this.ackFlushScheduled) return;
+    this.ackFlushScheduled = true;
+    setImmediate(() => {
+      this.ackFlushScheduled = false;
+      for (const channel of this.ackQueue) {
+        if (!channel.lost) channel.socket.write(encodeAcks(channel.acks));
+        channel.acks = [];
+      }
+      this.ackQueue.clear();
+    });
+  }
+
+  private recycle(buffer: ArrayBuffer): void {
+    if (this.spareBuffers.length < MAX_SPARE_BUFFERS) this.spareBuffers.push(buffer);
+  }
+
+  /** Counts bytes from any connection; arriving bytes keep the idle timeout away. */
+  private arrived(chunk: Uint8Array): void {
+    this.bytesReceived += chunk.byteLength;
+    this.lastActivity = performance.now();
+  }
+
+  /** Records a connection refused without failing the migration. */
+  private refuse(error: MultifdError): void {
+    this.refused.push(error);
+    if (this.refused.length > MAX_REFUSALS_KEPT) this.refused.shift();
+  }
+
+  /**
+   * Refuses a hello asking for more than this receiver allows: too many channels, or an image
+   * larger than `maxImageBytes`.
+   * @throws TransportError `ERR_LIMIT_CHANNELS` or `ERR_LIMIT_IMAGE`.
+   */
+  private checkLimits(hello: Hello): void {
+    const maxChannels = this.options.maxChannels ?? MAX_CHANNELS;
+    if (hello.channels > maxChannels) {
+      throw new TransportError('ERR_LIMIT_CHANNELS', `the sender asks for ${hello.channels} data channels, more than this receiver's limit of ${maxChannels}`, { context: { expected: `<= ${maxChannels}`, got: hello.channels } });
+    }
+    const maxImageBytes = this.options.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES;
+    const imageBytes = hello.blocks.reduce((n, b) => n + b.byteLength, 0);
+    if (imageBytes > maxImageBytes) {
+      throw new TransportError('ERR_LIMIT_IMAGE', `the sender's image of ${imageBytes} bytes exceeds this receiver's limit of ${maxImageBytes} bytes`, { context: { expected: `<= ${maxImageBytes}`, got: imageBytes } });
+    }
+  }
+
+  private get handshakeTimeoutMs(): number {
+    return this.options.handshakeTimeoutMs ?? 30_000;
   }
 
   /**
@@ -337,19 +500,15 @@ export class MigrationReceiver {
     return new ArrayBuffer(Math.max(byteLength, this.largestPacketBytes));
   }
 
-  /** Fails with the channel's early end once its packets settled, unless it already synced the round in progress. */
-  private failIfChannelLost(state: ChannelState): void {
-    if (state.closedEarly && state.inFlight === 0 && state.syncedRound < this.round) this.fail(state.closedEarly);
-  }
-
+  /** Every channel id of the hello has connected at least once. */
   private channelsReady(): boolean {
     return this.hello !== undefined && this.channels.size === this.hello.channels;
   }
 
-  /** Releases the round when every channel synced it and all its packets are applied. */
+  /** Releases the round when every live channel synced it and all its packets are applied. */
   private checkBarrier(): void {
     if (!this.roundBarrier || !this.channelsReady() || this.inFlight > 0) return;
-    for (const state of this.channels.values()) if (state.syncedRound < this.round) return;
+    for (const state of this.channels.values()) if (!state.lost && state.syncedRound < this.round) return;
     const release = this.roundBarrier;
     this.roundBarrier = undefined;
     release();
@@ -359,15 +518,16 @@ export class MigrationReceiver {
     if (message.round !== this.round) {
       throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'round-end.round', expected: this.round, got: message.round });
     }
-    for (const state of this.channels.values()) if (state.closedEarly && state.syncedRound < message.round) throw state.closedEarly;
     await this.failure.race(new Promise<void>((resolve) => {
       this.roundBarrier = resolve;
       this.checkBarrier();
     }));
     if (this.appliedInRound !== message.packets) {
-      throw protocolError('ERR_ROUND_PACKETS', { channel: 'control', field: `round ${message.round} packets`, expected: message.packets, got: this.appliedInRound });
+      const lost = this.channelsLost ? ` (${this.channelsLost} data channel(s) lost)` : '';
+      throw protocolError('ERR_ROUND_PACKETS', { channel: 'control', field: `round ${message.round} packets${lost}`, expected: message.packets, got: this.appliedInRound });
     }
     this.appliedInRound = 0;
+    this.roundPackets.clear();
     this.round++;
     // The round's pages are in place: hash what it changed while the next round streams in.
     this.checksums!.refresh().catch((error: Error) => this.fail(error));
@@ -407,7 +567,16 @@ export class MigrationReceiver {
     }
     await this.destination!.complete();
     this.failure.settle();
-    return { status: 'completed', normalPages: this.normalPages, zeroPages: this.zeroPages, rounds: this.round - 1, bytesReceived: this.bytesReceived, checksum };
+    return {
+      status: 'completed',
+      normalPages: this.normalPages,
+      zeroPages: this.zeroPages,
+      rounds: this.round - 1,
+      bytesReceived: this.bytesReceived,
+      checksum,
+      channelsLost: this.channelsLost,
+      duplicatePackets: this.duplicatePackets,
+    };
   }
 
   private guard(step: () => void): void {

@@ -5,6 +5,9 @@
 // every page; a live migration then syncs its dirty log and sends the dirty set, round after
 // round, until QEMU's rule allows the switchover: pause the workload, send what is left, and
 // end with the image checksum, which the receiver must confirm.
+// Every data packet is kept until the receiver acknowledges it. When a data channel breaks,
+// the sender opens a new one with the same id (once per loss) and writes the unacknowledged
+// packets again on the live channels; the receiver applies a packet it already has only once.
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { getCodec } from '../codecs/registry.js';
@@ -14,7 +17,7 @@ import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
 import { WorkerPool } from '../pool/pool.js';
 import type { ZeroPageDetection } from '../pool/protocol.js';
 import { drained, TokenBucket } from '../transport/index.js';
-import { encodeChannelInit, encodeSyncPacket, runsPageCount, type PageRun } from '../wire/index.js';
+import { AckReader, encodeChannelInit, encodeSyncPacket, runsPageCount, type PageRun } from '../wire/index.js';
 import { ControlChannel } from './control-channel.js';
 import { BandwidthMeter, BANDWIDTH_WINDOW_MS, Convergence, type ConvergenceOptions } from './convergence.js';
 import { bitmapRuns, countDirty, type DirtyBitmaps, type DirtyLog } from './dirty/index.js';
@@ -65,10 +68,13 @@ export interface MigrateOptions {
   /** How long to wait for the receiver's hello-ack and for its final report (default 30 s). */
   handshakeTimeoutMs?: number;
   /**
-   * Wait for the receiver's hello-ack and its checksum report (default true). False for a
-   * migration stream file, which nobody reads until later: its receiver checks the checksum.
+   * Wait for the receiver's hello-ack, its acks and its checksum report (default true). False
+   * for a migration stream file, which nobody reads until later: its receiver checks the
+   * checksum, and a broken channel fails the migration (nothing can be resent).
    */
   awaitReceiver?: boolean;
+  /** Replace a broken data channel with a new connection (default true); its packets are resent either way. */
+  reconnect?: boolean;
 }
 
 /**
@@ -82,8 +88,18 @@ const TASK_BYTES = 4 * CHECKSUM_CHUNK_BYTES;
 const CHANNEL_HIGH_WATER = 8 << 20;
 
 interface DataChannel {
+  id: number;
   socket: Duplex;
   bytesWritten: number;
+  lost: boolean;
+}
+
+/** A data packet written but not acknowledged yet: kept to be written again if its channel breaks. */
+interface Unacked {
+  bytes: Uint8Array;
+  channel: DataChannel;
+  /** Called once the receiver acknowledged it. */
+  release: () => void;
 }
 
 /**
@@ -109,11 +125,10 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
   const failure = new FailureLatch();
   const sockets: Duplex[] = [];
   const inFlight = new Set<Promise<void>>();
+  let finished = false;
   const connect = async () => {
     const socket = await options.connect();
     sockets.push(socket);
-    socket.on('error', (error) => failure.fail(new TransportError('ERR_CHANNEL_CLOSED', `connection to the receiver failed: ${error.message}`, { cause: error })));
-    socket.on('close', () => failure.fail(new TransportError('ERR_CHANNEL_CLOSED', 'the receiver closed a connection before the migration completed')));
     return socket;
   };
   const onAbort = () => failure.fail(new MultifdError('ERR_CANCELLED', 'migration cancelled'));
@@ -125,7 +140,11 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
   try {
     options.signal?.throwIfAborted();
     const sessionId = new Uint8Array(randomBytes(16));
-    const control = new ControlChannel(await failure.race(connect()));
+    const controlSocket = await failure.race(connect());
+    const controlLost = (why: string) => () => finished || failure.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection to the receiver ${why}`));
+    controlSocket.on('error', (error) => finished || failure.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection to the receiver failed: ${error.message}`, { cause: error })));
+    controlSocket.on('close', controlLost('closed before the migration completed'));
+    const control = new ControlChannel(controlSocket);
     await control.send({
       type: 'hello',
       sessionId,
@@ -144,16 +163,92 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       if (ack.type !== 'hello-ack') throw new TransportError('ERR_HANDSHAKE', `expected hello-ack from the receiver, got ${ack.type}`);
     }
 
+    const acknowledged = options.awaitReceiver ?? true;
     const channels: DataChannel[] = [];
-    for (let id = 0; id < channelCount; id++) {
+    const unacked = new Map<number, Unacked>();
+    let allAcked: (() => void) | undefined;
+    const channelWaiters: Array<() => void> = [];
+    let lastSyncedRound = 0;
+
+    const onAcks = (sequences: number[]) => {
+      for (const sequence of sequences) {
+        const packet = unacked.get(sequence);
+        if (!packet) continue; // a late second ack of a resent packet
+        unacked.delete(sequence);
+        packet.release();
+      }
+      if (unacked.size === 0) allAcked?.();
+    };
+
+    /** Opens data channel `id`: its init, then (when it replaces a broken one) the SYNC of the last round ended. */
+    const openChannel = async (id: number): Promise<DataChannel> => {
       const socket = await failure.race(connect());
+      if (finished) {
+        socket.destroy();
+        throw new TransportError('ERR_CHANNEL_CLOSED', `data channel ${id} opened after the migration ended`);
+      }
+      const channel: DataChannel = { id, socket, bytesWritten: 0, lost: false };
+      const acks = new AckReader(id);
+      socket.on('data', (chunk: Buffer) => {
+        try {
+          acks.push(chunk);
+          for (let batch = acks.next(); batch; batch = acks.next()) onAcks(batch);
+        } catch (error) {
+          failure.fail(error as Error);
+        }
+      });
+      socket.on('error', () => channelLost(channel));
+      socket.on('close', () => channelLost(channel));
       const init = encodeChannelInit({ sessionId, channelId: id });
       socket.write(init);
-      channels.push({ socket, bytesWritten: init.byteLength });
-    }
+      channel.bytesWritten += init.byteLength;
+      if (lastSyncedRound > 0) {
+        const sync = encodeSyncPacket(lastSyncedRound, sequence++);
+        socket.write(sync);
+        channel.bytesWritten += sync.byteLength;
+      }
+      channels.push(channel);
+      channelWaiters.splice(0).forEach((resume) => resume());
+      return channel;
+    };
+
+    /** A broken data channel: replace it if allowed, then write its unacknowledged packets again. */
+    const channelLost = (channel: DataChannel) => {
+      if (finished || channel.lost) return;
+      channel.lost = true;
+      stats.channelsLost++;
+      if (!acknowledged) {
+        failure.fail(new TransportError('ERR_CHANNEL_CLOSED', `data channel ${channel.id} closed before the migration completed`));
+        return;
+      }
+      const recover = async () => {
+        if (options.reconnect ?? true) {
+          try {
+            await openChannel(channel.id);
+            stats.channelsReconnected++;
+          } catch {
+            // The remaining channels carry on.
+          }
+        }
+        if (channels.every((c) => c.lost)) {
+          throw new TransportError('ERR_CHANNEL_CLOSED', `every data channel broke (${stats.channelsLost} lost) and none could be reopened`);
+        }
+        for (const packet of unacked.values()) {
+          if (packet.channel !== channel) continue;
+          stats.packetsResent++;
+          stats.resentBytes += packet.bytes.byteLength;
+          await write(packet.bytes, packet);
+        }
+      };
+      recover().catch((error: Error) => failure.fail(error));
+    };
+
+    let sequence = 0;
+    for (let id = 0; id < channelCount; id++) await openChannel(id);
     // From now on the receiver speaks only to report, or to say why it failed.
     const report = awaitReceiver
       ? control.next(0).then((message) => {
+          if (message.type === 'report') finished = true; // the receiver closes its connections next
           if (message.type === 'error') failure.fail(new TransportError(message.code, `receiver failed: ${message.message}`));
           return message;
         }, (error: Error) => failure.fail(error))
@@ -163,20 +258,37 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     stats.setupMs = stats.elapsedMs();
     stats.status = 'active';
 
-    const write = async (bytes: Uint8Array, written: () => void) => {
-      let channel = channels[0]!;
-      for (const c of channels) if (c.socket.writableLength < channel.socket.writableLength) channel = c;
+    /** The live channel with the least data queued, once there is one. */
+    const leastQueued = async (): Promise<DataChannel> => {
+      for (;;) {
+        let best: DataChannel | undefined;
+        for (const c of channels) if (!c.lost && (!best || c.socket.writableLength < best.socket.writableLength)) best = c;
+        if (best) return best;
+        await failure.race(new Promise<void>((resolve) => channelWaiters.push(resolve)));
+      }
+    };
+
+    /** Writes a data packet on the least queued live channel; `packet` tracks it until acknowledged. */
+    const write = async (bytes: Uint8Array, packet: Unacked) => {
+      let channel = await leastQueued();
       if (channel.socket.writableLength >= CHANNEL_HIGH_WATER) await failure.race(drained(channel.socket));
       if (bucket) await failure.race(bucket.acquire(bytes.byteLength));
       failure.check();
-      channel.socket.write(bytes, written);
+      if (channel.lost) channel = await leastQueued();
+      packet.channel = channel;
+      if (acknowledged) unacked.set(packetSequence(bytes), packet);
+      channel.socket.write(bytes, acknowledged ? undefined : packet.release);
       channel.bytesWritten += bytes.byteLength;
+    };
+
+    /** Resolves once the receiver acknowledged every packet written so far. */
+    const acknowledgedAll = async () => {
+      while (acknowledged && unacked.size > 0) await failure.race(new Promise<void>((resolve) => (allAcked = resolve)));
     };
 
     const chunkHashes: bigint[] = [];
     const blockChunkBase = chunkBases(source);
     let round = 0;
-    let sequence = 0;
     let packetsInRound = 0;
     const maxInFlight = 2 * pool.threads;
     const pagesPerTask = TASK_BYTES / pageSize;
@@ -213,13 +325,13 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
         const chunkBase = blockChunkBase[window.blockIndex]! + ((window.firstPage + first) * pageSize) / CHECKSUM_CHUNK_BYTES;
         result.chunkHashes.forEach((hash, i) => (chunkHashes[chunkBase + i] = hash));
       }
-      // The packets are views of one buffer: it goes back to the pool once the sockets have
-      // taken every one of them (their write callbacks ran).
-      let unwritten = result.packets.length;
-      const written = () => {
-        if (--unwritten === 0) pool.recycle(result.buffer);
+      // The packets are views of one buffer: it goes back to the pool once the receiver
+      // acknowledged every one of them (for a stream file: once the file took them).
+      let outstanding = result.packets.length;
+      const release = () => {
+        if (--outstanding === 0) pool.recycle(result.buffer);
       };
-      for (const packet of result.packets) await write(packet, written);
+      for (const packet of result.packets) await write(packet, { bytes: packet, channel: channels[0]!, release });
       packetsInRound += result.packets.length;
       stats.normalPages += result.normalPages;
       stats.zeroPages += result.zeroPages;
@@ -244,14 +356,21 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       stats.rounds = round;
     };
 
-    /** Ends a round: a SYNC packet on every channel, then the round-end frame. */
+    /**
+     * Ends a round: once the receiver acknowledged all of its packets (so a broken channel's
+     * resends cannot land behind a SYNC), a SYNC packet on every live channel, then the
+     * round-end frame.
+     */
     const endRound = async () => {
       await failure.race(Promise.all(inFlight));
+      await acknowledgedAll();
       for (const channel of channels) {
+        if (channel.lost) continue;
         const sync = encodeSyncPacket(round, sequence++);
         channel.socket.write(sync);
         channel.bytesWritten += sync.byteLength;
       }
+      lastSyncedRound = round;
       stats.dataBytes = channels.reduce((n, c) => n + c.bytesWritten, 0);
       await control.send({ type: 'round-end', round, packets: packetsInRound });
     };
@@ -333,6 +452,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     await control.send({ type: 'complete', rounds: round, checksum: stats.sourceChecksum });
     stats.controlBytes = control.bytesWritten;
     if (!report) {
+      finished = true;
       stats.finish('completed');
       failure.settle();
       for (const socket of sockets) socket.end();
@@ -340,6 +460,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     }
 
     const final = await failure.race(withTimeout(report, options.handshakeTimeoutMs ?? 30_000));
+    finished = true;
     if (final?.type !== 'report') throw new TransportError('ERR_HANDSHAKE', `expected the receiver's report, got ${final?.type}`);
     if (pausedAt !== undefined) stats.downtimeMs = performance.now() - pausedAt;
     stats.destinationChecksum = final.checksum;
@@ -352,6 +473,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     for (const socket of sockets) socket.end();
     return stats.snapshot();
   } catch (error) {
+    finished = true;
     const cancelled = options.signal?.aborted === true;
     stats.finish(cancelled ? 'cancelled' : 'failed', (error as Error).message);
     failure.fail(error as Error);
@@ -367,6 +489,11 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     if (!options.pool) await pool.close();
     options.onProgress?.(stats.snapshot());
   }
+}
+
+/** A packet's sequence number (header offset 16, u64; below 2^53 by construction). */
+function packetSequence(packet: Uint8Array): number {
+  return Number(new DataView(packet.buffer, packet.byteOffset, packet.byteLength).getBigUint64(16));
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {

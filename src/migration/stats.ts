@@ -53,6 +53,12 @@ export interface MigrationStats {
   'send-cpu-percent': number;
   /** The receiver's process CPU percent, from its final report. */
   'recv-cpu-percent'?: number;
+  /** Data channels that broke during the migration. */
+  'channels-lost': number;
+  /** Broken data channels replaced by a new connection with the same id. */
+  'channels-reconnected': number;
+  /** Packets written again because their channel broke before the receiver acknowledged them. */
+  'packets-resent': number;
   /** Image checksums (XXH64 of chunk hashes), hex, once known. */
   'source-checksum'?: string;
   'destination-checksum'?: string;
@@ -69,6 +75,11 @@ export class StatsTracker {
   controlBytes = 0;
   dataBytes = 0;
   payloadBytes = 0;
+  /** Bytes of resent packets (in dataBytes, not header bytes). */
+  resentBytes = 0;
+  channelsLost = 0;
+  channelsReconnected = 0;
+  packetsResent = 0;
   remainingBytes: number;
   setupMs = 0;
   recvCpuPercent: number | undefined;
@@ -139,13 +150,16 @@ export class StatsTracker {
       'pages-per-second': Math.round(((this.normalPages + this.zeroPages) * 1000) / ms),
       mbps: round2((transferred * 8) / 1000 / ms),
       'multifd-bytes': this.dataBytes,
-      'header-bytes': this.dataBytes - this.payloadBytes,
+      'header-bytes': this.dataBytes - this.payloadBytes - this.resentBytes,
       'page-size': this.pageSize,
       'guest-bytes': guestBytes,
       'guest-mbps': round2((guestBytes * 8) / 1000 / ms),
       'compression-ratio': round2(transferred ? guestBytes / transferred : 0),
       'send-cpu-percent': round2((this.cpuMicros() / 10) / ms),
       'recv-cpu-percent': this.recvCpuPercent,
+      'channels-lost': this.channelsLost,
+      'channels-reconnected': this.channelsReconnected,
+      'packets-resent': this.packetsResent,
       'source-checksum': hex(this.sourceChecksum),
       'destination-checksum': hex(this.destinationChecksum),
       'error-desc': this.error,

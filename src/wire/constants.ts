@@ -14,6 +14,9 @@ export const DATA_MAGIC = 0x4d464444;
 /** First 4 bytes of every packet on a data channel: "MFDP". */
 export const PACKET_MAGIC = 0x4d464450;
 
+/** First 4 bytes of every ack frame a receiver writes back on a data channel: "MFDA". */
+export const ACK_MAGIC = 0x4d464441;
+
 /** Packet flag: the packet ends its round on its channel (QEMU's MULTIFD_FLAG_SYNC). */
 export const PACKET_FLAG_SYNC = 0x0001;
 

@@ -1,5 +1,7 @@
 // Wire format version 1 (docs/wire-format.md): control frames, data channel inits, packets.
+export { AckReader, MAX_ACKS_PER_FRAME, encodeAcks } from './ack.js';
 export {
+  ACK_MAGIC,
   CHANNEL_INIT_BYTES,
   CONNECTION_MAGIC_BYTES,
   CONTROL_MAGIC,

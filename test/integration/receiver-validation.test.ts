@@ -1,6 +1,7 @@
 // Bad input reaching a receiver: every case fails the migration with a typed error that names
 // the channel, the packet, the field, what was expected and what came, and nothing reaches the
 // destination or is reported complete.
+import type { Duplex } from 'node:stream';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,36 +105,73 @@ test('a payload that decodes to fewer bytes than its pages fails with a CodecErr
   namesEverything(await refused(session, 'ERR_CODEC_SIZE_MISMATCH', { channel: 0, packet: 0, field: 'payload' }));
 });
 
-test('a data channel id equal to the channel count fails with ERR_CHANNEL_ID', async () => {
+/** Waits for the receiver to refuse a connection; checks the code and that nothing was written. */
+async function connectionRefused(session: RawSession, code: string): Promise<MultifdError> {
+  for (let waited = 0; session.receiver.refused.length === 0 && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+  const error = session.receiver.refused[0];
+  assert.ok(error, `expected a refused connection (${code})`);
+  assert.instance(error, MultifdError);
+  assert.is(error!.code, code, error!.message);
+  assert.ok(session.destination()!.blocks.every((b) => b.bytes().every((x) => x === 0)), 'the destination was written');
+  return error!;
+}
+
+/** Sends one good packet on `channel` and completes round 1 and the migration with the right checksum. */
+async function completeWithOnePacket(session: RawSession, channel: Duplex): Promise<void> {
+  channel.write(good());
+  channel.write(encodeSyncPacket(1, 1));
+  await session.control.send({ type: 'round-end', round: 1, packets: 1 });
+  const expected = GuestMemory.create({ pageSize: 4096, blocks: [{ name: 'pc.ram', byteLength: BLOCK_PAGES * 4096 }] });
+  pages.forEach((page, i) => expected.blocks[0]!.bytes().set(page, i * 4096));
+  await session.control.send({ type: 'complete', rounds: 1, checksum: await imageChecksum(expected) });
+}
+
+test('a data channel id equal to the channel count is refused with ERR_CHANNEL_ID', async () => {
   const session = await rawSession(pool, { channels: 2 });
   session.openChannel(2);
-  await refused(session, 'ERR_CHANNEL_ID');
+  await connectionRefused(session, 'ERR_CHANNEL_ID');
+  session.control.socket.destroy();
 });
 
-test('a duplicate data channel id fails with ERR_CHANNEL_DUPLICATE', async () => {
-  const session = await rawSession(pool, { channels: 2 });
+test('a second connection with a live channel id is refused with ERR_CHANNEL_DUPLICATE; the migration goes on', async () => {
+  const session = await rawSession(pool);
+  const channel = session.openChannel(0);
   session.openChannel(0);
-  session.openChannel(0);
-  await refused(session, 'ERR_CHANNEL_DUPLICATE');
+  await connectionRefused(session, 'ERR_CHANNEL_DUPLICATE');
+  await completeWithOnePacket(session, channel);
+  const result = await session.receiver.result;
+  assert.is(result.normalPages, 4);
 });
 
-test('a data channel of another session fails with ERR_SESSION_MISMATCH', async () => {
+test('a data channel of another session is refused with ERR_SESSION_MISMATCH', async () => {
   const session = await rawSession(pool);
   session.openChannel(0, new Uint8Array(16).fill(9));
-  await refused(session, 'ERR_SESSION_MISMATCH');
+  await connectionRefused(session, 'ERR_SESSION_MISMATCH');
+  session.control.socket.destroy();
 });
 
-test('a packet cut short when its channel closes fails with ERR_PACKET_TRUNCATED', async () => {
+test('a packet cut short when its channel closes is dropped: a round-end counting it fails with ERR_ROUND_PACKETS', async () => {
   const session = await rawSession(pool);
   const bytes = good();
   session.openChannel(0).end(bytes.subarray(0, bytes.byteLength - 10));
-  await refused(session, 'ERR_PACKET_TRUNCATED', { channel: 0 });
+  await session.control.send({ type: 'round-end', round: 1, packets: 1 });
+  const error = await refused(session, 'ERR_ROUND_PACKETS');
+  assert.match(error.message, /1 data channel\(s\) lost/);
 });
 
-test('a data channel closing between packets before completion fails with ERR_CHANNEL_CLOSED', async () => {
+test('a broken data channel replaced by a new one with the same id completes; a resent packet is applied once', async () => {
   const session = await rawSession(pool);
-  session.openChannel(0).end();
-  await refused(session, 'ERR_CHANNEL_CLOSED');
+  const first = session.openChannel(0);
+  first.write(good());
+  // The receiver acknowledges the packet once applied; then the channel breaks.
+  await new Promise((resolve) => first.once('data', resolve));
+  first.destroy();
+  // The sender did not see the ack: it resends the packet on the new channel.
+  await completeWithOnePacket(session, session.openChannel(0));
+  const result = await session.receiver.result;
+  assert.is(result.channelsLost, 1);
+  assert.is(result.duplicatePackets, 1);
+  assert.is(result.normalPages, 4, 'the resent packet was applied once');
 });
 
 test('a sender that vanishes before completion fails with ERR_CONTROL_CLOSED', async () => {
