@@ -1,6 +1,22 @@
 // Parsing of option values shared by the subcommands: integers in a range, sizes with
 // QEMU-style suffixes, enumerations. Every mistake is a UsageError (exit status 2).
-import { UsageError } from './usage.js';
+import { loadTlsCredentials, type TlsCredentials } from '../transport/index.js';
+import { UsageError, type OptionSpec } from './usage.js';
+
+/** TLS flags shared by `send` and `receive` (QEMU's tls-creds, as files). */
+export const TLS_OPTIONS: Record<string, OptionSpec> = {
+  'tls-psk-file': { type: 'string', valueName: 'FILE', description: "TLS with a pre-shared key: lines IDENTITY:HEXKEY (QEMU's keys.psk)" },
+  'tls-cert': { type: 'string', valueName: 'FILE', description: 'TLS certificate (PEM): required to receive with certificates; to send, a client certificate' },
+  'tls-key': { type: 'string', valueName: 'FILE', description: 'private key of --tls-cert (PEM)' },
+  'tls-ca': { type: 'string', valueName: 'FILE', description: "CA certificate(s) (PEM) the peer's certificate must chain to" },
+  'tls-hostname': { type: 'string', valueName: 'NAME', description: "send: the name the receiver's certificate must carry (default: the host in --to)" },
+};
+
+/** The TLS credentials the flags name, or undefined without any TLS flag. */
+export function tlsOption(values: Record<string, unknown>): Promise<TlsCredentials | undefined> {
+  const text = (name: string) => (typeof values[name] === 'string' ? (values[name] as string) : undefined);
+  return loadTlsCredentials({ pskFile: text('tls-psk-file'), certFile: text('tls-cert'), keyFile: text('tls-key'), caFile: text('tls-ca'), hostname: text('tls-hostname') });
+}
 
 /** An integer option within [min, max], or `fallback` when absent. */
 export function integerOption(values: Record<string, unknown>, name: string, min: number, max: number, fallback?: number): number | undefined {

@@ -6,7 +6,7 @@ import { openImageSource } from '../memory/image-source.js';
 import { migrate } from '../migration/sender.js';
 import type { MigrationStats } from '../migration/stats.js';
 import { connect, FileMuxWriter, parseEndpoint } from '../transport/index.js';
-import { choiceOption, integerOption, sizeOption } from './options.js';
+import { choiceOption, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
 import { progressReporter, reportMode, summary } from './report.js';
 import { parseCommand, UsageError, type OptionSpec } from './usage.js';
 
@@ -67,6 +67,7 @@ export async function runSend(args: string[]): Promise<void> {
       in: { type: 'string', valueName: 'FILE', description: 'the memory image to send (a multiple of the page size)' },
       to: { type: 'string', valueName: 'URI', description: 'tcp:HOST:PORT, unix:PATH, or file:PATH (a migration stream file)' },
       ...MIGRATION_OPTIONS,
+      ...TLS_OPTIONS,
     },
     args,
   );
@@ -76,6 +77,8 @@ export async function runSend(args: string[]): Promise<void> {
   if (typeof values.to !== 'string') throw new UsageError('--to URI is required');
   const parameters = migrationParameters(values);
   const endpoint = parseEndpoint(values.to);
+  const tls = await tlsOption(values);
+  if (tls && endpoint.kind === 'file') throw new UsageError('TLS applies to tcp: and unix: endpoints, not to a stream file');
   const json = Boolean(values.json);
   const reporter = progressReporter(reportMode(json, Boolean(values.quiet)));
   const source = await openImageSource(values.in, { pageSize: parameters.pageSize });
@@ -85,7 +88,7 @@ export async function runSend(args: string[]): Promise<void> {
     stats = await migrate({
       ...parameters,
       source,
-      connect: file ? async () => file.openChannel() : () => connect(endpoint, { timeoutMs: 10_000 }),
+      connect: file ? async () => file.openChannel() : () => connect(endpoint, { timeoutMs: 10_000, tls }),
       awaitReceiver: !file,
       onProgress: reporter.onProgress,
     });

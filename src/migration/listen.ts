@@ -1,5 +1,5 @@
 // Convenience for the common case: listen on an endpoint and receive one migration there.
-import { listen as listenOn, parseEndpoint } from '../transport/index.js';
+import { listen as listenOn, parseEndpoint, type TlsCredentials } from '../transport/index.js';
 import { TransportError } from '../errors.js';
 import { MigrationReceiver, type ReceiveOptions, type ReceiveResult } from './receiver.js';
 
@@ -11,6 +11,8 @@ export interface Listening {
   result: Promise<ReceiveResult>;
   /** Stops listening (a migration under way goes on). */
   close(): Promise<void>;
+  /** The receiver, e.g. for the connections it refused. */
+  receiver: MigrationReceiver;
 }
 
 /**
@@ -20,12 +22,17 @@ export interface Listening {
  * await migrate({ source, connect: () => connect(parseEndpoint(receiver.address)) });
  * await receiver.result;
  */
-export async function listen(endpoint: string, options: ReceiveOptions): Promise<Listening> {
+export async function listen(endpoint: string, options: ReceiveOptions & { tls?: TlsCredentials }): Promise<Listening> {
   const parsed = parseEndpoint(endpoint);
   if (parsed.kind === 'file') throw new TransportError('ERR_ENDPOINT', `cannot listen on ${endpoint}: use a FileMuxReader for stream files`);
   const receiver = new MigrationReceiver(options);
-  const server = await listenOn(parsed, { onConnection: (socket) => receiver.accept(socket) });
+  const server = await listenOn(parsed, {
+    onConnection: (socket) => receiver.accept(socket),
+    tls: options.tls,
+    handshakeTimeoutMs: options.handshakeTimeoutMs,
+    onRefused: (error) => receiver.refuse(error),
+  });
   const result = receiver.result.finally(() => server.close());
   result.catch(() => {}); // the caller observes `result`; closing must not raise an unhandled rejection
-  return { address: server.address, result, close: () => server.close() };
+  return { address: server.address, result, close: () => server.close(), receiver };
 }

@@ -40,11 +40,10 @@ export interface ReceiveOptions {
   /** Worker threads (decompress-threads); default: available cores. Ignored when `pool` is given. */
   threads?: number;
   pool?: WorkerPool;
-  /**
-   * How long the sender has to complete the handshake (hello and every data channel), and how
-   * long any one connection has to say what it is (magic, init), default 30 s.
-   */
+  /** How long the sender has to complete the handshake (hello and every data channel), default 30 s. */
   handshakeTimeoutMs?: number;
+  /** How long any one connection has to say what it is (its magic and channel init), default 10 s. */
+  connectionTimeoutMs?: number;
   /** A migration during which nothing arrives and nothing is applied for this long fails, default 60 s. */
   idleTimeoutMs?: number;
   /** The most data channels a hello may ask for (1–255, default 255). */
@@ -53,6 +52,8 @@ export interface ReceiveOptions {
   maxImageBytes?: number;
   /** Connections accepted but not yet identified; more are refused at once (default 64). */
   maxPendingConnections?: number;
+  /** Told of every connection refused without failing the migration. */
+  onRefused?: (error: MultifdError) => void;
   signal?: AbortSignal;
 }
 
@@ -203,12 +204,13 @@ export class MigrationReceiver {
       this.pendingConnections--;
       clearTimeout(deadline);
     };
+    const timeoutMs = this.options.connectionTimeoutMs ?? 10_000;
     const deadline = setTimeout(() => {
       if (identified) return;
       identify();
       socket.destroy();
-      this.refuse(new TransportError('ERR_HANDSHAKE_TIMEOUT', `a connection did not identify itself within ${this.handshakeTimeoutMs} ms`, { context: { timeoutMs: this.handshakeTimeoutMs } }));
-    }, this.handshakeTimeoutMs);
+      this.refuse(new TransportError('ERR_CONNECTION_TIMEOUT', `a connection did not identify itself within ${timeoutMs} ms`, { context: { timeoutMs } }));
+    }, timeoutMs);
     socket.once('close', () => identified || identify());
     let head: Uint8Array = new Uint8Array(0);
     const onData = (chunk: Buffer) => {
@@ -449,10 +451,11 @@ export class MigrationReceiver {
     this.lastActivity = performance.now();
   }
 
-  /** Records a connection refused without failing the migration. */
-  private refuse(error: MultifdError): void {
+  /** Records a connection refused without failing the migration (also for refusals before it got here, e.g. a failed TLS handshake). */
+  refuse(error: MultifdError): void {
     this.refused.push(error);
     if (this.refused.length > MAX_REFUSALS_KEPT) this.refused.shift();
+    this.options.onRefused?.(error);
   }
 
   /**

@@ -4,6 +4,7 @@ import { lstat, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { TransportError } from '../errors.js';
 import { formatEndpoint, type Endpoint, type TcpEndpoint, type UnixEndpoint } from './endpoint.js';
+import { createTlsServer, startTlsClient, type TlsCredentials } from './tls.js';
 
 /** Default time `connect` waits for a connection. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
@@ -21,14 +22,22 @@ export interface Listener {
 
 /** Options of {@link listen}. */
 export interface ListenOptions {
-  /** Called with each accepted connection (TCP ones have Nagle's algorithm off). */
+  /** Called with each accepted connection (TCP ones have Nagle's algorithm off); with TLS, once its handshake succeeded. */
   onConnection(socket: Socket): void;
+  /** TLS on every connection; absent: plain TCP or unix. */
+  tls?: TlsCredentials;
+  /** With TLS: how long a peer has to complete the handshake (default 30 s). */
+  handshakeTimeoutMs?: number;
+  /** With TLS: a peer that failed the handshake (wrong key, untrusted certificate, no TLS, too slow). */
+  onRefused?(error: TransportError): void;
 }
 
 /** Options of {@link connect}. */
 export interface ConnectOptions {
-  /** How long to wait for the connection; default 10 s. */
+  /** How long to wait for the connection (and the TLS handshake); default 10 s. */
   timeoutMs?: number;
+  /** TLS credentials; absent: plain TCP or unix. */
+  tls?: TlsCredentials;
 }
 
 function socketEndpoint(endpoint: Endpoint, what: string): TcpEndpoint | UnixEndpoint {
@@ -72,10 +81,13 @@ export async function listen(endpoint: Endpoint, options: ListenOptions): Promis
   const target = socketEndpoint(endpoint, 'listen on');
   const text = formatEndpoint(target);
   if (target.kind === 'unix') await removeStaleSocket(target.path);
-  const server: Server = createServer({ noDelay: true }, (socket) => {
+  const accepted = (socket: Socket) => {
     if (target.kind === 'tcp') socket.setNoDelay(true);
     options.onConnection(socket);
-  });
+  };
+  const server: Server = options.tls
+    ? createTlsServer(options.tls, options.handshakeTimeoutMs ?? 30_000, accepted, (error) => options.onRefused?.(error))
+    : createServer({ noDelay: true }, accepted);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(listenError(text, error)));
     if (target.kind === 'tcp') server.listen(target.port, target.host, resolve);
@@ -100,10 +112,19 @@ export async function listen(endpoint: Endpoint, options: ListenOptions): Promis
 /**
  * Connects to a TCP or unix endpoint. TCP sockets have Nagle's algorithm off (packets are
  * written whole; delaying their tails only adds latency).
+ * With `options.tls` it resolves once the TLS handshake verified the receiver.
  * @throws TransportError `ERR_CONNECT` naming the endpoint, with the system error (ECONNREFUSED,
- * ENOENT, …) as `cause`, or after `timeoutMs`; `ERR_ENDPOINT` for a file endpoint.
+ * ENOENT, …) as `cause`, or after `timeoutMs`; `ERR_ENDPOINT` for a file endpoint;
+ * `ERR_TLS_HANDSHAKE` when TLS fails.
  */
 export async function connect(endpoint: Endpoint, options: ConnectOptions = {}): Promise<Socket> {
+  const socket = await connectPlain(endpoint, options);
+  if (!options.tls) return socket;
+  const host = endpoint.kind === 'tcp' ? endpoint.host : 'localhost';
+  return startTlsClient(socket, options.tls, host, formatEndpoint(endpoint), options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
+}
+
+async function connectPlain(endpoint: Endpoint, options: ConnectOptions): Promise<Socket> {
   const target = socketEndpoint(endpoint, 'connect to');
   const text = formatEndpoint(target);
   const timeoutMs = options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;

@@ -6,7 +6,7 @@ import type { CodecId } from '../../src/codecs/types.js';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { ControlChannel } from '../../src/migration/control-channel.js';
 import { memoryDestination, type DestinationFactory } from '../../src/migration/destination.js';
-import { MigrationReceiver } from '../../src/migration/receiver.js';
+import { MigrationReceiver, type ReceiveOptions } from '../../src/migration/receiver.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
 import { memoryPair } from '../../src/transport/index.js';
 import { encodeChannelInit, packetHeaderBytes, writePacket, type PacketHeader, type PageRun } from '../../src/wire/index.js';
@@ -26,9 +26,12 @@ export interface RawSession {
 }
 
 /** Starts a receiver and completes the hello / hello-ack exchange with it. */
-export async function rawSession(pool: WorkerPool, options: { channels?: number; destination?: DestinationFactory } = {}): Promise<RawSession> {
+export async function rawSession(
+  pool: WorkerPool,
+  options: { channels?: number; destination?: DestinationFactory; receive?: Partial<ReceiveOptions> } = {},
+): Promise<RawSession> {
   let memory: GuestMemory | undefined;
-  const receiver = new MigrationReceiver({ destination: options.destination ?? memoryDestination((m) => (memory = m)), pool, handshakeTimeoutMs: 5000 });
+  const receiver = new MigrationReceiver({ destination: options.destination ?? memoryDestination((m) => (memory = m)), pool, handshakeTimeoutMs: 5000, ...options.receive });
   receiver.result.catch(() => {});
   const [local, remote] = memoryPair();
   receiver.accept(remote);
