@@ -2,20 +2,23 @@
 // time is its own (as two hosts would have). It reads one JSON command per line on stdin and
 // answers one JSON line on stdout:
 //   {"op":"receive","threads":2}  → {"address":"tcp:127.0.0.1:P"} then {"received":{…},"cpuMicros":N}
+//   {"op":"receive","threads":2,"psk":"HEX"}  → the same, every connection under TLS with that key
 //   {"op":"raw","bytes":N}         → {"address":…} then {"rawMs":T}  (one plain TCP stream, bytes counted)
 import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { memoryDestination } from '../src/migration/destination.js';
 import { listen } from '../src/migration/listen.js';
 import { WorkerPool } from '../src/pool/pool.js';
+import { parsePskFile } from '../src/transport/index.js';
 
 const pools = new Map<number, WorkerPool>();
 const say = (message: object) => process.stdout.write(JSON.stringify(message) + '\n');
 
-async function receive(threads: number): Promise<void> {
+async function receive(threads: number, psk: string | undefined): Promise<void> {
   let pool = pools.get(threads);
   if (!pool) pools.set(threads, (pool = new WorkerPool({ threads })));
-  const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination(), pool });
+  const tls = psk ? { psk: parsePskFile(`bench:${psk}`) } : undefined;
+  const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination(), pool, tls });
   say({ address: receiver.address });
   const cpu = process.cpuUsage();
   try {
@@ -47,8 +50,8 @@ async function raw(bytes: number): Promise<void> {
 }
 
 for await (const line of createInterface({ input: process.stdin })) {
-  const command = JSON.parse(line) as { op: string; threads?: number; bytes?: number };
-  if (command.op === 'receive') await receive(command.threads ?? 2);
+  const command = JSON.parse(line) as { op: string; threads?: number; bytes?: number; psk?: string };
+  if (command.op === 'receive') await receive(command.threads ?? 2, command.psk);
   else if (command.op === 'raw') await raw(command.bytes!);
 }
 await Promise.all([...pools.values()].map((pool) => pool.close()));

@@ -29,9 +29,9 @@ export class BenchPeer {
     });
   }
 
-  /** Starts a receiver with `threads` workers; returns its address and its outcome to come. */
-  async receive(threads: number): Promise<{ address: string; done: Promise<Answer> }> {
-    this.child.stdin.write(JSON.stringify({ op: 'receive', threads }) + '\n');
+  /** Starts a receiver with `threads` workers (under TLS with `psk`, hex); returns its address and its outcome to come. */
+  async receive(threads: number, psk?: string): Promise<{ address: string; done: Promise<Answer> }> {
+    this.child.stdin.write(JSON.stringify({ op: 'receive', threads, psk }) + '\n');
     const { address } = await this.next();
     return { address: address!, done: this.next() };
   }
