@@ -1,0 +1,34 @@
+// The fuzz targets in CI: every committed corpus input replays without a crash (fixed crashes
+// stay fixed), every seed recorded from a real stream is accepted whole (so the targets test
+// what they claim to), and a short coverage-guided run of each target finds nothing. Long runs:
+// `npm run fuzz` (docs/security.md).
+import * as assert from 'uvu/assert';
+import { suite } from 'uvu';
+import { readdirSync } from 'node:fs';
+import { corpusDir, readCorpus } from './corpus.js';
+import { fuzz, runInput } from './engine.js';
+import { fuzzTargets } from './targets.js';
+
+const test = suite('fuzz targets');
+
+for (const [name, makeTarget] of fuzzTargets()) {
+  test(`${name}: its corpus replays without a crash, and every seed from a real stream is accepted`, () => {
+    const target = makeTarget();
+    const names = readdirSync(corpusDir(name)).sort();
+    const inputs = readCorpus(name);
+    assert.ok(inputs.length > 0, `${name} has a seed corpus`);
+    inputs.forEach((input, i) => {
+      const outcome = runInput(target, input);
+      if ('crash' in outcome) throw new Error(`${name}/${names[i]} crashes`, { cause: outcome.crash });
+      if (names[i]!.startsWith('seed-')) assert.is(outcome.code, undefined, `${name}/${names[i]}: ${outcome.message}`);
+    });
+  });
+
+  test(`${name}: a short coverage-guided run finds no crash`, () => {
+    const stats = fuzz(makeTarget(), { seconds: 0.3, seed: 1, corpus: readCorpus(name) });
+    assert.is(stats.crash?.error, undefined);
+    assert.ok(stats.executions > stats.corpus && stats.blocksCovered > 0, `${name} ran and saw coverage`);
+  });
+}
+
+test.run();
