@@ -1,7 +1,8 @@
 // `qatzip`: QATzip's default QZ_DEFLATE_GZIP_EXT format, byte-compatible with QEMU's qatzip
 // method: gzip members of at most 64 KiB input each, every member carrying the 'QZ' extra
-// field (src_sz, dest_sz), over the whole packet. This is the software path; a QAT device
+// field (src_sz, dest_sz), over the whole packet. A QAT device
 // (native shim) produces the same format, and any multi-member gunzip reads it.
+import { accelerate } from './accelerated.js';
 import { defineWasmCodec } from './common.js';
 
 interface QatzipExports {
@@ -10,8 +11,8 @@ interface QatzipExports {
   mf_qatzip_bound(inputBytes: number): number;
 }
 
-/** The `qatzip` codec, levels 1 to 9, default 1 as QEMU's multifd-qatzip-level. */
-export const qatzip = defineWasmCodec<QatzipExports>({
+/** The `qatzip` wire format in software, levels 1 to 9, default 1 as QEMU's multifd-qatzip-level. */
+export const softwareQatzip = defineWasmCodec<QatzipExports>({
   info: {
     id: 'qatzip',
     wireId: 16,
@@ -25,3 +26,6 @@ export const qatzip = defineWasmCodec<QatzipExports>({
   compress: (m, pageCount, pageSize, level) => m.exports.mf_qatzip_compress(pageCount * pageSize, level),
   decompress: (m, payloadBytes, pageCount, pageSize) => m.exports.mf_qatzip_decompress(payloadBytes, pageCount * pageSize),
 });
+
+/** The `qatzip` codec: the device through the native shim when there is one, else the software path above. */
+export const qatzip = accelerate(softwareQatzip, 'qatzip');

@@ -1,6 +1,7 @@
 // `qpl`: the Intel IAA format of QEMU's qpl method: a be32 length per page, then per page one
 // raw DEFLATE stream with at most a 4 KiB window, or the raw page when its length equals the
-// page size. This is the software path; an IAA device (native shim) produces the same bytes.
+// page size. An IAA device (through the native shim) produces the same bytes.
+import { accelerate } from './accelerated.js';
 import { defineWasmCodec } from './common.js';
 
 interface PageCodecExports {
@@ -9,8 +10,8 @@ interface PageCodecExports {
   mf_page_codec_bound(pageCount: number, pageSize: number): number;
 }
 
-/** The `qpl` codec (fixed level, as QEMU's: IAA level 1). */
-export const qpl = defineWasmCodec<PageCodecExports>({
+/** The `qpl` wire format in software (fixed level, as QEMU's: IAA level 1). */
+export const softwareQpl = defineWasmCodec<PageCodecExports>({
   info: {
     id: 'qpl',
     wireId: 4,
@@ -24,3 +25,6 @@ export const qpl = defineWasmCodec<PageCodecExports>({
   compress: (m, pageCount, pageSize) => m.exports.mf_qpl_compress(pageCount, pageSize),
   decompress: (m, payloadBytes, pageCount, pageSize) => m.exports.mf_qpl_decompress(payloadBytes, pageCount, pageSize),
 });
+
+/** The `qpl` codec: the device through the native shim when there is one, else the software path above. */
+export const qpl = accelerate(softwareQpl, 'qpl');

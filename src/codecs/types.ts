@@ -43,13 +43,26 @@ export interface CodecOptions {
   readonly maxPages: number;
   /** Compression level within `info.levels`; the codec's default when omitted. */
   readonly level?: number;
+  /**
+   * Codecs with an accelerator (qatzip, qpl, uadk): `prefer` (default, or MULTIFD_HARDWARE)
+   * uses the device when there is one and software otherwise; `require` fails with
+   * `ERR_CODEC_HW_UNAVAILABLE` instead.
+   */
+  readonly hardware?: HardwarePolicy;
+  /** The accelerator library to load instead of its soname (or MULTIFD_QATZIP_LIB, MULTIFD_QPL_LIB, MULTIFD_UADK_LIB). */
+  readonly hardwareLibrary?: string;
 }
+
+/** Whether a codec with an accelerator may fall back to software. */
+export type HardwarePolicy = 'prefer' | 'require';
 
 /**
  * Compresses the normal pages of one packet (QEMU's send_prepare). Synchronous: a worker
  * thread is the async boundary.
  */
 export interface PacketEncoder {
+  /** Pages compressed on an accelerator so far (absent: every page runs in software). */
+  readonly hardwarePages?: number;
   /** Upper bound in bytes of the payload for `pageCount` pages. */
   payloadBound(pageCount: number): number;
   /**
@@ -66,6 +79,8 @@ export interface PacketEncoder {
  * every page untouched.
  */
 export interface PacketDecoder {
+  /** Pages decompressed on an accelerator so far (absent: every page runs in software). */
+  readonly hardwarePages?: number;
   /**
    * @throws CodecError `ERR_CODEC_CORRUPT`, `ERR_CODEC_SIZE_MISMATCH`, `ERR_CODEC_TRAILING_DATA`,
    * `ERR_CODEC_FORMAT` or `ERR_CODEC_PAYLOAD_TOO_LARGE`.

@@ -1,6 +1,7 @@
 // `uadk`: the HiSilicon format of QEMU's uadk method: a be32 length per page, then per page one
 // zlib stream (header 78 9c, Adler-32 trailer), or the raw page when its length equals the
-// page size. This is the software path; a UADK device (native shim) produces the same bytes.
+// page size. A UADK device (through the native shim) produces the same bytes.
+import { accelerate } from './accelerated.js';
 import { defineWasmCodec } from './common.js';
 
 interface PageCodecExports {
@@ -9,8 +10,8 @@ interface PageCodecExports {
   mf_page_codec_bound(pageCount: number, pageSize: number): number;
 }
 
-/** The `uadk` codec (fixed level, as QEMU's). */
-export const uadk = defineWasmCodec<PageCodecExports>({
+/** The `uadk` wire format in software (fixed level, as QEMU's). */
+export const softwareUadk = defineWasmCodec<PageCodecExports>({
   info: {
     id: 'uadk',
     wireId: 8,
@@ -24,3 +25,6 @@ export const uadk = defineWasmCodec<PageCodecExports>({
   compress: (m, pageCount, pageSize) => m.exports.mf_uadk_compress(pageCount, pageSize),
   decompress: (m, payloadBytes, pageCount, pageSize) => m.exports.mf_uadk_decompress(payloadBytes, pageCount, pageSize),
 });
+
+/** The `uadk` codec: the device through the native shim when there is one, else the software path above. */
+export const uadk = accelerate(softwareUadk, 'uadk');

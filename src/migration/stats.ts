@@ -28,6 +28,10 @@ export interface MigrationStats {
   normal: number;
   /** normal × page size. */
   'normal-bytes': number;
+  /** Normal pages compressed on an accelerator (qatzip, qpl, uadk through the native shim). */
+  'hardware-pages': number;
+  /** Normal pages compressed, or sent raw, in software: normal − hardware-pages. */
+  'software-pages': number;
   /** Rounds started (each begins with a dirty sync in live migration; 1 for an image). */
   'dirty-sync-count': number;
   /** Live migration: pages dirtied per second, measured between the last two syncs. */
@@ -71,6 +75,7 @@ export class StatsTracker {
   status: MigrationStatus = 'setup';
   rounds = 0;
   normalPages = 0;
+  hardwarePages = 0;
   zeroPages = 0;
   controlBytes = 0;
   dataBytes = 0;
@@ -144,6 +149,8 @@ export class StatsTracker {
       duplicate: this.zeroPages,
       normal: this.normalPages,
       'normal-bytes': this.normalPages * this.pageSize,
+      'hardware-pages': this.hardwarePages,
+      'software-pages': this.normalPages - this.hardwarePages,
       'dirty-sync-count': this.rounds,
       'dirty-pages-rate': this.dirtyPagesRate,
       'cpu-throttle-percentage': this.throttlePercent,

@@ -3,6 +3,7 @@
 // transfer lists (never cloned), and errors travel as plain objects because structured clone
 // drops an error's class and `code` (piscina#141): the worker returns `{ error }`, the main
 // thread rebuilds it.
+import type { HardwarePolicy } from '../codecs/types.js';
 import type { SerializedError } from '../errors.js';
 import type { PacketHeader, PageRun } from '../wire/index.js';
 
@@ -15,6 +16,9 @@ export interface CodecSetting {
   level?: number;
   pageSize: number;
   pagesPerPacket: number;
+  /** Accelerated codecs: the hardware policy and library (CodecOptions). */
+  hardware?: HardwarePolicy;
+  hardwareLibrary?: string;
 }
 
 /**
@@ -76,6 +80,22 @@ export interface InspectTask {
 }
 
 export type PoolTask = SendTask | ReceiveTask | ChecksumTask | InspectTask;
+
+/** A task as posted: with the number of the shared memory it uses (see memory-reclaim.ts). */
+export type PostedTask = PoolTask & { memoryId?: number };
+
+/** The shared memory a task reads or writes, if any. */
+export function taskMemory(task: PoolTask): WebAssembly.Memory | undefined {
+  switch (task.op) {
+    case 'send':
+    case 'checksum':
+      return task.memory;
+    case 'receive':
+      return 'memory' in task.target ? task.target.memory : undefined;
+    case 'inspect':
+      return undefined;
+  }
+}
 
 /** What `inspect` returns. */
 export interface WorkerReport {

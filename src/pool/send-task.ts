@@ -12,9 +12,9 @@ import { scanZeroPages } from '../zero/scan.js';
 import type { SendTask } from './protocol.js';
 
 // A send result buffer: u32 bytes used | u32 packet count | u32 chunk count | u32 normal pages |
-// u32 zero pages | u32 payload bytes | chunk count × u64 chunk hash | packet count × u32 packet
-// length | the packets.
-const RESULT_HEAD = 24;
+// u32 zero pages | u32 payload bytes | u32 normal pages compressed on an accelerator |
+// chunk count × u64 chunk hash | packet count × u32 packet length | the packets.
+const RESULT_HEAD = 28;
 
 /** What a send task produced, as read back on the main thread from its result buffer. */
 export interface SendResult {
@@ -29,6 +29,8 @@ export interface SendResult {
   zeroPages: number;
   /** Payload bytes of all packets (the rest of their bytes are headers). */
   payloadBytes: number;
+  /** Normal pages an accelerator compressed (the rest were compressed in software). */
+  hardwarePages: number;
 }
 
 interface PacketDraft {
@@ -87,6 +89,7 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
   hashChunks(task, chunkCount, view, task.zeroPageDetection === 'multifd' && !task.runs ? isZero : undefined);
   let at = lengthsAt + 4 * drafts.length;
   let payloadBytes = 0;
+  const hardwarePagesBefore = encoder.hardwarePages ?? 0;
   drafts.forEach((d, index) => {
     const headerBytes = packetHeaderBytes(d.normalRuns, d.zeroRuns);
     const payloadLength = d.normalPages.length
@@ -113,6 +116,7 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
   view.setUint32(12, drafts.reduce((n, d) => n + d.normalPages.length, 0));
   view.setUint32(16, drafts.reduce((n, d) => n + runsPageCount(d.zeroRuns), 0));
   view.setUint32(20, payloadBytes);
+  view.setUint32(24, (encoder.hardwarePages ?? 0) - hardwarePagesBefore);
   return result;
 }
 
@@ -149,5 +153,5 @@ export function readSendResult(result: ArrayBuffer): SendResult {
     at += length;
   }
   if (at !== used) throw new Error(`send result: packets end at ${at}, expected ${used}`);
-  return { buffer: result, packets, chunkHashes, normalPages: view.getUint32(12), zeroPages: view.getUint32(16), payloadBytes: view.getUint32(20) };
+  return { buffer: result, packets, chunkHashes, normalPages: view.getUint32(12), zeroPages: view.getUint32(16), payloadBytes: view.getUint32(20), hardwarePages: view.getUint32(24) };
 }

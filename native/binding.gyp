@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "multifd_native",
+      "sources": ["multifd_native.c"],
+      "cflags": ["-std=gnu11", "-Wall", "-Wextra", "-Werror"],
+      "libraries": ["-ldl", "-lpthread"]
+    }
+  ]
+}

@@ -1,0 +1,210 @@
+// A hardware-accelerated face for a software codec of the same wire format (qatzip, qpl, uadk):
+// the native shim drives the vendor library, and whatever the device does not do — no device,
+// busy queues, refused pages, decode errors — the WASM codec does, per page where the format
+// is per page, as QEMU's methods do. QATzip keeps its library's own software backup
+// (sw_backup) when there is no device; QPL's pages go to the WASM path; UADK without a device
+// sends pages raw, as QEMU's "no compression mode". The device and the software produce the
+// same bytes on the wire, so either end may run either path.
+import { CodecError } from '../errors.js';
+import { addonFailure, libraryPath, nativeAddon, PageOutcome, probeHardware, type HardwareVendor, type NativeSession } from '../native/addon.js';
+import { checkEmptyPayload, checkPages, checkPayloadBound, resolveOptions } from './common.js';
+import type { BackendStatus, Codec, CodecOptions, HardwarePolicy, PacketDecoder, PacketEncoder } from './types.js';
+
+/** How an encoder or decoder runs, settled at its first packet. */
+type Path = 'device' | 'software' | 'raw';
+
+function policyOf(options: CodecOptions): HardwarePolicy {
+  const policy = options.hardware ?? (process.env.MULTIFD_HARDWARE as HardwarePolicy | undefined) ?? 'prefer';
+  if (policy !== 'prefer' && policy !== 'require') throw new RangeError(`hardware policy must be "prefer" or "require", got "${String(policy)}"`);
+  return policy;
+}
+
+function unavailable(id: string, why: string): CodecError {
+  return new CodecError('ERR_CODEC_HW_UNAVAILABLE', `${id}: hardware required but unavailable: ${why}`, { context: { codec: id, got: why } });
+}
+
+/**
+ * Checks the policy when an encoder or decoder is made, so `require` fails before the first
+ * packet; the session itself opens at the first packet, on the thread that runs it.
+ */
+function checkPolicy(vendor: HardwareVendor, options: CodecOptions): void {
+  if (policyOf(options) !== 'require') return;
+  const probe = probeHardware(vendor, options.hardwareLibrary);
+  if (!probe.available) throw unavailable(vendor, probe.reason);
+}
+
+/**
+ * Opens the vendor session for one encoder or decoder, or says which software path to take.
+ * @throws CodecError `ERR_CODEC_HW_UNAVAILABLE` under `require` when the device cannot be used.
+ */
+function openPath(vendor: HardwareVendor, options: CodecOptions, compress: boolean, level: number): { path: Path; session?: NativeSession } {
+  const require = policyOf(options) === 'require';
+  const probe = probeHardware(vendor, options.hardwareLibrary);
+  if (require && !probe.available) throw unavailable(vendor, probe.reason);
+  // QATzip compresses in software itself (sw_backup); QPL and UADK need their device.
+  if (!probe.loaded || (vendor !== 'qatzip' && !probe.available)) return { path: vendor === 'uadk' && compress && probe.loaded ? 'raw' : 'software' };
+  try {
+    const session = nativeAddon()!.open(vendor, libraryPath(vendor, options.hardwareLibrary), compress, level, options.pageSize, options.maxPages, require);
+    return { path: 'device', session };
+  } catch (error) {
+    if (require) throw unavailable(vendor, (error as Error).message);
+    return { path: 'software' };
+  }
+}
+
+function readBe32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
+
+/** Where each page's bytes lie in a per-page payload (be32 length table, then the pages). */
+function pageSpans(payload: Uint8Array, count: number): Array<[number, number]> {
+  const spans: Array<[number, number]> = [];
+  let at = 4 * count;
+  for (let i = 0; i < count; i++) {
+    const length = readBe32(payload, 4 * i);
+    spans.push([at, length]);
+    at += length;
+  }
+  return spans;
+}
+
+/** A one-page payload of a per-page format: the length, then the bytes. */
+function onePagePayload(bytes: Uint8Array): Uint8Array {
+  const payload = new Uint8Array(4 + bytes.byteLength);
+  new DataView(payload.buffer).setUint32(0, bytes.byteLength);
+  payload.set(bytes, 4);
+  return payload;
+}
+
+function tooSmall(id: string, needed: number, out: Uint8Array): CodecError {
+  return new CodecError('ERR_CODEC_OUTPUT_TOO_SMALL', `${id} encode failed: payload of ${needed} bytes does not fit the ${out.byteLength}-byte output`);
+}
+
+/**
+ * The codec `software` with an accelerator from `vendor` in front of it. Same info, same wire
+ * format, same bounds; `backend()` says which path this process would take and why.
+ */
+export function accelerate(software: Codec, vendor: HardwareVendor): Codec {
+  const { info } = software;
+  const perPage = info.unit === 'page';
+  return {
+    info,
+    payloadBound: software.payloadBound,
+    backend(): BackendStatus {
+      const wasm = software.backend();
+      const probe = probeHardware(vendor);
+      if (!probe.loaded) return { ...wasm, reason: `${wasm.reason}; no hardware: ${nativeAddon() ? probe.reason : addonFailure()}` };
+      const detail = `${probe.reason} (${probe.detail})`;
+      if (probe.available) return { name: 'native-hw', available: true, reason: detail };
+      const fallback = vendor === 'qatzip' ? "QATzip's software backup" : vendor === 'qpl' ? `the ${wasm.name} software path` : `raw pages (QEMU's no-device mode), decoded by ${wasm.name}`;
+      return { name: 'native-sw-fallback', available: wasm.available, reason: `${fallback}: ${detail}` };
+    },
+
+    createEncoder(options): PacketEncoder {
+      const resolved = resolveOptions(info, options);
+      const soft = software.createEncoder(options);
+      checkPolicy(vendor, options);
+      let opened: { path: Path; session?: NativeSession } | undefined;
+      const status = new Int32Array(resolved.maxPages);
+      let hardwarePages = 0;
+
+      /** Redoes the pages the device refused in software and rebuilds the payload around them. */
+      const patchPages = (pages: readonly Uint8Array[], out: Uint8Array, written: number): number => {
+        const spans = pageSpans(out, pages.length);
+        const scratch = new Uint8Array(soft.payloadBound(1));
+        const parts = pages.map((page, i) => {
+          const [at, length] = spans[i]!;
+          if (status[i] !== PageOutcome.NeedsSoftware) return out.slice(at, at + length);
+          const single = scratch.subarray(0, soft.encode([page], scratch));
+          return single.slice(4);
+        });
+        const total = 4 * pages.length + parts.reduce((n, p) => n + p.byteLength, 0);
+        if (total > out.byteLength) throw tooSmall(info.id, total, out);
+        const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+        let at = 4 * pages.length;
+        parts.forEach((part, i) => {
+          view.setUint32(4 * i, part.byteLength);
+          out.set(part, at);
+          at += part.byteLength;
+        });
+        return total;
+      };
+
+      return {
+        get hardwarePages() {
+          return hardwarePages;
+        },
+        payloadBound: soft.payloadBound,
+        encode(pages, out) {
+          checkPages(pages, resolved);
+          if (pages.length === 0) return 0;
+          opened ??= openPath(vendor, options, true, resolved.level);
+          if (opened.path === 'software') return soft.encode(pages, out);
+          if (opened.path === 'raw') {
+            const total = 4 * pages.length + pages.length * resolved.pageSize;
+            if (total > out.byteLength) throw tooSmall(info.id, total, out);
+            const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+            pages.forEach((page, i) => {
+              view.setUint32(4 * i, resolved.pageSize);
+              out.set(page, 4 * pages.length + i * resolved.pageSize);
+            });
+            return total;
+          }
+          const written = nativeAddon()!.encode(opened.session!, pages, out, status);
+          if (written < 0) throw tooSmall(info.id, soft.payloadBound(pages.length), out);
+          let result = written;
+          if (!perPage && (status[0] === PageOutcome.NeedsSoftware || written > soft.payloadBound(pages.length))) {
+            status.fill(PageOutcome.NeedsSoftware, 0, pages.length);
+            result = soft.encode(pages, out);
+          } else if (perPage && status.subarray(0, pages.length).includes(PageOutcome.NeedsSoftware)) {
+            result = patchPages(pages, out, written);
+          }
+          for (let i = 0; i < pages.length; i++) if (status[i] === PageOutcome.Hardware) hardwarePages++;
+          return result;
+        },
+      };
+    },
+
+    createDecoder(options): PacketDecoder {
+      const resolved = resolveOptions(info, options);
+      const soft = software.createDecoder(options);
+      checkPolicy(vendor, options);
+      let opened: { path: Path; session?: NativeSession } | undefined;
+      const status = new Int32Array(resolved.maxPages);
+      let hardwarePages = 0;
+
+      /** Decodes the pages the device refused in software, then writes every page. */
+      const finishInSoftware = (session: NativeSession, payload: Uint8Array, pages: readonly Uint8Array[]) => {
+        const spans = pageSpans(payload, pages.length);
+        const decoded = new Map<number, Uint8Array>();
+        pages.forEach((_, i) => {
+          if (status[i] !== PageOutcome.NeedsSoftware) return;
+          const [at, length] = spans[i]!;
+          const page = new Uint8Array(resolved.pageSize);
+          soft.decode(onePagePayload(payload.subarray(at, at + length)), [page]);
+          decoded.set(i, page);
+        });
+        nativeAddon()!.apply(session, pages, status);
+        for (const [i, page] of decoded) pages[i]!.set(page);
+      };
+
+      return {
+        get hardwarePages() {
+          return hardwarePages;
+        },
+        decode(payload, pages) {
+          checkPages(pages, resolved);
+          if (pages.length === 0) return checkEmptyPayload(info.id, payload);
+          checkPayloadBound(info.id, payload, software.payloadBound(pages.length, resolved.pageSize));
+          opened ??= openPath(vendor, options, false, resolved.level);
+          if (opened.path !== 'device') return soft.decode(payload, pages);
+          const outcome = nativeAddon()!.decode(opened.session!, payload, pages, status);
+          // The software decoder is the judge of the format: it names what is wrong with a bad payload.
+          if (outcome === 2) return soft.decode(payload, pages);
+          if (outcome === 1) finishInSoftware(opened.session!, payload, pages);
+          for (let i = 0; i < pages.length; i++) if (status[i] === PageOutcome.Hardware) hardwarePages++;
+        },
+      };
+    },
+  };
+}

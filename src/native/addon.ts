@@ -1,0 +1,93 @@
+// Loads the hardware shim (native/multifd_native.c), built on request by `npm run build:native`
+// into native/build/Release/ under the package root, from the sources under tsx and from the
+// bundle alike. Loading never throws: a missing or broken build is reported as the reason
+// every hardware codec falls back to its WebAssembly software path.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { packageRoot } from '../wasm/load.js';
+
+/** The accelerator libraries the shim can drive, named as the codecs they serve. */
+export type HardwareVendor = 'qatzip' | 'qpl' | 'uadk';
+
+/** What probing a vendor library found; `reason` says why in words a user can act on. */
+export interface HardwareProbe {
+  /** The library loaded with every symbol the shim calls. */
+  readonly loaded: boolean;
+  /** And a device answered. */
+  readonly available: boolean;
+  readonly reason: string;
+  /** The library file, and its version when it reports one. */
+  readonly detail: string;
+}
+
+/** Per-page outcomes the shim writes into a status array. */
+export const PageOutcome = {
+  Hardware: 0,
+  /** Done by the vendor library's own software path (QATzip's sw_backup). */
+  LibrarySoftware: 1,
+  /** The device refused the page: our software path must do it. */
+  NeedsSoftware: 2,
+} as const;
+
+/** An open vendor session (one per worker and direction); freed with its JS object. */
+export type NativeSession = object & { readonly __brand: 'NativeSession' };
+
+/** The addon's functions (see the comment at the top of native/multifd_native.c). */
+export interface NativeAddon {
+  probe(vendor: HardwareVendor, library: string | null): HardwareProbe;
+  open(vendor: HardwareVendor, library: string | null, compress: boolean, level: number, pageSize: number, maxPages: number, requireHardware: boolean): NativeSession;
+  /** Payload bytes written, or -1 when `out` is too small. */
+  encode(session: NativeSession, pages: readonly Uint8Array[], out: Uint8Array, status: Int32Array): number;
+  /** 0: applied; 1: pages marked NeedsSoftware remain (nothing written); 2: let software decode the whole payload. */
+  decode(session: NativeSession, payload: Uint8Array, pages: readonly Uint8Array[], status: Int32Array): 0 | 1 | 2;
+  /** After decode returned 1: writes the pages the device decoded. */
+  apply(session: NativeSession, pages: readonly Uint8Array[], status: Int32Array): void;
+}
+
+/** Where `npm run build:native` puts the addon, relative to the package root. */
+export const ADDON_FILE = join('native', 'build', 'Release', 'multifd_native.node');
+
+let loaded: { addon?: NativeAddon; failure?: string } | undefined;
+
+/** The addon, or undefined with {@link addonFailure} saying why. */
+export function nativeAddon(): NativeAddon | undefined {
+  if (!loaded) {
+    const file = join(packageRoot(), ADDON_FILE);
+    if (!existsSync(file)) {
+      loaded = { failure: 'native shim not built (npm run build:native)' };
+    } else {
+      try {
+        loaded = { addon: createRequire(import.meta.url)(file) as NativeAddon };
+      } catch (error) {
+        loaded = { failure: `cannot load the native shim ${file}: ${(error as Error).message}` };
+      }
+    }
+  }
+  return loaded.addon;
+}
+
+/** Why {@link nativeAddon} returned undefined (empty once it loaded). */
+export function addonFailure(): string {
+  nativeAddon();
+  return loaded?.failure ?? '';
+}
+
+/**
+ * The vendor library to load: `library` when given, else MULTIFD_QATZIP_LIB, MULTIFD_QPL_LIB or
+ * MULTIFD_UADK_LIB, else null for the soname (libqatzip.so.3, libqpl.so.1, libwd_comp.so.2).
+ */
+export function libraryPath(vendor: HardwareVendor, library?: string): string | null {
+  return library ?? process.env[`MULTIFD_${vendor.toUpperCase()}_LIB`] ?? null;
+}
+
+/**
+ * Loads (once per library per process) and probes a vendor library. Never throws. Probing
+ * starts the vendor's user-space driver, so it runs only when a hardware codec is used or
+ * listed.
+ */
+export function probeHardware(vendor: HardwareVendor, library?: string): HardwareProbe {
+  const addon = nativeAddon();
+  if (!addon) return { loaded: false, available: false, reason: addonFailure(), detail: '' };
+  return addon.probe(vendor, libraryPath(vendor, library));
+}
