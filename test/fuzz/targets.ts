@@ -25,6 +25,7 @@ import {
   type ParsedPacket,
 } from '../../src/wire/index.js';
 import { guardedPages } from '../helpers/codec-conformance.js';
+import { GuardedBlock } from '../helpers/guarded-memory.js';
 import { readAll, resealFrame, resealPacket, split } from '../unit/wire/fixtures.js';
 import type { FuzzTarget } from './engine.js';
 
@@ -47,45 +48,20 @@ function modeOf(data: Uint8Array): { reseal: boolean; chunks(bytes: Uint8Array):
   return { reseal: (mode & 1) === 1, chunks: (bytes) => split(bytes, cuts), rest: data.subarray(1) };
 }
 
-/** Bytes after each block in its memory, filled with a pattern no decoder output is likely to repeat. */
-const GUARD_BYTES = 65536;
-const ZERO_PAGE = Buffer.alloc(PAGE);
-
-/**
- * A destination block as the receiver's workers see it: a shared memory whose bytes from 0 are
- * the block's pages, followed by a guard region. Pages start zero, as fresh memory does.
- */
-class GuardedBlock {
-  readonly memory: WebAssembly.Memory;
-  readonly bytes: number;
+/** A guarded block with the receive bitmaps a worker updates. */
+class FuzzBlock extends GuardedBlock {
   readonly received: Int32Array;
   readonly writtenChunks = new Int32Array(1);
   readonly staleChunks = new Int32Array(1);
-  private readonly guard: Buffer;
 
-  constructor(readonly pageCount: number) {
-    this.bytes = pageCount * PAGE;
-    const wasmPages = Math.ceil((this.bytes + GUARD_BYTES) / 65536);
-    this.memory = new WebAssembly.Memory({ initial: wasmPages, maximum: wasmPages, shared: true });
+  constructor(pageCount: number) {
+    super(pageCount, PAGE);
     this.received = new Int32Array(Math.ceil(pageCount / 32));
-    this.guard = Buffer.from(this.memory.buffer, this.bytes);
-    this.guard.forEach((_, i) => (this.guard[i] = (i * 131 + 0x5b) & 0xff));
-    this.guard = Buffer.from(this.guard); // the expected bytes, a copy
   }
 
-  reset(): void {
-    new Uint8Array(this.memory.buffer, 0, this.bytes).fill(0);
+  override reset(): void {
+    super.reset();
     this.received.fill(0);
-  }
-
-  /** Throws unless the guard is intact and every page outside `allowed` is still zero. */
-  check(name: string, allowed: Uint8Array): void {
-    if (!Buffer.from(this.memory.buffer, this.bytes).equals(this.guard)) throw new Error(`${name}: bytes past the block's end were written`);
-    for (let p = 0; p < this.pageCount; p++) {
-      if (!allowed[p] && !Buffer.from(this.memory.buffer, p * PAGE, PAGE).equals(ZERO_PAGE)) {
-        throw new Error(`${name}: page ${p}, named by no applied packet, was written`);
-      }
-    }
   }
 }
 
@@ -107,7 +83,7 @@ const readerLimit = (bytes: Uint8Array) => bytes.byteLength / 20 + 2;
  * checksum, decode and apply (runReceiveTask) into guarded blocks.
  */
 function packetTarget(): FuzzTarget {
-  const blocks = BLOCK_PAGES.map((pages) => new GuardedBlock(pages));
+  const blocks = BLOCK_PAGES.map((pages) => new FuzzBlock(pages));
   return {
     name: 'packet',
     sources: ['/src/wire/', '/src/pool/receive-task', '/src/codecs/'],
@@ -116,7 +92,7 @@ function packetTarget(): FuzzTarget {
     run(data) {
       const { reseal, chunks, rest } = modeOf(data);
       for (const block of blocks) block.reset();
-      const allowed = blocks.map((b) => new Uint8Array(b.pageCount));
+      const named = blocks.map((b) => new Uint8Array(b.pageCount));
       const reader = new PacketReader({ channel: 0, pageSize: PAGE, pagesPerPacket: PAGES_PER_PACKET, blocks });
       let ordinal = 0;
       const apply = (packet: ParsedPacket) => {
@@ -142,7 +118,7 @@ function packetTarget(): FuzzTarget {
           },
           decoderFor(header.codecWireId),
         );
-        for (const run of [...header.normalRuns, ...header.zeroRuns]) allowed[header.blockIndex]!.fill(1, run.first, run.first + run.count);
+        for (const run of [...header.normalRuns, ...header.zeroRuns]) named[header.blockIndex]!.fill(1, run.first, run.first + run.count);
       };
       try {
         for (const chunk of chunks(rest)) {
@@ -151,7 +127,7 @@ function packetTarget(): FuzzTarget {
         }
         reader.end();
       } finally {
-        blocks.forEach((block, i) => block.check(`block ${i}`, allowed[i]!));
+        blocks.forEach((block, i) => block.check(`block ${i}`, named[i]!));
       }
     },
   };

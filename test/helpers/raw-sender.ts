@@ -25,17 +25,25 @@ export interface RawSession {
   openChannel(channelId: number, sessionId?: Uint8Array): Duplex;
 }
 
+/** Opens a connection to `receiver` and returns this end of it; by default an in-memory pair. */
+export type RawConnect = (receiver: MigrationReceiver) => Duplex;
+
+const memoryConnect: RawConnect = (receiver) => {
+  const [mine, theirs] = memoryPair();
+  receiver.accept(theirs);
+  return mine;
+};
+
 /** Starts a receiver and completes the hello / hello-ack exchange with it. */
 export async function rawSession(
   pool: WorkerPool,
-  options: { channels?: number; destination?: DestinationFactory; receive?: Partial<ReceiveOptions> } = {},
+  options: { channels?: number; destination?: DestinationFactory; receive?: Partial<ReceiveOptions>; connect?: RawConnect } = {},
 ): Promise<RawSession> {
+  const connect = options.connect ?? memoryConnect;
   let memory: GuestMemory | undefined;
   const receiver = new MigrationReceiver({ destination: options.destination ?? memoryDestination((m) => (memory = m)), pool, handshakeTimeoutMs: 5000, ...options.receive });
   receiver.result.catch(() => {});
-  const [local, remote] = memoryPair();
-  receiver.accept(remote);
-  const control = new ControlChannel(local);
+  const control = new ControlChannel(connect(receiver));
   const sessionId = new Uint8Array(16).fill(7);
   await control.send({
     type: 'hello',
@@ -56,9 +64,8 @@ export async function rawSession(
     sessionId,
     destination: () => memory,
     openChannel(channelId, otherSession) {
-      const [mine, theirs] = memoryPair();
+      const mine = connect(receiver);
       mine.on('error', () => {});
-      receiver.accept(theirs);
       mine.write(encodeChannelInit({ sessionId: otherSession ?? sessionId, channelId }));
       return mine;
     },

@@ -15,7 +15,7 @@ import { imageChecksum } from '../../src/memory/checksum.js';
 import { memoryPair } from '../../src/transport/index.js';
 import { WorkerPool } from '../../src/pool/pool.js';
 import { encodeSyncPacket, writePacket } from '../../src/wire/index.js';
-import { makePages, seededRandom } from '../helpers/pages.js';
+import { makePages } from '../helpers/pages.js';
 import { BLOCK_PAGES, dataPacket, rawSession, type RawSession } from '../helpers/raw-sender.js';
 
 const test = suite('receiver refuses bad input');
@@ -244,31 +244,6 @@ test('once the session exists, a stray connection is dropped and the migration c
   const result = await session.receiver.result;
   assert.is(result.normalPages, 4);
   assert.ok(stray.destroyed || strayEnd.destroyed, 'the stray connection was closed');
-});
-
-test('a seeded fuzz loop of 2000 mutated packets: every one refused with a typed error, nothing written', async () => {
-  const next = seededRandom(0xf022);
-  const original = dataPacket('zstd', [{ first: 0, count: 2 }], pages.slice(0, 2), { zeroRuns: [{ first: 10, count: 5 }] });
-  const codes = new Map<string, number>();
-  for (let i = 0; i < 2000; i++) {
-    const bytes = original.slice();
-    const flips = 1 + ((next() * 3) | 0);
-    for (let f = 0; f < flips; f++) bytes[(next() * bytes.length) | 0]! ^= 1 + ((next() * 255) | 0);
-    const session = await rawSession(pool);
-    const channel = session.openChannel(0);
-    channel.write(bytes);
-    channel.end(encodeSyncPacket(1, 1));
-    await session.control.send({ type: 'round-end', round: 1, packets: 1 }).catch(() => {});
-    try {
-      await session.receiver.result;
-      assert.unreachable(`mutation ${i} was accepted`);
-    } catch (e) {
-      assert.instance(e, MultifdError, `mutation ${i}: ${(e as Error).message}`);
-      codes.set((e as MultifdError).code, (codes.get((e as MultifdError).code) ?? 0) + 1);
-    }
-    assert.ok(session.destination()!.blocks[0]!.bytes().every((b) => b === 0), `mutation ${i} wrote to the destination`);
-  }
-  console.log(`  fuzz: 2000 mutated packets refused: ${[...codes].map(([c, n]) => `${c} ${n}`).join(', ')}`);
 });
 
 /** Replaces a packet's payload and recomputes its header (lengths, checksum) around it. */
