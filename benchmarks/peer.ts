@@ -3,6 +3,9 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { migrate, type MigrateOptions } from '../src/migration/sender.js';
+import type { MigrationStats } from '../src/migration/stats.js';
+import { connect, parseEndpoint, parsePskFile } from '../src/transport/index.js';
 import { packageRoot } from '../src/wasm/load.js';
 
 /** The child's answers, in order. */
@@ -34,6 +37,20 @@ export class BenchPeer {
     this.child.stdin.write(JSON.stringify({ op: 'receive', threads, psk }) + '\n');
     const { address } = await this.next();
     return { address: address!, done: this.next() };
+  }
+
+  /**
+   * One migration to a fresh receiver with `threads` workers in the child (every connection
+   * under TLS with `psk`, hex, when given): the sender's statistics and the receiver's CPU time.
+   * @throws Error when the receiver failed.
+   */
+  async migrate(threads: number, options: Omit<MigrateOptions, 'connect'>, psk?: string): Promise<{ stats: MigrationStats; recvCpuMicros: number }> {
+    const tls = psk ? { psk: parsePskFile(`bench:${psk}`) } : undefined;
+    const receiver = await this.receive(threads, psk);
+    const stats = await migrate({ ...options, connect: () => connect(parseEndpoint(receiver.address), { tls }) });
+    const answer = await receiver.done;
+    if (answer.error) throw new Error(`receiver failed: ${answer.error}`);
+    return { stats, recvCpuMicros: answer.cpuMicros! };
   }
 
   /** Starts a plain TCP sink for `bytes`; returns its address and the receive time to come. */

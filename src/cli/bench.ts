@@ -1,31 +1,76 @@
-// `multifd bench <suite>`: the same harness as `npm run bench:*` (benchmarks/).
+// `multifd bench <suite>`: the same harness as `npm run bench:*` (benchmarks/), and
+// `multifd bench --report out.html`, the HTML page of the latest results.
 import { runCodecBench } from '../../benchmarks/codecs.js';
 import { runLiveBench } from '../../benchmarks/live.js';
 import { runMigrateBench } from '../../benchmarks/migrate.js';
+import { runSeedsBench } from '../../benchmarks/seeds.js';
+import { writeReport } from './report-html.js';
 import { parseCommand, UsageError } from './usage.js';
 
-const SUITES: Record<string, (options: { json: boolean; sizeMiB?: number; quick: boolean }) => Promise<unknown>> = {
+/** What every suite is given; a suite ignores what it has no use for. */
+interface SuiteOptions {
+  json: boolean;
+  sizeMiB?: number;
+  quick: boolean;
+  channels?: number[];
+  codecs?: string[];
+  repeat?: number;
+  noQemu: boolean;
+}
+
+const SUITES: Record<string, (options: SuiteOptions) => Promise<unknown>> = {
   codecs: runCodecBench,
   migrate: runMigrateBench,
   live: runLiveBench,
+  seeds: runSeedsBench,
 };
 
-/** Runs `multifd bench <suite> [--json] [--size MiB] [--quick]`. */
+/** Runs `multifd bench <suite> [options]` or `multifd bench --report FILE`. */
 export async function runBench(args: string[]): Promise<void> {
   const parsed = parseCommand(
-    `multifd bench ${Object.keys(SUITES).join('|')} [--json] [--size MiB] [--quick]`,
+    `multifd bench ${Object.keys(SUITES).join('|')} [--json] [--size MiB] [--quick] [--channels N,N] [--codecs ID,ID] | multifd bench --report FILE.html`,
     {
       json: { type: 'boolean', description: 'one JSON object per result line' },
-      size: { type: 'string', valueName: 'MiB', description: 'data size in MiB (codecs: sample, default 64; migrate: guest memory, default 1024)' },
+      size: { type: 'string', valueName: 'MiB', description: 'data size in MiB (codecs: sample, default 64; migrate and seeds: guest memory, default 1024)' },
       quick: { type: 'boolean', description: 'a short smoke run' },
+      channels: { type: 'string', valueName: 'N,N', description: 'seeds: channel counts (default 1,2,4 side by side, 1,2,4,8,16 in the matrix)' },
+      codecs: { type: 'string', valueName: 'ID,ID', description: 'seeds: methods (default none,zlib,zstd,qatzip,qpl,uadk)' },
+      repeat: { type: 'string', valueName: 'N', description: 'seeds: runs per side-by-side cell, the median kept (default 3)' },
+      'no-qemu': { type: 'boolean', description: 'seeds: leave QEMU out even when qemu-system-x86_64 is installed' },
+      report: { type: 'string', valueName: 'FILE', description: 'write one self-contained HTML page of the latest results in benchmarks/results/' },
     },
     args,
   );
   if (!parsed) return;
   const [suite] = parsed.positionals;
+  if (typeof parsed.values.report === 'string') {
+    if (suite !== undefined) throw new UsageError('--report takes no suite: it reads the latest results of every suite');
+    console.log(`report: ${writeReport(parsed.values.report)}`);
+    return;
+  }
   const run = suite === undefined ? undefined : SUITES[suite];
   if (!run) throw new UsageError(`unknown suite "${suite ?? ''}" (suites: ${Object.keys(SUITES).join(', ')})`);
-  const size = parsed.values.size === undefined ? undefined : Number(parsed.values.size);
-  if (size !== undefined && !(size > 0)) throw new UsageError(`--size must be a positive number of MiB, got "${String(parsed.values.size)}"`);
-  await run({ json: Boolean(parsed.values.json), sizeMiB: size, quick: Boolean(parsed.values.quick) });
+  await run({
+    json: Boolean(parsed.values.json),
+    sizeMiB: positiveNumber('--size', parsed.values.size),
+    quick: Boolean(parsed.values.quick),
+    channels: numberList('--channels', parsed.values.channels, 255),
+    codecs: typeof parsed.values.codecs === 'string' ? parsed.values.codecs.split(',') : undefined,
+    repeat: positiveNumber('--repeat', parsed.values.repeat),
+    noQemu: Boolean(parsed.values['no-qemu']),
+  });
+}
+
+function positiveNumber(flag: string, value: string | boolean | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!(number > 0)) throw new UsageError(`${flag} must be a positive number, got "${String(value)}"`);
+  return number;
+}
+
+function numberList(flag: string, value: string | boolean | undefined, max: number): number[] | undefined {
+  if (value === undefined) return undefined;
+  const numbers = String(value).split(',').map(Number);
+  if (numbers.some((n) => !Number.isInteger(n) || n < 1 || n > max)) throw new UsageError(`${flag} must be a comma-separated list of integers 1..${max}, got "${String(value)}"`);
+  return numbers;
 }
