@@ -1,7 +1,9 @@
 // The fuzz targets in CI: every committed corpus input replays without a crash (fixed crashes
 // stay fixed), every seed recorded from a real stream is accepted whole (so the targets test
-// what they claim to), and a short coverage-guided run of each target finds nothing. Long runs:
-// `npm run fuzz` (docs/security.md).
+// what they claim to), arbitrary bytes from fast-check (which shrinks a failure to its smallest
+// input) only meet typed errors, and a short coverage-guided run of each target finds nothing.
+// Long runs: `npm run fuzz` (docs/security.md).
+import fc from 'fast-check';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { readdirSync } from 'node:fs';
@@ -22,6 +24,17 @@ for (const [name, makeTarget] of fuzzTargets()) {
       if ('crash' in outcome) throw new Error(`${name}/${names[i]} crashes`, { cause: outcome.crash });
       if (names[i]!.startsWith('seed-')) assert.is(outcome.code, undefined, `${name}/${names[i]}: ${outcome.message}`);
     });
+  });
+
+  test(`${name}: arbitrary bytes meet typed errors only`, () => {
+    const target = makeTarget();
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 600 }), (data) => {
+        const outcome = runInput(target, data);
+        if ('crash' in outcome) throw outcome.crash;
+      }),
+      { numRuns: 300, seed: 7 },
+    );
   });
 
   test(`${name}: a short coverage-guided run finds no crash`, () => {
