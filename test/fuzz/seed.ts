@@ -1,7 +1,7 @@
-// `npm run fuzz:seed`: rewrites the seed corpora in test/fuzz/corpus/ from real streams. Packets
+// `npm run fuzz:seed [-- target...]`: rewrites the seed corpora (of the named targets, or all) in test/fuzz/corpus/ from real streams. Packets
 // come from the sender's own send task (zero-page scan, packet cutting, every codec's encoder)
 // over guest memory of every page kind; control frames and inits from the encoders the sender
-// and receiver write them with; codec payloads from each codec's encoder. Seeds are named
+// and receiver write them with, acks from encodeAcks; codec payloads from each codec's encoder. Seeds are named
 // `seed-<sha1>`; inputs kept from fuzzing runs (fixed crashes) are named otherwise and kept.
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { getCodec, listCodecs } from '../../src/codecs/registry.js';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { readSendResult, runSendTask } from '../../src/pool/send-task.js';
 import type { ZeroPageDetection } from '../../src/pool/protocol.js';
-import { encodeChannelInit, encodeControl, encodeSyncPacket, type ControlMessage } from '../../src/wire/index.js';
+import { encodeAcks, encodeChannelInit, encodeControl, encodeSyncPacket, type ControlMessage } from '../../src/wire/index.js';
 import { PAGE_KINDS, makePages, concatPages } from '../helpers/pages.js';
 import { encodePayload } from '../helpers/codec-conformance.js';
 import { concat } from '../unit/wire/fixtures.js';
@@ -104,6 +104,10 @@ function initSeeds(): Uint8Array[] {
   ];
 }
 
+function ackSeeds(): Uint8Array[] {
+  return [withMode(0, encodeAcks([0, 1, 2, 5])), withMode(0x02, concat([encodeAcks([7]), encodeAcks([2 ** 53 - 1, 8, 9])]))];
+}
+
 function codecSeeds(id: string): Uint8Array[] {
   const seeds: Uint8Array[] = [];
   for (const kind of PAGE_KINDS) {
@@ -115,7 +119,12 @@ function codecSeeds(id: string): Uint8Array[] {
   return seeds;
 }
 
-reseed('packet', packetSeeds());
-reseed('control', controlSeeds());
-reseed('init', initSeeds());
-for (const { id } of listCodecs()) reseed(`codec-${id}`, codecSeeds(id));
+const seeds = new Map<string, () => Uint8Array[]>([
+  ['packet', packetSeeds],
+  ['control', controlSeeds],
+  ['init', initSeeds],
+  ['ack', ackSeeds],
+  ...listCodecs().map(({ id }): [string, () => Uint8Array[]] => [`codec-${id}`, () => codecSeeds(id)]),
+]);
+const wanted = process.argv.slice(2);
+for (const [target, make] of seeds) if (!wanted.length || wanted.includes(target)) reseed(target, make());

@@ -1,9 +1,10 @@
 // The fuzz targets: the receiver's packet path (reader, checksum, decode, apply), the control
-// frame reader, the channel init parser, and every registered codec's decoder. Each target
-// turns one input into calls the receiver makes on bytes from the network and checks what
-// must hold whatever the bytes: only typed errors (the engine checks that), no byte written
-// outside a destination block or page, nothing written by a refused input, and a reader that
-// never yields more items than its bytes can hold. The first input byte is a mode byte: how
+// frame reader, the channel init parser, the sender's ack reader, and every registered codec's
+// decoder. Each target turns one input into the calls a peer's bytes reach and checks what must
+// hold whatever the bytes: only typed errors (the engine checks that), no byte written past a
+// destination block or page, no page written that no packet names, nothing written by a
+// refused payload, a reader that never yields more items than its bytes can hold, and frames
+// a reader accepts encoded back byte for byte by the matching writer. The first input byte is a mode byte: how
 // to split the stream into chunks and whether to recompute checksums, so that mutated inputs
 // get past the checksum to the field checks and decoders behind it.
 import { getCodec, listCodecs, codecByWireId } from '../../src/codecs/registry.js';
@@ -12,6 +13,7 @@ import { runReceiveTask } from '../../src/pool/receive-task.js';
 import { checksum64 } from '../../src/wasm/kernels.js';
 import {
   ACK_MAGIC,
+  AckReader,
   CONTROL_MAGIC,
   ControlReader,
   DATA_MAGIC,
@@ -19,6 +21,8 @@ import {
   MAX_ZERO_RUNS,
   PACKET_MAGIC,
   PacketReader,
+  MAX_ACKS_PER_FRAME,
+  encodeAcks,
   encodeChannelInit,
   encodeControl,
   parseChannelInit,
@@ -196,6 +200,28 @@ function initTarget(): FuzzTarget {
 }
 
 /**
+ * A data channel seen from the sender: the receiver's acks. Every batch AckReader returns must
+ * be what encodeAcks writes for it.
+ */
+function ackTarget(): FuzzTarget {
+  return {
+    name: 'ack',
+    sources: ['/src/wire/'],
+    maxLength: 4096,
+    dictionary: [ACK_MAGIC, 1, MAX_ACKS_PER_FRAME, MAX_ACKS_PER_FRAME + 1, 2 ** 53 - 1, 2 ** 53],
+    run(data) {
+      const { chunks, rest } = modeOf(data);
+      let at = 0;
+      readAll(new AckReader(0), chunks(rest)).forEach((sequences, i) => {
+        const frame = encodeAcks(sequences);
+        if (frame.some((b, j) => b !== rest[at + j])) throw new Error(`ack frame ${i} was accepted but encodes differently`);
+        at += frame.byteLength;
+      });
+    },
+  };
+}
+
+/**
  * One codec's decoder: byte 0 picks 1–8 destination pages, the rest is the payload. Pages lie
  * between guard bytes; a refused payload must leave every page untouched.
  */
@@ -222,12 +248,13 @@ function codecTarget(id: string): FuzzTarget {
   };
 }
 
-/** Every target by name: packet, control, init, codec-<id> for each registered codec. */
+/** Every target by name: packet, control, init, ack, codec-<id> for each registered codec. */
 export function fuzzTargets(): Map<string, () => FuzzTarget> {
   const targets = new Map<string, () => FuzzTarget>([
     ['packet', packetTarget],
     ['control', controlTarget],
     ['init', initTarget],
+    ['ack', ackTarget],
   ]);
   for (const { id } of listCodecs()) targets.set(`codec-${id}`, () => codecTarget(id));
   return targets;
