@@ -9,14 +9,12 @@ import { CodecError, MultifdError } from '../errors.js';
 import { chunkChecksumsOf } from '../memory/checksum.js';
 import { cModuleMemoryBytes } from '../wasm/c-module.js';
 import { adoptModules, compilationCount, type exportModules } from '../wasm/load.js';
-import { MemoryReclaimer } from './memory-reclaim.js';
-import { taskMemory, type CodecSetting, type PoolTask, type PostedTask, type TaskResult } from './protocol.js';
+import type { CodecSetting, PoolTask, TaskResult } from './protocol.js';
 import { runReceiveTask } from './receive-task.js';
 import { runSendTask } from './send-task.js';
 
 adoptModules(workerData as ReturnType<typeof exportModules>);
 
-const reclaimer = new MemoryReclaimer();
 const encoders = new Map<string, PacketEncoder>();
 const decoders = new Map<string, PacketDecoder>();
 
@@ -27,14 +25,14 @@ function codecOf(setting: CodecSetting) {
 }
 
 function settingKey(s: CodecSetting): string {
-  return `${s.codecWireId}/${s.level ?? ''}/${s.pageSize}/${s.pagesPerPacket}`;
+  return `${s.codecWireId}/${s.level ?? ''}/${s.pageSize}/${s.pagesPerPacket}/${s.hardware ?? ''}/${s.hardwareLibrary ?? ''}`;
 }
 
 function encoderFor(s: CodecSetting): PacketEncoder {
   const key = settingKey(s);
   let encoder = encoders.get(key);
   if (!encoder) {
-    encoder = codecOf(s).createEncoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, level: s.level });
+    encoder = codecOf(s).createEncoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, level: s.level, hardware: s.hardware, hardwareLibrary: s.hardwareLibrary });
     encoders.set(key, encoder);
   }
   return encoder;
@@ -44,7 +42,7 @@ function decoderFor(s: CodecSetting): PacketDecoder {
   const key = settingKey(s);
   let decoder = decoders.get(key);
   if (!decoder) {
-    decoder = codecOf(s).createDecoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket });
+    decoder = codecOf(s).createDecoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, hardware: s.hardware, hardwareLibrary: s.hardwareLibrary });
     decoders.set(key, decoder);
   }
   return decoder;
@@ -65,9 +63,7 @@ function run(task: PoolTask): TaskResult {
 }
 
 /** Runs one task; MultifdErrors come back as data so their class, code and details survive. */
-export default function handle(task: PostedTask): TaskResult {
-  const memory = taskMemory(task);
-  if (memory && task.memoryId !== undefined) reclaimer.note(task.memoryId, memory.buffer.byteLength);
+export default function handle(task: PoolTask): TaskResult {
   try {
     return run(task);
   } catch (error) {
