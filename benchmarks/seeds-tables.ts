@@ -117,7 +117,7 @@ export function seedTables(rows: readonly SeedRow[], compared: readonly SeedComp
 /** The figures of the patch series' tables, one line per row. */
 export function rowTable(rows: readonly SeedRow[]): string {
   return formatTable(
-    ['impl', 'data', 'method', 'ch', 'th', 'link', 'zero pages', 'total ms', 'mbps', 'pages/s', 'ratio', 'send CPU %', 'recv CPU %', 'CPU s/GiB', 'runs ms'],
+    ['impl', 'data', 'method', 'ch', 'th', 'link', 'zero pages', 'total ms', 'mbps', 'pages/s', 'ratio', 'send CPU %', 'recv CPU %', 'CPU s/GiB', 'runs ms', 'backend'],
     rows.map((r) => [
       r.impl,
       r.data,
@@ -134,8 +134,9 @@ export function rowTable(rows: readonly SeedRow[]): string {
       r.recvCpuPct.toFixed(0),
       r.cpuSecondsPerGiB.toFixed(2),
       r.runsMs.join(' '),
+      r.backend,
     ]),
-    'lllrrllrrrrrrrl',
+    'lllrrllrrrrrrrll',
   );
 }
 

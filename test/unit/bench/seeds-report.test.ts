@@ -1,0 +1,68 @@
+// The seeds suite's bookkeeping and its HTML report, without running a migration or a browser:
+// which rows pair up as ours against QEMU, which targets are checked, and that the page is one
+// self-contained file whose charts plot every measured cell.
+import * as assert from 'uvu/assert';
+import { suite } from 'uvu';
+import { cpuSecondsOfStat } from '../../../benchmarks/qemu.js';
+import { comparisons, seedTables, seedTargets } from '../../../benchmarks/seeds-tables.js';
+import { renderReport } from '../../../src/cli/report-html.js';
+import { seedResults, seedRow } from '../../helpers/seed-results.js';
+
+const test = suite('bench seeds: comparisons, targets and report');
+
+test('every QEMU row is paired with our row of the same cell, and the ratios are ours over QEMU', () => {
+  const { rows, comparisons: compared } = seedResults();
+  assert.is(compared.length, rows.filter((r) => r.impl === 'qemu').length);
+  const pair = compared.find((c) => c.experiment === 'side-by-side' && c.method === 'zstd-1' && c.channels === 2)!;
+  const ours = rows.find((r) => r.experiment === 'side-by-side' && r.impl === 'multifd' && r.method === 'zstd-1' && r.channels === 2)!;
+  const qemu = rows.find((r) => r.experiment === 'side-by-side' && r.impl === 'qemu' && r.method === 'zstd-1' && r.channels === 2)!;
+  assert.is(pair.oursMs, ours.totalTimeMs);
+  assert.is(pair.qemuMs, qemu.totalTimeMs);
+  assert.is(pair.timeRatio, Number((ours.totalTimeMs / qemu.totalTimeMs).toFixed(3)));
+  assert.is(pair.cpuRatio, Number((ours.cpuSecondsPerGiB / qemu.cpuSecondsPerGiB).toFixed(3)));
+});
+
+test('QEMU all-zero rows pair with our multifd zero-page detection, never with our legacy row', () => {
+  const rows = [
+    seedRow({ experiment: 'zero-page', impl: 'multifd', method: 'none', channels: 4, data: 'all-zero', zeroPageDetection: 'legacy', totalTimeMs: 999 }),
+    seedRow({ experiment: 'zero-page', impl: 'multifd', method: 'none', channels: 4, data: 'all-zero', totalTimeMs: 50 }),
+    seedRow({ experiment: 'zero-page', impl: 'qemu', method: 'none', channels: 4, data: 'all-zero', totalTimeMs: 100 }),
+  ];
+  const [pair, ...rest] = comparisons(rows);
+  assert.is(rest.length, 0);
+  assert.is(pair!.oursMs, 50);
+  assert.is(pair!.timeRatio, 0.5);
+});
+
+test('targets cover none and zstd-1 on the corpus at up to 4 channels, time and CPU, and fail above 1×', () => {
+  const targets = seedTargets(seedResults().comparisons);
+  assert.is(targets.length, 2 * 3 * 2);
+  assert.ok(targets.every((t) => /^(none|zstd-1), [124] ch: /.test(t.label)));
+  assert.ok(targets.every((t) => t.pass === false && t.ratio > 1), 'the fixture makes ours 1.25× slower');
+  assert.match(seedTables(seedResults().rows, seedResults().comparisons, targets), /MISS  none, 1 ch: total time ours\/QEMU: 1\.25×/);
+});
+
+test('the report is one self-contained page: no script, no external asset, markup escaped', () => {
+  const html = renderReport({ seeds: { file: 'seeds-x.json', results: seedResults() }, others: [{ suite: 'migrate', file: 'migrate-x.json', rows: [{ suite: 'migrate', codec: 'zstd-1', mbps: 1234 }] }] });
+  assert.not.match(html, /<script|<link|<img|@import|url\(|\s(src|href)=/i);
+  assert.match(html, /a note &#60;with&#62; markup/);
+  assert.match(html, /<h2>migrate<\/h2>/);
+});
+
+test('the report charts every matrix cell per link, CPU per method, and ours against QEMU per data set', () => {
+  const html = renderReport({ seeds: { file: 'seeds-x.json', results: seedResults() }, others: [] });
+  const charts = html.match(/<svg class="chart"[\s\S]*?<\/svg>/g)!;
+  const marks = (chart: string) => (chart.match(/class="mark"/g) ?? []).length;
+  const titled = (title: string) => charts.filter((c) => c.includes(title));
+  assert.equal(titled('Throughput vs channels').map(marks), [12, 12], '2 methods × 3 channel counts × (ours + QEMU) per link');
+  assert.equal(titled('CPU % per method').map(marks), [8], '2 methods × send and receive × (ours + QEMU)');
+  assert.equal(titled('Ours vs QEMU, corpus').map(marks), [12, 12], '6 pairs, time and CPU');
+  assert.equal(titled('Ours vs QEMU, all-zero').map(marks), [2, 2]);
+});
+
+test('CPU seconds come from utime and stime of /proc/<pid>/stat, even with spaces and parentheses in the name', () => {
+  const stat = '4242 (qemu (x) 1) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 5 0 1000 0 0';
+  assert.is(cpuSecondsOfStat(stat, 100), 3.25);
+});
+
+test.run();
