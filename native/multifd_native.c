@@ -200,7 +200,7 @@ static struct library *library_for(enum vendor vendor, const char *path) {
     say(lib->detail, sizeof lib->detail, "%s", name);
     lib->handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     if (lib->handle == NULL) {
-      say(lib->reason, sizeof lib->reason, "cannot load %s: %s", name, dlerror());
+      say(lib->reason, sizeof lib->reason, "cannot load %s", dlerror()); /* dlerror names the file */
     } else if (vendor == QATZIP) {
       probe_qatzip(lib);
     } else if (vendor == QPL) {

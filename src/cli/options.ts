@@ -38,6 +38,9 @@ export function sizeOption(values: Record<string, unknown>, name: string): numbe
   return Math.round(Number(match[1]) * SIZE_SUFFIXES[match[2]!.toLowerCase()]!);
 }
 
+/** `--hardware`: what a qatzip, qpl or uadk codec does without its accelerator (CodecOptions.hardware). */
+export const HARDWARE_POLICIES = ['prefer', 'require'] as const;
+
 /** One of `choices`, or `fallback` when absent. */
 export function choiceOption<T extends string>(values: Record<string, unknown>, name: string, choices: readonly T[], fallback: T): T {
   const raw = values[name];

@@ -4,7 +4,7 @@
 import { fileDestination } from '../migration/destination.js';
 import { MigrationReceiver } from '../migration/receiver.js';
 import { FileMuxReader, listen, parseEndpoint } from '../transport/index.js';
-import { integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
+import { choiceOption, HARDWARE_POLICIES, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
 import { formatBytes } from './report.js';
 import { parseCommand, UsageError } from './usage.js';
 
@@ -21,6 +21,7 @@ export async function runReceive(args: string[]): Promise<void> {
       'idle-timeout': { type: 'string', valueName: 'MS', description: 'fail when nothing arrives for this long (default 60000)' },
       'max-channels': { type: 'string', valueName: 'N', description: 'refuse a sender asking for more data channels (default 255)' },
       'max-image-size': { type: 'string', valueName: 'BYTES', description: 'refuse a larger image, k/m/g/t suffixes (default 1t)' },
+      hardware: { type: 'string', valueName: 'POLICY', description: 'qatzip|qpl|uadk accelerator: prefer (default; software without one) or require' },
       ...TLS_OPTIONS,
       json: { type: 'boolean', description: 'print the outcome as one JSON object' },
       quiet: { type: 'boolean', description: 'print nothing but errors' },
@@ -34,6 +35,8 @@ export async function runReceive(args: string[]): Promise<void> {
   const tls = await tlsOption(values);
   if (tls && typeof values.from === 'string') throw new UsageError('TLS applies to --listen, not to a stream file');
   const handshakeTimeoutMs = integerOption(values, 'handshake-timeout', 1, 3_600_000, 30_000);
+  // The receiver's workers make the decoders and read the policy from their environment.
+  if (values.hardware !== undefined) process.env.MULTIFD_HARDWARE = choiceOption(values, 'hardware', HARDWARE_POLICIES, 'prefer');
   const receiver = new MigrationReceiver({
     destination: fileDestination(values.out),
     threads: integerOption(values, 'threads', 1, 256),

@@ -75,6 +75,7 @@ export function summary(stats: MigrationStats): string {
     `duplicate: ${stats.duplicate} pages`,
     `normal: ${stats.normal} pages`,
     `normal bytes: ${kb(stats['normal-bytes'])}`,
+    ...(stats['hardware-pages'] === 0 ? [] : [`hardware pages: ${stats['hardware-pages']} (software: ${stats['software-pages']})`]),
     `dirty sync count: ${stats['dirty-sync-count']}`,
     ...(stats['dirty-pages-rate'] === undefined ? [] : [`dirty pages rate: ${stats['dirty-pages-rate']} pages`]),
     ...(stats['cpu-throttle-percentage'] === undefined ? [] : [`cpu throttle percentage: ${stats['cpu-throttle-percentage']}`]),

@@ -6,7 +6,7 @@ import { openImageSource } from '../memory/image-source.js';
 import { migrate } from '../migration/sender.js';
 import type { MigrationStats } from '../migration/stats.js';
 import { connect, FileMuxWriter, parseEndpoint } from '../transport/index.js';
-import { choiceOption, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
+import { choiceOption, HARDWARE_POLICIES, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
 import { progressReporter, reportMode, summary } from './report.js';
 import { parseCommand, UsageError, type OptionSpec } from './usage.js';
 
@@ -26,6 +26,7 @@ export const MIGRATION_OPTIONS: Record<string, OptionSpec> = {
   'multifd-qatzip-level': { type: 'string', valueName: 'N', description: 'qatzip level 1..9 (default 1)' },
   'multifd-lz4-level': { type: 'string', valueName: 'N', description: 'lz4 acceleration 1..65537 (default 1; not a QEMU parameter)' },
   'zero-page-detection': { type: 'string', valueName: 'MODE', description: 'none|legacy|multifd (default multifd)' },
+  hardware: { type: 'string', valueName: 'POLICY', description: 'qatzip|qpl|uadk accelerator: prefer (default; software without one) or require' },
   'max-bandwidth': { type: 'string', valueName: 'BYTES', description: 'bytes per second over all channels, k/m/g suffixes (default unlimited)' },
   threads: { type: 'string', valueName: 'N', description: 'compression worker threads (compress-threads; default: cores)' },
   'page-size': { type: 'string', valueName: 'BYTES', description: 'page size, a power of two 4096..65536 (default 4096)' },
@@ -47,6 +48,7 @@ export function migrationParameters(values: Record<string, unknown>) {
     codec,
     level,
     zeroPageDetection: choiceOption(values, 'zero-page-detection', ['none', 'legacy', 'multifd'] as const, 'multifd'),
+    hardware: choiceOption(values, 'hardware', HARDWARE_POLICIES, 'prefer'),
     maxBandwidth: sizeOption(values, 'max-bandwidth'),
     threads: integerOption(values, 'threads', 1, 256),
     pageSize,
