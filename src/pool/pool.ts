@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { Piscina } from 'piscina';
 import { deserializeError } from '../errors.js';
 import { exportModules, packageRoot } from '../wasm/load.js';
-import type { ChecksumTask, PoolTask, ReceiveTask, SendTask, TaskResult, WorkerReport } from './protocol.js';
+import { memoryId } from './memory-reclaim.js';
+import { taskMemory, type ChecksumTask, type PoolTask, type PostedTask, type ReceiveTask, type SendTask, type TaskResult, type WorkerReport } from './protocol.js';
 import { readSendResult, type SendResult } from './send-task.js';
 
 /** Pool options. */
@@ -85,7 +86,9 @@ export class WorkerPool {
   }
 
   private async run(task: PoolTask, transferList?: ArrayBuffer[]): Promise<TaskResult> {
-    const result = (await this.piscina.run(task, transferList ? { transferList } : undefined)) as TaskResult;
+    const memory = taskMemory(task);
+    const posted: PostedTask = memory ? { ...task, memoryId: memoryId(memory) } : task;
+    const result = (await this.piscina.run(posted, transferList ? { transferList } : undefined)) as TaskResult;
     if (result && typeof result === 'object' && 'error' in result) throw deserializeError(result.error);
     return result;
   }

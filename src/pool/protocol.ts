@@ -81,6 +81,22 @@ export interface InspectTask {
 
 export type PoolTask = SendTask | ReceiveTask | ChecksumTask | InspectTask;
 
+/** A task as posted: with the number of the shared memory it uses (see memory-reclaim.ts). */
+export type PostedTask = PoolTask & { memoryId?: number };
+
+/** The shared memory a task reads or writes, if any. */
+export function taskMemory(task: PoolTask): WebAssembly.Memory | undefined {
+  switch (task.op) {
+    case 'send':
+    case 'checksum':
+      return task.memory;
+    case 'receive':
+      return 'memory' in task.target ? task.target.memory : undefined;
+    case 'inspect':
+      return undefined;
+  }
+}
+
 /** What `inspect` returns. */
 export interface WorkerReport {
   compilations: number;

@@ -9,12 +9,14 @@ import { CodecError, MultifdError } from '../errors.js';
 import { chunkChecksumsOf } from '../memory/checksum.js';
 import { cModuleMemoryBytes } from '../wasm/c-module.js';
 import { adoptModules, compilationCount, type exportModules } from '../wasm/load.js';
-import type { CodecSetting, PoolTask, TaskResult } from './protocol.js';
+import { MemoryReclaimer } from './memory-reclaim.js';
+import { taskMemory, type CodecSetting, type PoolTask, type PostedTask, type TaskResult } from './protocol.js';
 import { runReceiveTask } from './receive-task.js';
 import { runSendTask } from './send-task.js';
 
 adoptModules(workerData as ReturnType<typeof exportModules>);
 
+const reclaimer = new MemoryReclaimer();
 const encoders = new Map<string, PacketEncoder>();
 const decoders = new Map<string, PacketDecoder>();
 
@@ -63,7 +65,9 @@ function run(task: PoolTask): TaskResult {
 }
 
 /** Runs one task; MultifdErrors come back as data so their class, code and details survive. */
-export default function handle(task: PoolTask): TaskResult {
+export default function handle(task: PostedTask): TaskResult {
+  const memory = taskMemory(task);
+  if (memory && task.memoryId !== undefined) reclaimer.note(task.memoryId, memory.buffer.byteLength);
   try {
     return run(task);
   } catch (error) {
