@@ -1,8 +1,8 @@
 // `npm run fuzz -- --target packet --seconds 240`: runs one fuzz target (or `all`, one after
 // another) from its seed corpus in test/fuzz/corpus/<target>/. The fuzzer runs on a worker
 // thread and this thread is its watchdog: an input that keeps the target busy longer than
-// --hang-seconds is saved and reported as a hang, as libFuzzer's -timeout does. New corpus
-// inputs, crashes and hangs go under --out (default: a temp dir), never into the repository;
+// --hang-seconds is saved and reported as a hang, as libFuzzer's -timeout does, and so is one
+// that takes the thread down. New corpus inputs, crashes and hangs go under --out (default: a temp dir), never into the repository;
 // copy a crash into the seed corpus once it is fixed.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,22 +37,27 @@ function summary(stats: FuzzStats): string {
 function runJob(job: Job, hangSeconds: number): Promise<FuzzStats> {
   const worker = startWorker(new URL(import.meta.url), { workerData: job });
   const counters = new Int32Array(job.shared, 0, 2);
-  return new Promise((resolve, reject) => {
+  return new Promise((resolveJob, rejectJob) => {
+    let settled = false;
+    const resolve = (stats: FuzzStats) => ((settled = true), resolveJob(stats));
+    const reject = (error: Error) => ((settled = true), rejectJob(error));
     let lastCount = -1;
     let stuckSince = Date.now();
+    /** Ends the job on the input the worker is running: it hangs, or took the worker down. */
+    const stopOnCurrentInput = (kind: 'hang' | 'crash', why: string) => {
+      clearInterval(watchdog);
+      const input = new Uint8Array(job.shared, 8, Atomics.load(counters, 1)).slice();
+      resolve({ target: job.target, seconds: 0, executions: Atomics.load(counters, 0), features: 0, blocksCovered: 0, blocksKnown: 0, corpus: 0, refusals: {}, crash: { error: `${kind}: ${why}`, input } });
+    };
     const watchdog = setInterval(() => {
       const count = Atomics.load(counters, 0);
       if (count !== lastCount) {
         lastCount = count;
         stuckSince = Date.now();
-        return;
+      } else if (Date.now() - stuckSince >= hangSeconds * 1000) {
+        stopOnCurrentInput('hang', `one input ran over ${hangSeconds} s`);
+        void worker.terminate();
       }
-      if (Date.now() - stuckSince < hangSeconds * 1000) return;
-      clearInterval(watchdog);
-      const input = new Uint8Array(job.shared, 8, Atomics.load(counters, 1)).slice();
-      const path = saveInput(join(job.out, job.target), input, 'hang-');
-      void worker.terminate();
-      resolve({ target: job.target, seconds: 0, executions: count, features: 0, blocksCovered: 0, blocksKnown: 0, corpus: 0, refusals: {}, crash: { error: `hang: one input ran over ${hangSeconds} s (${path})`, input } });
     }, 1000);
     worker.on('message', (message: WorkerMessage) => {
       if ('progress' in message) {
@@ -67,6 +72,8 @@ function runJob(job: Job, hangSeconds: number): Promise<FuzzStats> {
       clearInterval(watchdog);
       reject(error);
     });
+    // After its last message a worker exits; exiting before it means an input killed it.
+    worker.on('exit', (code) => settled || stopOnCurrentInput('crash', `the fuzzing thread died (exit code ${code})`));
   });
 }
 
