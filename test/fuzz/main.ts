@@ -2,8 +2,8 @@
 // another) from its seed corpus in test/fuzz/corpus/<target>/. The fuzzer runs on a worker
 // thread and this thread is its watchdog: an input that keeps the target busy longer than
 // --hang-seconds is saved and reported as a hang, as libFuzzer's -timeout does, and so is one
-// that takes the thread down. New corpus inputs, crashes and hangs go under --out (default: a temp dir), never into the repository;
-// copy a crash into the seed corpus once it is fixed.
+// that takes the thread down. New corpus inputs, crashes and hangs go under --out (default: a
+// temp dir), never into the repository; copy a crash into the seed corpus once it is fixed.
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
