@@ -1,6 +1,6 @@
 // Acknowledgements: what the receiver writes back on a data channel once packets are applied
 // to destination memory, so the sender can free them and, when a channel breaks, resend only
-// the packets nobody applied (docs/wire-format.md §4.6). A frame names packets by their
+// the packets nobody applied (docs/wire-format.md §4.5). A frame names packets by their
 // sequence numbers, which are unique within a session.
 import { protocolError, type ProtocolError } from '../errors.js';
 import { ByteReader, ByteWriter } from './byte-cursor.js';
