@@ -43,6 +43,7 @@ function bar(stats: MigrationStats): string {
     `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${(fraction * 100).toFixed(0).padStart(3)}%  ` +
     `round ${stats['dirty-sync-count']}  ${formatBytes(stats['guest-bytes'])} sent, ${formatBytes(stats.remaining)} remaining  ` +
     (stats['dirty-pages-rate'] === undefined ? '' : `dirty ${stats['dirty-pages-rate']} pages/s  `) +
+    (stats['channels-lost'] === 0 ? '' : `${stats['channels-lost']} channel(s) lost, ${stats['packets-resent']} packets resent  `) +
     `${stats['guest-mbps'].toFixed(0)} mbps guest, ${stats.mbps.toFixed(0)} mbps wire`
   );
 }
@@ -77,6 +78,7 @@ export function summary(stats: MigrationStats): string {
     `normal bytes: ${kb(stats['normal-bytes'])}`,
     ...(stats['hardware-pages'] === 0 ? [] : [`hardware pages: ${stats['hardware-pages']} (software: ${stats['software-pages']})`]),
     `dirty sync count: ${stats['dirty-sync-count']}`,
+    ...(stats['channels-lost'] === 0 ? [] : [`channels lost: ${stats['channels-lost']} (reconnected: ${stats['channels-reconnected']}, packets resent: ${stats['packets-resent']})`]),
     ...(stats['dirty-pages-rate'] === undefined ? [] : [`dirty pages rate: ${stats['dirty-pages-rate']} pages`]),
     ...(stats['cpu-throttle-percentage'] === undefined ? [] : [`cpu throttle percentage: ${stats['cpu-throttle-percentage']}`]),
     `page size: ${stats['page-size'] / 1024} kbytes`,
