@@ -5,11 +5,10 @@
 import type { CodecId } from '../src/codecs/types.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { ExplicitDirtyLog, TraceDirtyLog, traceFromSnapshots } from '../src/migration/dirty/index.js';
-import { migrate, type LiveOptions } from '../src/migration/sender.js';
+import type { LiveOptions } from '../src/migration/sender.js';
 import { guestMemorySource } from '../src/migration/source.js';
 import type { MigrationStats } from '../src/migration/stats.js';
 import { WorkerPool } from '../src/pool/pool.js';
-import { connect, parseEndpoint } from '../src/transport/index.js';
 import { startGuest, type GuestMode } from '../src/workload/index.js';
 import { fillFromCorpus, fillMemoryFromFile } from '../src/cli/demo-content.js';
 import { sharedDataFile } from './data.js';
@@ -116,10 +115,7 @@ export async function runLiveBench(options: LiveBenchOptions): Promise<LiveRow[]
 }
 
 async function liveRun(peer: BenchPeer, pool: WorkerPool, memory: GuestMemory, settings: { codec: CodecId; level?: number; maxBandwidth: number }, live: LiveOptions): Promise<MigrationStats> {
-  const receiver = await peer.receive(2);
-  const stats = await migrate({ source: guestMemorySource(memory), connect: () => connect(parseEndpoint(receiver.address)), pool, channels: 2, ...settings, live });
-  const answer = await receiver.done;
-  if (answer.error) throw new Error(`receiver failed: ${answer.error}`);
+  const { stats } = await peer.migrate(2, { source: guestMemorySource(memory), pool, channels: 2, ...settings, live });
   return stats;
 }
 

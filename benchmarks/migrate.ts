@@ -9,10 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { connect as connectTcp } from 'node:net';
 import type { CodecId } from '../src/codecs/types.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
-import { migrate } from '../src/migration/sender.js';
 import { guestMemorySource } from '../src/migration/source.js';
 import { WorkerPool } from '../src/pool/pool.js';
-import { connect, parseEndpoint, parsePskFile } from '../src/transport/index.js';
+import { parseEndpoint } from '../src/transport/index.js';
 import { fillMemoryFromFile } from '../src/cli/demo-content.js';
 import { sharedDataFile } from './data.js';
 import { BenchPeer } from './peer.js';
@@ -115,9 +114,7 @@ export async function runMigrateBench(options: MigrateBenchOptions): Promise<Mig
       try {
         // Warm-up, not recorded: the first migration of a pool pays for JIT, WASM compilation
         // in every worker and the receiver's first page faults.
-        const warmUp = await peer.receive(threads);
-        await migrate({ source: guestMemorySource(sets[0]!.memory), connect: () => connect(parseEndpoint(warmUp.address)), channels: 2, pool });
-        await warmUp.done;
+        await peer.migrate(threads, { source: guestMemorySource(sets[0]!.memory), channels: 2, pool });
         for (const { name, memory } of sets) {
           for (const { codec, level, label } of CODECS) {
             for (const channels of channelCounts) {
@@ -125,11 +122,7 @@ export async function runMigrateBench(options: MigrateBenchOptions): Promise<Mig
               for (const transport of transports) {
                 if (!options.json) process.stderr.write(`\r\x1b[K${name} ${label} ${channels} ch ${threads} th ${transport}`);
                 const psk = transport === 'tls' ? randomBytes(32).toString('hex') : undefined;
-                const tls = psk ? { psk: parsePskFile(`bench:${psk}`) } : undefined;
-                const receiver = await peer.receive(threads, psk);
-                const stats = await migrate({ source: guestMemorySource(memory), connect: () => connect(parseEndpoint(receiver.address), { tls }), codec, level, channels, pool });
-                const answer = await receiver.done;
-                if (answer.error) throw new Error(`receiver failed: ${answer.error}`);
+                const { stats, recvCpuMicros } = await peer.migrate(threads, { source: guestMemorySource(memory), codec, level, channels, pool }, psk);
                 rows.push({
                   suite: 'migrate',
                   data: name,
@@ -144,7 +137,7 @@ export async function runMigrateBench(options: MigrateBenchOptions): Promise<Mig
                   ratio: stats['compression-ratio'],
                   headerBytes: stats['header-bytes'],
                   sendCpuPct: stats['send-cpu-percent'],
-                  recvCpuPct: Math.round((answer.cpuMicros! / 10 / stats['total-time']) * 100) / 100,
+                  recvCpuPct: Math.round((recvCpuMicros / 10 / stats['total-time']) * 100) / 100,
                   baseline: { name: 'node TCP stream', mbps: Math.round(rawMbps) },
                 });
               }

@@ -43,7 +43,7 @@ register('every chart renders with a non-zero box and its marks, and the screens
   const charts = await page.$$eval('svg.chart', (svgs) =>
     svgs.map((svg) => {
       const box = svg.getBoundingClientRect();
-      const marks = [...svg.querySelectorAll('.mark')].map((mark) => (mark as SVGGraphicsElement).getBBox());
+      const marks = Array.from(svg.querySelectorAll('.mark')).map((mark) => (mark as SVGGraphicsElement).getBBox());
       return { width: box.width, height: box.height, marks: marks.length, visibleMarks: marks.filter((m) => m.width > 0 && m.height > 0).length };
     }),
   );
