@@ -142,7 +142,7 @@ function codecRuns(notes: string[]): Array<{ codec: Codec; level: number | null 
  * decoder, as a multifd channel does; the copies into and out of WASM memory are part of the
  * cost. Checks once that the decoded bytes equal the input.
  */
-function measureCodec(codec: Codec, level: number | null, packets: readonly Uint8Array[]) {
+export function measureCodec(codec: Codec, level: number | null, packets: readonly Uint8Array[]) {
   const options = { pageSize: PAGE_BYTES, maxPages: PACKET_BYTES / PAGE_BYTES, ...(level === null ? {} : { level }) };
   const encoder = codec.createEncoder(options);
   const decoder = codec.createDecoder(options);

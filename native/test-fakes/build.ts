@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { HardwareVendor } from '../../src/native/addon.js';
+import { addonFailure, nativeAddon, type HardwareVendor } from '../../src/native/addon.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const FAKES: Record<HardwareVendor, { source: string; soname: string; flags: string[] }> = {
@@ -17,8 +17,9 @@ const FAKES: Record<HardwareVendor, { source: string; soname: string; flags: str
   uadk: { source: 'fake-uadk.c', soname: 'libwd_comp.so.2', flags: [`-Wl,--version-script=${join(here, 'fake-uadk.map')}`] },
 };
 
-/** Why the fakes cannot be built here (no gcc, no zlib headers), or undefined. */
+/** Why the shim cannot run on the fakes here (shim not built, no gcc, no zlib headers), or undefined. */
 export function fakesUnavailable(): string | undefined {
+  if (!nativeAddon()) return addonFailure();
   if (spawnSync('gcc', ['--version']).status !== 0) return 'gcc is not installed';
   const probe = spawnSync('gcc', ['-E', '-x', 'c', '-'], { input: '#include <zlib.h>\n' });
   if (probe.status !== 0) return 'zlib headers are missing (apt-get install zlib1g-dev)';
@@ -49,4 +50,31 @@ export function fakeLibrary(vendor: HardwareVendor, variant = 'default', omitSym
   const run = spawnSync('gcc', args, { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`gcc ${args.join(' ')} failed:\n${run.stderr}`);
   return path;
+}
+
+/**
+ * Runs `run` with environment variables set (the fakes' FAKE_* knobs, MULTIFD_* settings) and
+ * puts back what was there once it returns or, for a promise, settles. The fakes read their
+ * knobs from the process environment at each call, so a knob set here reaches calls made on
+ * worker threads too.
+ */
+export function withKnobs<T>(knobs: Record<string, string>, run: () => T): T {
+  const before = Object.fromEntries(Object.keys(knobs).map((k) => [k, process.env[k]]));
+  const restore = () => {
+    for (const [k, v] of Object.entries(before)) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+  };
+  Object.assign(process.env, knobs);
+  let result: T;
+  try {
+    result = run();
+  } catch (error) {
+    restore();
+    throw error;
+  }
+  if (result instanceof Promise) return result.finally(restore) as T;
+  restore();
+  return result;
 }

@@ -8,7 +8,9 @@
  * Knobs: FAKE_QPL_HW=1 an IAA work queue is usable; FAKE_QPL_INIT=status what a hardware
  * qpl_init_job returns without one (default 500; 503 = no work queue or no permission);
  * FAKE_QPL_BUSY=n the first n submissions find the queues busy; FAKE_QPL_HWFAIL=status every
- * hardware decompression ends with that status; FAKE_QPL_FAIL_AT=k the k-th submission fails.
+ * hardware decompression ends with that status; FAKE_QPL_FAIL_AT=k the k-th submission fails;
+ * FAKE_QPL_NOOP=1 the device answers at once without touching the data (compression reports
+ * MORE_OUTPUT_NEEDED, so pages go raw): what is left is the cost of the shim itself.
  */
 #include <stdint.h>
 #include <string.h>
@@ -104,7 +106,7 @@ FAKE_EXPORT int qpl_submit_job(qpl_job *job) {
   if (job->op != QPL_OP_COMPRESS && job->op != QPL_OP_DECOMPRESS) return QPL_STS_INVALID_PARAM_ERR;
   fake->submitted = 1;
   if (fail_now(&submissions, "FAKE_QPL_FAIL_AT")) fake->result = QPL_STS_LIBRARY_INTERNAL_ERR;
-  else if (job->op == QPL_OP_COMPRESS) fake->result = compress_job(job);
+  else if (job->op == QPL_OP_COMPRESS) fake->result = knob("FAKE_QPL_NOOP", 0) == 1 ? QPL_STS_MORE_OUTPUT_NEEDED : compress_job(job);
   else if (fake->path == QPL_PATH_HARDWARE && knob("FAKE_QPL_HWFAIL", 0) != 0) fake->result = (int)knob("FAKE_QPL_HWFAIL", 0);
   else fake->result = decompress_job(job);
   return QPL_STS_OK;

@@ -6,7 +6,9 @@
  * header bytes without reading them. Device errors come back in req->status, not as returns.
  *
  * Knobs: FAKE_UADK_HW=1 a device is present; FAKE_UADK_STATUS=n every request ends with device
- * status n; FAKE_UADK_FAIL_AT=k the k-th request ends with WD_VERIFY_ERR.
+ * status n; FAKE_UADK_FAIL_AT=k the k-th request ends with WD_VERIFY_ERR; FAKE_UADK_NOOP=1 the
+ * device answers at once without touching the data (compression reports an output as long as
+ * the input, so pages go raw): what is left is the cost of the shim itself.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -121,6 +123,11 @@ FAKE_EXPORT int wd_do_comp_sync(handle_t h, struct wd_comp_req *req) {
   req->last = 1;
   long status = knob("FAKE_UADK_STATUS", 0);
   if (fail_now(&requests, "FAKE_UADK_FAIL_AT")) status = WD_VERIFY_ERR;
+  if (!status && s->op_type == WD_DIR_COMPRESS && knob("FAKE_UADK_NOOP", 0) == 1) {
+    req->dst_len = req->src_len;
+    req->status = 0;
+    return 0;
+  }
   req->status = status ? (uint32_t)status : s->op_type == WD_DIR_COMPRESS ? compress_request(s, req) : decompress_request(s, req);
   return 0;
 }

@@ -1,6 +1,7 @@
 // `multifd bench <suite>`: the same harness as `npm run bench:*` (benchmarks/), and
 // `multifd bench --report out.html`, the HTML page of the latest results.
 import { runCodecBench } from '../../benchmarks/codecs.js';
+import { runHardwareBench } from '../../benchmarks/hardware.js';
 import { runLiveBench } from '../../benchmarks/live.js';
 import { runMigrateBench } from '../../benchmarks/migrate.js';
 import { runSeedsBench } from '../../benchmarks/seeds.js';
@@ -23,6 +24,7 @@ const SUITES: Record<string, (options: SuiteOptions) => Promise<unknown>> = {
   migrate: runMigrateBench,
   live: runLiveBench,
   seeds: runSeedsBench,
+  hw: runHardwareBench,
 };
 
 /** Runs `multifd bench <suite> [options]` or `multifd bench --report FILE`. */

@@ -1,35 +1,15 @@
 // Hardware codec tests without hardware: the native shim (npm run build:native) over the fake
 // vendor libraries (native/test-fakes, built here with gcc and zlib). Skipped, with the reason,
-// where either is missing. Fakes read their knobs (FAKE_*) from the process environment at each
-// call, so a knob set on the main thread reaches calls made on worker threads too.
+// where either is missing.
 import * as nodeZlib from 'node:zlib';
-import { fakesUnavailable } from '../../native/test-fakes/build.js';
 import type { Codec } from '../../src/codecs/types.js';
-import { addonFailure, nativeAddon, type HardwareVendor } from '../../src/native/addon.js';
+import type { HardwareVendor } from '../../src/native/addon.js';
 import { concatPages } from './pages.js';
 
-export { fakeLibrary } from '../../native/test-fakes/build.js';
+/** Why hardware tests cannot run here (printed by each file that skips them), or undefined. */
+export { fakesUnavailable as hardwareSkipReason, fakeLibrary, withKnobs } from '../../native/test-fakes/build.js';
 
 export const VENDORS: readonly HardwareVendor[] = ['qatzip', 'qpl', 'uadk'];
-
-/** Why hardware tests cannot run here, or undefined. Printed once per file that skips. */
-export function hardwareSkipReason(): string | undefined {
-  return nativeAddon() ? fakesUnavailable() : addonFailure();
-}
-
-/** Runs `run` with environment knobs set, restoring what was there before. */
-export async function withKnobs<T>(knobs: Record<string, string>, run: () => T | Promise<T>): Promise<T> {
-  const before = Object.fromEntries(Object.keys(knobs).map((k) => [k, process.env[k]]));
-  Object.assign(process.env, knobs);
-  try {
-    return await run();
-  } finally {
-    for (const [k, v] of Object.entries(before)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  }
-}
 
 /** The knob that gives a fake its device. */
 export const DEVICE_KNOB: Record<HardwareVendor, string> = { qatzip: 'FAKE_QZ_HW', qpl: 'FAKE_QPL_HW', uadk: 'FAKE_UADK_HW' };
