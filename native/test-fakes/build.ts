@@ -6,11 +6,12 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { addonFailure, nativeAddon, type HardwareVendor } from '../../src/native/addon.js';
+import { packageRoot } from '../../src/wasm/load.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
+// From the package root, not this file: the bench bundles this module into dist/cli/.
+const here = join(packageRoot(), 'native', 'test-fakes');
 const FAKES: Record<HardwareVendor, { source: string; soname: string; flags: string[] }> = {
   qatzip: { source: 'fake-qatzip.c', soname: 'libqatzip.so.3', flags: [] },
   qpl: { source: 'fake-qpl.c', soname: 'libqpl.so.1', flags: [] },

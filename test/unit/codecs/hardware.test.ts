@@ -2,6 +2,8 @@
 // the shared conformance suite with the device required, and both directions between the
 // device path and the WASM software path for every page kind, with node:zlib as the oracle.
 // (test/integration/hardware.test.ts runs the same path on pool workers and over TCP.)
+// Skipped, with the reason, where the shim is not built or gcc and zlib1g-dev are missing.
+import { deflateRawSync } from 'node:zlib';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { getCodec } from '../../../src/codecs/registry.js';
@@ -9,82 +11,84 @@ import { softwareQatzip } from '../../../src/codecs/qatzip.js';
 import { softwareQpl } from '../../../src/codecs/qpl.js';
 import { softwareUadk } from '../../../src/codecs/uadk.js';
 import type { Codec } from '../../../src/codecs/types.js';
+import type { HardwareVendor } from '../../../src/native/addon.js';
 import { conformance, encodePayload, guardedPages } from '../../helpers/codec-conformance.js';
 import { DEVICE_KNOB, fakeLibrary, hardwareSkipReason, onLibrary, VENDORS, zlibDecode } from '../../helpers/hardware.js';
 import { PAGE_KINDS, concatPages, makePages } from '../../helpers/pages.js';
 
-const SOFTWARE: Record<string, Codec> = { qatzip: softwareQatzip, qpl: softwareQpl, uadk: softwareUadk };
+const SOFTWARE: Record<HardwareVendor, Codec> = { qatzip: softwareQatzip, qpl: softwareQpl, uadk: softwareUadk };
 const PAGE = 4096;
 const reason = hardwareSkipReason();
+if (reason) console.log(`  skipped: ${reason}`);
+// Every fake here has its device: a knob nothing else reads.
+else for (const vendor of VENDORS) process.env[DEVICE_KNOB[vendor]] = '1';
 
-if (reason) {
-  console.log(`  skipped: ${reason}`);
-  suite('hardware codecs through the native shim').skip('conformance and cross-path equivalence on the fake libraries');
-} else {
-  // Every fake here has its device: a knob nothing else reads.
-  for (const vendor of VENDORS) process.env[DEVICE_KNOB[vendor]] = '1';
-  for (const vendor of VENDORS) conformance(onLibrary(getCodec(vendor), fakeLibrary(vendor)));
+/** The codec on its fake device, hardware required; made when a test runs, never when skipped. */
+const onDevice = (vendor: HardwareVendor): Codec => (reason ? getCodec(vendor) : onLibrary(getCodec(vendor), fakeLibrary(vendor)));
 
-  const test = suite('hardware codecs: device path and software path are interchangeable');
-  for (const vendor of VENDORS) {
-    const device = onLibrary(getCodec(vendor), fakeLibrary(vendor));
-    const software = SOFTWARE[vendor]!;
-    for (const kind of PAGE_KINDS) {
-      test(`${vendor}: ${kind} pages made by the device decode with the WASM codec and node:zlib, and back`, () => {
-        const pages = makePages(kind, 128, PAGE, 5);
-        const encoder = device.createEncoder({ pageSize: PAGE, maxPages: 128 });
-        const out = new Uint8Array(encoder.payloadBound(128));
-        const payload = out.subarray(0, encoder.encode(pages, out));
-        assert.is(encoder.hardwarePages, 128, 'every page went through the device');
-        const bySoftware = guardedPages(128, PAGE);
-        software.createDecoder({ pageSize: PAGE, maxPages: 128 }).decode(payload, bySoftware.pages);
-        assert.equal(concatPages(bySoftware.pages), concatPages(pages));
-        assert.equal(zlibDecode(vendor, payload, 128, PAGE), concatPages(pages));
+for (const vendor of VENDORS) conformance(onDevice(vendor), { title: `codec ${vendor} on its fake device: conformance`, skip: Boolean(reason) });
 
-        const decoder = device.createDecoder({ pageSize: PAGE, maxPages: 128 });
-        const byDevice = guardedPages(128, PAGE);
-        const fromSoftware = encodePayload(software, pages, PAGE);
-        decoder.decode(fromSoftware, byDevice.pages);
-        assert.equal(concatPages(byDevice.pages), concatPages(pages));
-        assert.ok(byDevice.guardsIntact());
-        // QATzip leaves inputs under input_sz_thrshold (1024 bytes) to its software path.
-        assert.is(decoder.hardwarePages, vendor === 'qatzip' && fromSoftware.byteLength < 1024 ? 0 : 128);
-      });
-    }
+const test = suite('hardware codecs: device path and software path are interchangeable');
+const register = reason ? test.skip : test;
+
+for (const vendor of VENDORS) {
+  for (const kind of PAGE_KINDS) {
+    register(`${vendor}: ${kind} pages made by the device decode with the WASM codec and node:zlib, and back`, () => {
+      const device = onDevice(vendor);
+      const software = SOFTWARE[vendor];
+      const pages = makePages(kind, 128, PAGE, 5);
+      const encoder = device.createEncoder({ pageSize: PAGE, maxPages: 128 });
+      const out = new Uint8Array(encoder.payloadBound(128));
+      const payload = out.subarray(0, encoder.encode(pages, out));
+      assert.is(encoder.hardwarePages, 128, 'every page went through the device');
+      const bySoftware = guardedPages(128, PAGE);
+      software.createDecoder({ pageSize: PAGE, maxPages: 128 }).decode(payload, bySoftware.pages);
+      assert.equal(concatPages(bySoftware.pages), concatPages(pages));
+      assert.equal(zlibDecode(vendor, payload, 128, PAGE), concatPages(pages));
+
+      const decoder = device.createDecoder({ pageSize: PAGE, maxPages: 128 });
+      const byDevice = guardedPages(128, PAGE);
+      const fromSoftware = encodePayload(software, pages, PAGE);
+      decoder.decode(fromSoftware, byDevice.pages);
+      assert.equal(concatPages(byDevice.pages), concatPages(pages));
+      assert.ok(byDevice.guardsIntact());
+      // QATzip leaves inputs under input_sz_thrshold (1024 bytes) to its software path.
+      assert.is(decoder.hardwarePages, vendor === 'qatzip' && fromSoftware.byteLength < 1024 ? 0 : 128);
+    });
   }
-
-  test('qatzip: the device writes one QZ gzip member per 64 KiB of input', () => {
-    const encoder = onLibrary(getCodec('qatzip'), fakeLibrary('qatzip')).createEncoder({ pageSize: PAGE, maxPages: 128 });
-    const out = new Uint8Array(encoder.payloadBound(128));
-    const payload = out.subarray(0, encoder.encode(makePages('text', 128, PAGE, 9), out));
-    let members = 0;
-    for (let at = 0; at < payload.byteLength; members++) {
-      assert.equal([...payload.subarray(at, at + 16)], [0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 12, 0, 0x51, 0x5a, 8, 0]);
-      const view = new DataView(payload.buffer, payload.byteOffset + at);
-      assert.is(view.getUint32(16, true), 65536, 'src_sz');
-      at += 24 + view.getUint32(20, true) + 8;
-    }
-    assert.is(members, 8);
-  });
-
-  test('qpl: the device refuses a stream whose back-reference reaches past 4 KiB (BAD_DIST), and software decodes it', async () => {
-    const { deflateRawSync } = await import('node:zlib');
-    // Two identical random 2 KiB halves 8 KiB apart cannot happen in one page, so use a 64 KiB page.
-    const pageSize = 65536;
-    const page = new Uint8Array(pageSize);
-    const half = makePages('random', 1, 4096, 3)[0]!;
-    page.set(half, 0);
-    page.set(half, 32768);
-    const stream = deflateRawSync(page, { windowBits: 15 });
-    const payload = new Uint8Array(4 + stream.byteLength);
-    new DataView(payload.buffer).setUint32(0, stream.byteLength);
-    payload.set(stream, 4);
-    const decoder = onLibrary(getCodec('qpl'), fakeLibrary('qpl')).createDecoder({ pageSize, maxPages: 1 });
-    const [destination] = guardedPages(1, pageSize).pages;
-    decoder.decode(payload, [destination!]);
-    assert.equal(destination, page);
-    assert.is(decoder.hardwarePages, 0, 'the page was decoded in software');
-  });
-
-  test.run();
 }
+
+register('qatzip: the device writes one QZ gzip member per 64 KiB of input', () => {
+  const encoder = onDevice('qatzip').createEncoder({ pageSize: PAGE, maxPages: 128 });
+  const out = new Uint8Array(encoder.payloadBound(128));
+  const payload = out.subarray(0, encoder.encode(makePages('text', 128, PAGE, 9), out));
+  let members = 0;
+  for (let at = 0; at < payload.byteLength; members++) {
+    assert.equal([...payload.subarray(at, at + 16)], [0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 0xff, 12, 0, 0x51, 0x5a, 8, 0]);
+    const view = new DataView(payload.buffer, payload.byteOffset + at);
+    assert.is(view.getUint32(16, true), 65536, 'src_sz');
+    at += 24 + view.getUint32(20, true) + 8;
+  }
+  assert.is(members, 8);
+});
+
+register('qpl: the device refuses a stream whose back-reference reaches past 4 KiB (BAD_DIST), and software decodes it', () => {
+  // A 64 KiB page whose second half repeats its first 4 KiB 32 KiB later: a 32 KiB-window
+  // encoder reaches back that far, IAA's 4 KiB history cannot.
+  const pageSize = 65536;
+  const page = new Uint8Array(pageSize);
+  const half = makePages('random', 1, 4096, 3)[0]!;
+  page.set(half, 0);
+  page.set(half, 32768);
+  const stream = deflateRawSync(page, { windowBits: 15 });
+  const payload = new Uint8Array(4 + stream.byteLength);
+  new DataView(payload.buffer).setUint32(0, stream.byteLength);
+  payload.set(stream, 4);
+  const decoder = onDevice('qpl').createDecoder({ pageSize, maxPages: 1 });
+  const [destination] = guardedPages(1, pageSize).pages;
+  decoder.decode(payload, [destination!]);
+  assert.equal(destination, page);
+  assert.is(decoder.hardwarePages, 0, 'the page was decoded in software');
+});
+
+test.run();
