@@ -21,6 +21,7 @@ import { connect, parseEndpoint } from '../../src/transport/index.js';
 import { PacketReader, runsPageCount, type ParsedPacket } from '../../src/wire/index.js';
 import { DEVICE_KNOB, fakeLibrary, hardwareSkipReason, VENDORS, withKnobs, zlibDecode } from '../helpers/hardware.js';
 import { filledMemory, sameContent } from '../helpers/migration.js';
+import { receivePackets } from '../helpers/pool-tasks.js';
 import { concatPages } from '../helpers/pages.js';
 import { failure } from '../helpers/support.js';
 
@@ -98,26 +99,8 @@ function assertDecodesInSoftware(vendor: HardwareVendor, packets: ParsedPacket[]
 /** Applies packets through pool receive tasks and checks the destination equals the source. */
 async function receive(vendor: HardwareVendor, library: string, packets: ParsedPacket[]): Promise<void> {
   const destination = GuestMemory.create({ pageSize: PAGE, blocks: [{ name: 'pc.ram', byteLength: PAGES * PAGE }] });
-  const bits = () => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(PAGES / 32)));
-  const [received, writtenChunks, staleChunks] = [bits(), bits(), bits()];
-  for (const [ordinal, packet] of packets.entries()) {
-    await pool.receive({
-      packet: packet.bytes.buffer,
-      packetBytes: packet.bytes.byteLength,
-      header: packet.header,
-      channel: 0,
-      ordinal,
-      target: { memory: destination.blocks[0]!.memory },
-      received,
-      writtenChunks,
-      staleChunks,
-      codecWireId: getCodec(vendor).info.wireId,
-      hardware: 'prefer',
-      hardwareLibrary: library,
-      pageSize: PAGE,
-      pagesPerPacket: 128,
-    });
-  }
+  const setting = { codecWireId: getCodec(vendor).info.wireId, hardware: 'prefer' as const, hardwareLibrary: library, pageSize: PAGE, pagesPerPacket: 128 };
+  await receivePackets(pool, packets, destination.blocks[0]!.memory, PAGES, setting);
   assert.ok(sameContent(destination, source), `${vendor}: destination differs`);
 }
 

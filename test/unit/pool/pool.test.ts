@@ -7,6 +7,7 @@ import { GuestMemory } from '../../../src/memory/guest-memory.js';
 import { WorkerPool } from '../../../src/pool/pool.js';
 import { PacketReader, writePacket, packetHeaderBytes, type ParsedPacket } from '../../../src/wire/index.js';
 import { concatPages, makePages } from '../../helpers/pages.js';
+import { receivePackets } from '../../helpers/pool-tasks.js';
 
 const test = suite('worker pool: send and receive tasks');
 const PAGE = 4096;
@@ -56,25 +57,7 @@ async function sendAll(source: GuestMemory, codecWireId: number) {
 }
 
 async function receiveAll(packets: ParsedPacket[], destination: GuestMemory, codecWireId: number) {
-  const received = new Int32Array(new SharedArrayBuffer(4 * 8));
-  const writtenChunks = new Int32Array(new SharedArrayBuffer(4));
-  const staleChunks = new Int32Array(new SharedArrayBuffer(4));
-  for (const [ordinal, packet] of packets.entries()) {
-    await pool.receive({
-      packet: packet.bytes.buffer,
-      packetBytes: packet.bytes.byteLength,
-      header: packet.header,
-      channel: 0,
-      ordinal,
-      target: { memory: destination.blocks[0]!.memory },
-      received,
-      writtenChunks,
-      staleChunks,
-      codecWireId,
-      pageSize: PAGE,
-      pagesPerPacket: 128,
-    });
-  }
+  await receivePackets(pool, packets, destination.blocks[0]!.memory, 256, { codecWireId, pageSize: PAGE, pagesPerPacket: 128 });
 }
 
 test('every codec moves a 256-page window through send and receive tasks byte for byte', async () => {
