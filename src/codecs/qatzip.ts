@@ -1,7 +1,7 @@
 // `qatzip`: QATzip's default QZ_DEFLATE_GZIP_EXT format, byte-compatible with QEMU's qatzip
 // method: gzip members of at most 64 KiB input each, every member carrying the 'QZ' extra
-// field (src_sz, dest_sz), over the whole packet. A QAT device
-// (native shim) produces the same format, and any multi-member gunzip reads it.
+// field (src_sz, dest_sz), over the whole packet. A QAT device (through the native shim)
+// produces the same format, and any multi-member gunzip reads it.
 import { accelerate } from './accelerated.js';
 import { defineWasmCodec } from './common.js';
 

@@ -1,6 +1,6 @@
-// The one codec interface every backend implements (WASM software codecs now, native hardware
-// shims later), mirroring QEMU's MultiFDMethods table: the engine only ever sees this shape
-// and never names a codec.
+// The one codec interface every backend implements (WASM software codecs, and the native
+// hardware shim in front of qatzip, qpl and uadk), mirroring QEMU's MultiFDMethods table: the
+// engine only ever sees this shape and never names a codec.
 
 /** Codec ids: QEMU's multifd-compression method names, plus `lz4`. */
 export type CodecId = 'none' | 'zlib' | 'zstd' | 'lz4' | 'qatzip' | 'qpl' | 'uadk';
