@@ -16,6 +16,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { MultifdError } from '../src/errors.js';
 import { QmpClient } from './qmp.js';
@@ -78,6 +79,28 @@ export function cpuSecondsOfStat(stat: string, ticksPerSecond = CLOCK_TICKS_PER_
   return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
 }
 
+/** The source's query-migrate once complete. */
+interface MigrationInfo {
+  status: string;
+  'total-time'?: number;
+  'setup-time'?: number;
+  'error-desc'?: string;
+  ram?: { normal: number; duplicate: number };
+}
+
+/**
+ * The source's final query-migrate. QEMU emits the completed event before its migration thread
+ * has stored total-time (7.2 computes it afterwards, in migration_calculate_complete), so a
+ * query right after the event can read 0: ask again until the figure is there (at most 1 s).
+ */
+async function finalInfo(src: QmpClient): Promise<MigrationInfo> {
+  for (let attempt = 0; ; attempt++) {
+    const info = (await src.execute('query-migrate')) as MigrationInfo;
+    if (info.status !== 'completed' || (info['total-time'] ?? 0) > 0 || attempt === 100) return info;
+    await sleep(10);
+  }
+}
+
 /**
  * Migrates `options.image` from one QEMU process to another over loopback TCP with multifd and
  * returns QEMU's figures.
@@ -129,13 +152,7 @@ export async function qemuMigrate(options: QemuMigrateOptions): Promise<QemuMigr
     const [sourceEnd, destinationEnd] = await Promise.all([src.waitEvent(finished, timeoutMs), dst.waitEvent(finished, timeoutMs)]);
     const endToEndMs = performance.now() - began;
     const cpuAfter = [processCpuSeconds(source.pid!), processCpuSeconds(destination.pid!)];
-    const info = (await src.execute('query-migrate')) as {
-      status: string;
-      'total-time'?: number;
-      'setup-time'?: number;
-      'error-desc'?: string;
-      ram?: { normal: number; duplicate: number };
-    };
+    const info = await finalInfo(src);
     if (sourceEnd.data?.status !== 'completed' || destinationEnd.data?.status !== 'completed' || !info.ram) {
       throw new MultifdError('ERR_QEMU_MIGRATION', `QEMU migration failed: ${info['error-desc'] ?? info.status}`, { context: { channels: options.channels, method: options.method, status: info.status } });
     }
