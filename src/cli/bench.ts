@@ -37,7 +37,7 @@ export async function runBench(args: string[]): Promise<void> {
       quick: { type: 'boolean', description: 'a short smoke run' },
       channels: { type: 'string', valueName: 'N,N', description: 'seeds: channel counts (default 1,2,4 side by side, 1,2,4,8,16 in the matrix)' },
       codecs: { type: 'string', valueName: 'ID,ID', description: 'seeds: methods (default none,zlib,zstd,qatzip,qpl,uadk)' },
-      repeat: { type: 'string', valueName: 'N', description: 'seeds: runs per side-by-side cell, the median kept (default 3)' },
+      repeat: { type: 'string', valueName: 'N', description: 'seeds: runs per side-by-side cell of none and zstd-1, the median kept (default 3)' },
       'no-qemu': { type: 'boolean', description: 'seeds: leave QEMU out even when qemu-system-x86_64 is installed' },
       report: { type: 'string', valueName: 'FILE', description: 'write one self-contained HTML page of the latest results in benchmarks/results/' },
     },
