@@ -13,7 +13,7 @@ const COMMANDS: Record<string, { summary: string; run: (args: string[]) => Promi
   send: { summary: 'migrate a memory image to a receiver or into a migration stream file', run: runSend },
   receive: { summary: 'receive one migration and write the image', run: runReceive },
   codecs: { summary: 'list codecs, their backend in this process and whether they can run', run: runCodecs },
-  bench: { summary: 'run a benchmark suite (codecs)', run: runBench },
+  bench: { summary: 'run a benchmark suite (codecs, migrate, live, seeds, hw) or write the HTML report', run: runBench },
 };
 
 function help(): string {
