@@ -1,0 +1,53 @@
+/*
+ * One vendor session (one per worker thread and direction) and the work it does on a packet's
+ * pages. Nothing here knows about JavaScript: multifd_native.c converts the arguments.
+ */
+#ifndef MULTIFD_SESSION_H
+#define MULTIFD_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "library.h"
+
+/* Per-page outcome written into the caller's status array. */
+enum page_status { PAGE_HW = 0, PAGE_LIBRARY_SW = 1, PAGE_NEEDS_SW = 2 };
+
+/* QEMU's MAX_SUBMIT_RETRY_NUM: a busy IAA queue is tried this many more times, then software. */
+#define QPL_SUBMIT_RETRIES 3
+
+struct session {
+  struct library *lib;
+  int compress;
+  uint32_t page_size, max_pages;
+  uint8_t **pages; /* max_pages page pointers, refilled per call */
+  uint8_t *in, *out;
+  size_t in_cap, out_cap;
+  int pinned; /* in/out came from qzMalloc */
+  unsigned qz_threshold; /* QATzip sends inputs below this to its software path */
+  QzSession_T qz;
+  qpl_job **jobs; /* QPL: one hardware job per page slot, as QEMU */
+  uint8_t *submitted;
+  handle_t uadk;
+  unsigned char sched_room[VENDOR_STRUCT_ROOM]; /* UADK's sched_params, for the session's life */
+};
+
+/*
+ * Sets up the vendor side of a calloc'ed session whose lib, compress, page_size, max_pages and
+ * pages are filled in; returns NULL, or a message in `message` with an error code in *code.
+ */
+const char *open_session(struct session *s, unsigned level, int require_hw, const char **code, char *message, size_t size);
+
+/* Frees everything a session holds, and the session. */
+void close_session(struct session *s);
+
+/* Compresses s->pages[0..count) into out: the payload's length, or -1 when out_len is too small. */
+int64_t session_encode(struct session *s, uint32_t count, int32_t *status, uint8_t *out, size_t out_len);
+
+/* Decompresses a payload into s->pages[0..count): 0 applied, 1 pages need software (nothing written), 2 software decides. */
+int session_decode(struct session *s, const uint8_t *payload, size_t length, uint32_t count, int32_t *status);
+
+/* Writes the pages the device decoded (status not PAGE_NEEDS_SW) after session_decode returned 1. */
+void session_apply(struct session *s, uint32_t count, const int32_t *status);
+
+#endif
