@@ -7,11 +7,13 @@ export type {
   CodecId,
   CodecInfo,
   CodecOptions,
+  HardwarePolicy,
   LevelRange,
   PacketDecoder,
   PacketEncoder,
 } from './codecs/types.js';
 export { codecByWireId, getCodec, listCodecs, registerCodec } from './codecs/registry.js';
+export { probeHardware, type HardwareProbe, type HardwareVendor } from './native/addon.js';
 export { countLeadingZeroPages, scanZeroPages } from './zero/scan.js';
 export { hashBytes, hashPages } from './wasm/kernels.js';
 export { wasmVariant, type WasmVariant } from './wasm/load.js';
