@@ -35,8 +35,6 @@ export async function runReceive(args: string[]): Promise<void> {
   const tls = await tlsOption(values);
   if (tls && typeof values.from === 'string') throw new UsageError('TLS applies to --listen, not to a stream file');
   const handshakeTimeoutMs = integerOption(values, 'handshake-timeout', 1, 3_600_000, 30_000);
-  // The receiver's workers make the decoders and read the policy from their environment.
-  if (values.hardware !== undefined) process.env.MULTIFD_HARDWARE = choiceOption(values, 'hardware', HARDWARE_POLICIES, 'prefer');
   const receiver = new MigrationReceiver({
     destination: fileDestination(values.out),
     threads: integerOption(values, 'threads', 1, 256),
@@ -44,6 +42,7 @@ export async function runReceive(args: string[]): Promise<void> {
     idleTimeoutMs: integerOption(values, 'idle-timeout', 1, 86_400_000, 60_000),
     maxChannels: integerOption(values, 'max-channels', 1, 255, 255),
     maxImageBytes: sizeOption(values, 'max-image-size'),
+    hardware: values.hardware === undefined ? undefined : choiceOption(values, 'hardware', HARDWARE_POLICIES, 'prefer'),
     onRefused: (error) => values.quiet || console.error(`multifd: refused a connection: ${error.message}`),
   });
 
@@ -67,7 +66,8 @@ export async function runReceive(args: string[]): Promise<void> {
   } else if (!values.quiet) {
     console.log(
       `Migration status: completed\nreceived: ${result.normalPages} normal pages, ${result.zeroPages} zero pages in ${result.rounds} round(s), ` +
-        `${formatBytes(result.bytesReceived)} on the wire\nimage checksum: ${checksum} (matches the sender's)\nwritten: ${values.out}`,
+        `${formatBytes(result.bytesReceived)} on the wire\n${result.hardwarePages ? `hardware pages: ${result.hardwarePages}\n` : ''}` +
+        `image checksum: ${checksum} (matches the sender's)\nwritten: ${values.out}`,
     );
   }
 }

@@ -48,7 +48,7 @@ export function migrationParameters(values: Record<string, unknown>) {
     codec,
     level,
     zeroPageDetection: choiceOption(values, 'zero-page-detection', ['none', 'legacy', 'multifd'] as const, 'multifd'),
-    hardware: choiceOption(values, 'hardware', HARDWARE_POLICIES, 'prefer'),
+    hardware: values.hardware === undefined ? undefined : choiceOption(values, 'hardware', HARDWARE_POLICIES, 'prefer'),
     maxBandwidth: sizeOption(values, 'max-bandwidth'),
     threads: integerOption(values, 'threads', 1, 256),
     pageSize,

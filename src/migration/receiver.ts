@@ -11,6 +11,7 @@
 // are refused one by one, without touching the migration or the destination.
 import type { Duplex } from 'node:stream';
 import { codecByWireId } from '../codecs/registry.js';
+import type { HardwarePolicy } from '../codecs/types.js';
 import { MultifdError, ProtocolError, TransportError, protocolError } from '../errors.js';
 import { WorkerPool } from '../pool/pool.js';
 import type { BlockTarget } from '../pool/protocol.js';
@@ -55,6 +56,10 @@ export interface ReceiveOptions {
   /** Told of every connection refused without failing the migration. */
   onRefused?: (error: MultifdError) => void;
   signal?: AbortSignal;
+  /** qatzip, qpl, uadk: decode on the accelerator if there is one (`prefer`, default) or fail without one (`require`). */
+  hardware?: HardwarePolicy;
+  /** The accelerator library to load instead of its soname. */
+  hardwareLibrary?: string;
 }
 
 /** What a receiver ends with. */
@@ -70,6 +75,8 @@ export interface ReceiveResult {
   channelsLost: number;
   /** Packets that arrived a second time (resends of packets already applied) and were skipped. */
   duplicatePackets: number;
+  /** Normal pages decompressed on an accelerator (qatzip, qpl, uadk through the native shim). */
+  hardwarePages: number;
 }
 
 /** Default of {@link ReceiveOptions.maxImageBytes}: 1 TiB. */
@@ -147,6 +154,8 @@ export class MigrationReceiver {
   private appliedInRound = 0;
   private roundBarrier: (() => void) | undefined;
   private normalPages = 0;
+  /** Added to by the workers' receive tasks. */
+  private readonly hardwarePages = new Int32Array(new SharedArrayBuffer(4));
   private zeroPages = 0;
   private bytesReceived = 0;
   private readonly startCpu = process.cpuUsage();
@@ -405,6 +414,9 @@ export class MigrationReceiver {
         codecWireId: header.codecWireId,
         pageSize: hello.pageSize,
         pagesPerPacket: hello.pagesPerPacket,
+        hardware: this.options.hardware,
+        hardwareLibrary: this.options.hardwareLibrary,
+        hardwarePages: this.hardwarePages,
       })
       .then((buffer) => {
         this.recycle(buffer);
@@ -579,6 +591,7 @@ export class MigrationReceiver {
       checksum,
       channelsLost: this.channelsLost,
       duplicatePackets: this.duplicatePackets,
+      hardwarePages: Atomics.load(this.hardwarePages, 0),
     };
   }
 

@@ -64,6 +64,8 @@ export interface ReceiveTask extends CodecSetting {
   writtenChunks: Int32Array;
   /** Likewise, cleared whenever the receiver takes the chunk's hash: written since hashed. */
   staleChunks: Int32Array;
+  /** One counter: normal pages decompressed on an accelerator, added to atomically. */
+  hardwarePages?: Int32Array;
 }
 
 /** Hash `byteLength` bytes of a shared memory in 1 MiB checksum chunks. */

@@ -53,7 +53,9 @@ export function runReceiveTask(task: ReceiveTask, decoder: PacketDecoder): void 
   const normalPages = header.normalRuns.reduce((n, r) => n + r.count, 0);
   const decode = (pages: Uint8Array[]) => {
     try {
+      const before = decoder.hardwarePages ?? 0;
       decoder.decode(payload, pages);
+      if (task.hardwarePages) Atomics.add(task.hardwarePages, 0, (decoder.hardwarePages ?? 0) - before);
     } catch (error) {
       if (!(error instanceof CodecError)) throw error;
       // Name where it happened, as every receiver error does.
