@@ -5,7 +5,8 @@
  * win_sz) and the Adler-32 after it, and on decompression skips exactly 2 (zlib) or 10 (gzip)
  * header bytes without reading them. Device errors come back in req->status, not as returns.
  *
- * Knobs: FAKE_UADK_HW=1 a device is present; FAKE_UADK_STATUS=n every request ends with device
+ * Knobs: FAKE_UADK_HW=1 a device is present; FAKE_UADK_INIT=errno what wd_comp_init2_ fails with
+ * without one (default ENODEV; EACCES = no permission on /dev/hisi_zip-*); FAKE_UADK_STATUS=n every request ends with device
  * status n; FAKE_UADK_FAIL_AT=k the k-th request ends with WD_VERIFY_ERR; FAKE_UADK_NOOP=1 the
  * device answers at once without touching the data (compression reports an output as long as
  * the input, so pages go raw): what is left is the cost of the shim itself.
@@ -32,7 +33,7 @@ static atomic_long requests;
 FAKE_EXPORT int wd_comp_init2_(char *alg, uint32_t sched_type, int task_type, void *ctx_params) {
   (void)sched_type, (void)task_type, (void)ctx_params;
   if (alg == NULL || (strcmp(alg, "zlib") != 0 && strcmp(alg, "gzip") != 0 && strcmp(alg, "deflate") != 0)) return -EINVAL;
-  if (knob("FAKE_UADK_HW", 0) != 1) return -ENODEV;
+  if (knob("FAKE_UADK_HW", 0) != 1) return -(int)knob("FAKE_UADK_INIT", ENODEV);
   pthread_mutex_lock(&init_lock);
   int rc = initialised ? -EEXIST : 0;
   initialised = 1;

@@ -13,7 +13,8 @@ import { softwareUadk } from '../../../src/codecs/uadk.js';
 import type { Codec } from '../../../src/codecs/types.js';
 import type { HardwareVendor } from '../../../src/native/addon.js';
 import { conformance, encodePayload, guardedPages } from '../../helpers/codec-conformance.js';
-import { DEVICE_KNOB, fakeLibrary, hardwareSkipReason, onLibrary, VENDORS, zlibDecode } from '../../helpers/hardware.js';
+import { probeHardware } from '../../../src/native/addon.js';
+import { DEVICE_KNOB, fakeLibrary, hardwareSkipReason, onLibrary, VENDORS, withKnobs, zlibDecode } from '../../helpers/hardware.js';
 import { PAGE_KINDS, concatPages, makePages } from '../../helpers/pages.js';
 
 const SOFTWARE: Record<HardwareVendor, Codec> = { qatzip: softwareQatzip, qpl: softwareQpl, uadk: softwareUadk };
@@ -91,4 +92,48 @@ register('qpl: the device refuses a stream whose back-reference reaches past 4 K
   assert.is(decoder.hardwarePages, 0, 'the page was decoded in software');
 });
 
+const probe = suite('hardware codecs: the probe and the backend say why');
+const registerProbe = reason ? probe.skip : probe;
+
+registerProbe('the probe names the cause: no work queue or no permission, no libaccel-config, no pinned memory, permission denied', () => {
+  const qpl = (variant: string, init: string) => withKnobs({ FAKE_QPL_HW: '0', FAKE_QPL_INIT: init }, () => probeHardware('qpl', fakeLibrary('qpl', variant)));
+  assert.match(qpl('work-queues', '503').reason, 'no usable IAA work queue');
+  assert.match(qpl('work-queues', '503').reason, '/dev/iax/wq');
+  assert.match(qpl('libaccel', '501').reason, 'libaccel-config.so.1 not found');
+  const uadk = withKnobs({ FAKE_UADK_HW: '0', FAKE_UADK_INIT: '13' }, () => probeHardware('uadk', fakeLibrary('uadk', 'permission')));
+  assert.match(uadk.reason, 'Permission denied');
+  assert.is(uadk.available, false);
+});
+
+registerProbe('qatzip without pinned memory (no huge pages) still runs on the device, from normal memory', () => {
+  withKnobs({ FAKE_QZ_HW: '1', FAKE_QZ_PINNED: '0' }, () => {
+    const library = fakeLibrary('qatzip', 'no-huge-pages');
+    const found = probeHardware('qatzip', library);
+    assert.ok(found.available);
+    assert.match(found.reason, 'no pinned memory');
+    const encoder = onLibrary(getCodec('qatzip'), library).createEncoder({ pageSize: PAGE, maxPages: 32 });
+    const pages = makePages('text', 32, PAGE, 4);
+    const out = new Uint8Array(encoder.payloadBound(32));
+    const payload = out.subarray(0, encoder.encode(pages, out));
+    assert.is(encoder.hardwarePages, 32);
+    assert.equal(zlibDecode('qatzip', payload, 32, PAGE), concatPages(pages));
+  });
+});
+
+registerProbe('a codec reports native-hw with a device, native-sw-fallback with its library alone, its WASM backend without the library', () => {
+  const backend = (vendor: HardwareVendor, variant: string, device: string) =>
+    withKnobs({ [`MULTIFD_${vendor.toUpperCase()}_LIB`]: fakeLibrary(vendor, variant), [DEVICE_KNOB[vendor]]: device }, () => getCodec(vendor).backend());
+  for (const vendor of VENDORS) {
+    const withDevice = backend(vendor, 'backend-device', '1');
+    assert.equal([withDevice.name, withDevice.available], ['native-hw', true], withDevice.reason);
+    const withoutDevice = backend(vendor, 'backend-no-device', '0');
+    assert.equal([withoutDevice.name, withoutDevice.available], ['native-sw-fallback', true], withoutDevice.reason);
+    const absent = withKnobs({ [`MULTIFD_${vendor.toUpperCase()}_LIB`]: '/nonexistent/lib.so' }, () => getCodec(vendor).backend());
+    assert.ok(absent.name === 'wasm-simd' || absent.name === 'wasm', absent.name);
+    assert.ok(absent.available);
+    assert.match(absent.reason, 'no hardware: cannot load /nonexistent/lib.so');
+  }
+});
+
 test.run();
+probe.run();
