@@ -178,8 +178,8 @@ export function fuzz(target: FuzzTarget, options: FuzzOptions): FuzzStats {
     if (outcome.code) {
       stats.refusals[outcome.code] = (stats.refusals[outcome.code] ?? 0) + 1;
       // A codec's message carries the C library's own error name: a path in WASM code. Numbers
-      // and hex values (sizes, CRCs) are not.
-      const detail = outcome.code.startsWith('ERR_CODEC_') ? outcome.message!.replace(/\b(0x)?[0-9a-f]*[0-9][0-9a-f]*\b/gi, 'N') : '';
+      // and hex values (sizes, CRCs, header bytes) are not.
+      const detail = outcome.code.startsWith('ERR_CODEC_') ? outcome.message!.replace(/\b(0x)?[0-9a-f]+\b/gi, 'N') : '';
       features.push(`error:${outcome.code}:${detail}`);
     }
     let fresh = false;
