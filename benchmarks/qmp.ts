@@ -59,7 +59,10 @@ export class QmpClient {
           s.once('error', reject);
         });
         const client = new QmpClient(socket, name);
-        await client.execute('qmp_capabilities');
+        await client.execute('qmp_capabilities').catch((error: unknown) => {
+          client.close();
+          throw error;
+        });
         return client;
       } catch (error) {
         if (performance.now() > deadline) throw new MultifdError('ERR_QMP_CONNECT', `${name}: no QMP socket at ${path} after ${timeoutMs} ms`, { cause: error, context: { qemu: name, path } });

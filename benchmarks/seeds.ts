@@ -91,6 +91,78 @@ export async function runSeedsBench(options: SeedsBenchOptions): Promise<SeedRow
   const notes: string[] = [];
   const qemu = options.noQemu ? null : qemuVersion();
   if (!qemu) notes.push(options.noQemu ? 'QEMU left out (--no-qemu)' : 'qemu-system-x86_64 not found: no QEMU rows (npm run setup:qemu installs Debian\'s QEMU 7.2)');
+  const cells = planCells(options, sizeMiB, matrixMiB, repeat, qemu !== null, notes);
+  const zero = cells.find(({ cell }) => cell.experiment === 'zero-page')!.cell.image;
+
+  const machine = machineInfo();
+  const peer = new BenchPeer();
+  const pools = new Map<number, WorkerPool>();
+  const warmed = new Set<string>();
+  const warmUp = GuestMemory.create({ byteLength: WARM_UP_BYTES });
+  fillMemoryFromFile(warmUp, (memoryImage('corpus', WARM_UP_BYTES) ?? zero).path);
+  const memories = new Map<string, GuestMemory>();
+  const rows: SeedRow[] = [];
+  const progress = (text: string) => options.json || process.stderr.write(`\r\x1b[K${text}`);
+  try {
+    for (const [index, { cell, runs }] of cells.entries()) {
+      progress(`[${index + 1}/${cells.length}] ${cell.experiment} ${cell.image.content} ${cell.method.label} ${cell.channels} ch ${cell.link.label}`);
+      let memory = memories.get(cell.image.path);
+      if (!memory) {
+        memory = GuestMemory.create({ byteLength: cell.image.bytes });
+        fillMemoryFromFile(memory, cell.image.path);
+        memories.set(cell.image.path, memory);
+      }
+      const pool = await warmPool(pools, warmed, cell.threads, cell.method, peer, warmUp);
+      if (cell.withQemu && !warmed.has(cell.image.path)) {
+        // QEMU's warm-up, not recorded either: the first QEMU process to map a freshly written
+        // image pays for it once (1 GiB of corpus: 5.4 s, then 0.38 s on the next run), as our
+        // side paid when it filled its memory from the file before any timing.
+        warmed.add(cell.image.path);
+        await qemuMigrate({ image: cell.image.path, bytes: cell.image.bytes, channels: 2, method: 'none', level: 1, maxBandwidth: 0 }).catch((error: Error) => notes.push(`QEMU warm-up failed on ${cell.image.content}: ${error.message}`));
+      }
+      const ours: SeedRow[] = [];
+      const theirs: SeedRow[] = [];
+      // Alternate who goes first, so a neighbour's burst or the machine warming up does not
+      // always land on the same side.
+      for (let run = 0; run < runs; run++) {
+        const order = run % 2 === 0 ? ['ours', 'qemu'] : ['qemu', 'ours'];
+        for (const side of order) {
+          if (side === 'ours') ours.push(await oursRow(peer, pool, memory, cell));
+          else if (cell.withQemu) {
+            // QEMU is the reference, not the subject: a failed QEMU run is tried once more with
+            // new processes (a loaded machine once made 7.2's QMP parser reject a well-formed
+            // command), then left out with the reason in the notes instead of ending the run.
+            const where = `${cell.experiment} ${cell.image.content} ${cell.method.label} ${cell.channels} ch ${cell.link.label}`;
+            const row = await qemuRow(cell, qemu!).catch((error: Error) => {
+              notes.push(`QEMU failed once (${where}), tried again: ${error.message}`);
+              return qemuRow(cell, qemu!).catch((again: Error) => void notes.push(`QEMU failed twice (${where}), no row: ${again.message}`));
+            });
+            if (row) theirs.push(row);
+          }
+        }
+      }
+      rows.push(median(ours));
+      if (theirs.length) rows.push(median(theirs));
+      if (options.json) for (const row of rows.slice(theirs.length ? -2 : -1)) console.log(JSON.stringify(row));
+    }
+  } finally {
+    for (const pool of pools.values()) await pool.close();
+    await peer.close();
+  }
+  progress('');
+  const compared = comparisons(rows);
+  const targets = seedTargets(compared);
+  if (!options.json) console.log(seedTables(rows, compared, targets) + (notes.length ? `\n\nnotes:\n${notes.map((n) => `- ${n}`).join('\n')}` : ''));
+  const results: SeedsResults = { machine: { ...machine, qemu, loadAverageEnd: loadavg() }, sizeMiB, matrixMiB, repeat, threadsPerSide: THREADS, rows, comparisons: compared, targets, notes };
+  const file = writeResults('seeds', { ...results });
+  const report = writeReport(reportPathFor(file), { seeds: { file: basename(file), results }, others: latestResults().others });
+  if (!options.json) console.log(`\nresults: ${file}\nreport: ${report}`);
+  return rows;
+}
+
+/** Every cell of the run, in order, with its number of runs; notes what is missing. */
+function planCells(options: SeedsBenchOptions, sizeMiB: number, matrixMiB: number, repeat: number, withQemu: boolean, notes: string[]): Array<{ cell: Cell; runs: number }> {
+  const quick = Boolean(options.quick);
   const methods = selectMethods(options.codecs);
   const sideChannels = options.channels ?? (quick ? [2] : [1, 2, 4]);
   const matrixChannels = options.channels ?? (quick ? [2] : [1, 2, 4, 8, 16]);
@@ -100,7 +172,7 @@ export async function runSeedsBench(options: SeedsBenchOptions): Promise<SeedRow
   // QEMU 7.2 finds zero pages only on its migration thread: its all-zero rows stand beside our
   // multifd-detection rows, and our legacy row has no QEMU twin of its own.
   const add = (cell: Omit<Cell, 'withQemu'>, runs: number) =>
-    cells.push({ cell: { ...cell, withQemu: qemu !== null && QEMU_METHODS.has(cell.method.codec) && cell.zeroPageDetection !== 'legacy' }, runs });
+    cells.push({ cell: { ...cell, withQemu: withQemu && QEMU_METHODS.has(cell.method.codec) && cell.zeroPageDetection !== 'legacy' }, runs });
   const unlimited = LINKS[0];
   for (const content of quick ? (['corpus'] as const) : (['corpus', 'vm-512m-t0'] as const)) {
     const image = memoryImage(content, sizeMiB * 2 ** 20);
@@ -127,61 +199,7 @@ export async function runSeedsBench(options: SeedsBenchOptions): Promise<SeedRow
       }
     }
   }
-
-  const machine = machineInfo();
-  const peer = new BenchPeer();
-  const pools = new Map<number, WorkerPool>();
-  const warmed = new Set<string>();
-  const warmUp = GuestMemory.create({ byteLength: WARM_UP_BYTES });
-  fillMemoryFromFile(warmUp, (memoryImage('corpus', WARM_UP_BYTES) ?? zero).path);
-  const memories = new Map<string, GuestMemory>();
-  const rows: SeedRow[] = [];
-  const progress = (text: string) => options.json || process.stderr.write(`\r\x1b[K${text}`);
-  try {
-    for (const [index, { cell, runs }] of cells.entries()) {
-      progress(`[${index + 1}/${cells.length}] ${cell.experiment} ${cell.image.content} ${cell.method.label} ${cell.channels} ch ${cell.link.label}`);
-      let memory = memories.get(cell.image.path);
-      if (!memory) {
-        memory = GuestMemory.create({ byteLength: cell.image.bytes });
-        fillMemoryFromFile(memory, cell.image.path);
-        memories.set(cell.image.path, memory);
-      }
-      const pool = await warmPool(pools, warmed, cell.threads, cell.method, peer, warmUp);
-      if (cell.withQemu && !warmed.has(cell.image.path)) {
-        // QEMU's warm-up, not recorded either: the first QEMU process to map a freshly written
-        // image pays for it once (1 GiB of corpus: 5.4 s, then 0.38 s on the next run), as our
-        // side paid when it filled its memory from the file before any timing.
-        warmed.add(cell.image.path);
-        await qemuMigrate({ image: cell.image.path, bytes: cell.image.bytes, channels: 2, method: 'none', level: 1, maxBandwidth: 0 });
-      }
-      const ours: SeedRow[] = [];
-      const theirs: SeedRow[] = [];
-      // Alternate who goes first, so a neighbour's burst or the machine warming up does not
-      // always land on the same side.
-      for (let run = 0; run < runs; run++) {
-        const order = run % 2 === 0 ? ['ours', 'qemu'] : ['qemu', 'ours'];
-        for (const side of order) {
-          if (side === 'ours') ours.push(await oursRow(peer, pool, memory, cell));
-          else if (cell.withQemu) theirs.push(await qemuRow(cell, qemu!));
-        }
-      }
-      rows.push(median(ours));
-      if (theirs.length) rows.push(median(theirs));
-      if (options.json) for (const row of rows.slice(theirs.length ? -2 : -1)) console.log(JSON.stringify(row));
-    }
-  } finally {
-    for (const pool of pools.values()) await pool.close();
-    await peer.close();
-  }
-  progress('');
-  const compared = comparisons(rows);
-  const targets = seedTargets(compared);
-  if (!options.json) console.log(seedTables(rows, compared, targets) + (notes.length ? `\n\nnotes:\n${notes.map((n) => `- ${n}`).join('\n')}` : ''));
-  const results: SeedsResults = { machine: { ...machine, qemu, loadAverageEnd: loadavg() }, sizeMiB, matrixMiB, repeat, threadsPerSide: THREADS, rows, comparisons: compared, targets, notes };
-  const file = writeResults('seeds', { ...results });
-  const report = writeReport(reportPathFor(file), { seeds: { file: basename(file), results }, others: latestResults().others });
-  if (!options.json) console.log(`\nresults: ${file}\nreport: ${report}`);
-  return rows;
+  return cells;
 }
 
 function selectMethods(ids: readonly string[] | undefined): Method[] {
