@@ -1,6 +1,6 @@
 // `multifd send`: migrates a memory image file to a receiver (tcp:, unix:) or into a
 // migration stream file (file:). Flags are QEMU's migration parameter names.
-import { listCodecs } from '../codecs/registry.js';
+import { codecInfos } from '../codecs/registry.js';
 import type { CodecId } from '../codecs/types.js';
 import { openImageSource } from '../memory/image-source.js';
 import { migrate } from '../migration/sender.js';
@@ -36,9 +36,9 @@ export const MIGRATION_OPTIONS: Record<string, OptionSpec> = {
 
 /** Reads the migration parameters shared by `send` and `demo`. */
 export function migrationParameters(values: Record<string, unknown>) {
-  const codecs = listCodecs().map((c) => c.id);
+  const codecs = codecInfos().map((c) => c.id);
   const codec = choiceOption(values, 'multifd-compression', codecs, 'none') as CodecId;
-  const info = listCodecs().find((c) => c.id === codec)!;
+  const info = codecInfos().find((c) => c.id === codec)!;
   const levelFlag = LEVEL_FLAGS[codec];
   const level = levelFlag && info.levels ? integerOption(values, levelFlag, info.levels.min, info.levels.max) : undefined;
   const pageSize = integerOption(values, 'page-size', 4096, 65536, 4096)!;

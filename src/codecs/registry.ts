@@ -41,7 +41,12 @@ export function codecByWireId(wireId: number): Codec | undefined {
   return undefined;
 }
 
-/** Every registered codec with its backend in this thread, for `multifd codecs`. */
+/** Every registered codec's description, without asking any backend (no accelerator library is loaded). */
+export function codecInfos(): CodecInfo[] {
+  return [...codecs.values()].map((codec) => codec.info);
+}
+
+/** Every registered codec with its backend in this thread, for `multifd codecs` (probes the accelerators). */
 export function listCodecs(): Array<CodecInfo & { backend: BackendStatus }> {
   return [...codecs.values()].map((codec) => ({ ...codec.info, backend: codec.backend() }));
 }
