@@ -150,10 +150,12 @@ export function accelerate(software: Codec, vendor: HardwareVendor): Codec {
             });
             return total;
           }
+          const bound = soft.payloadBound(pages.length);
           const written = nativeAddon()!.encode(opened.session!, pages, out, status);
-          if (written < 0) throw tooSmall(info.id, soft.payloadBound(pages.length), out);
+          if (written < 0 && out.byteLength < bound) throw tooSmall(info.id, bound, out);
           let result = written;
-          if (!perPage && (status[0] === PageOutcome.NeedsSoftware || written > soft.payloadBound(pages.length))) {
+          // A device's QATzip stream may outgrow the software bound that receivers enforce: then software.
+          if (!perPage && (written < 0 || written > bound || status[0] === PageOutcome.NeedsSoftware)) {
             status.fill(PageOutcome.NeedsSoftware, 0, pages.length);
             result = soft.encode(pages, out);
           } else if (perPage && status.subarray(0, pages.length).includes(PageOutcome.NeedsSoftware)) {
