@@ -174,6 +174,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     let allAcked: (() => void) | undefined;
     const channelWaiters: Array<() => void> = [];
     let lastSyncedRound = 0;
+    let dataDone = false;
 
     const onAcks = (sequences: number[]) => {
       for (const sequence of sequences) {
@@ -219,7 +220,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
 
     /** A broken data channel: replace it if allowed, then write its unacknowledged packets again. */
     const channelLost = (channel: DataChannel) => {
-      if (finished || channel.lost) return;
+      if (finished || dataDone || channel.lost) return;
       channel.lost = true;
       stats.channelsLost++;
       if (!acknowledged) {
@@ -456,6 +457,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       }
     }
 
+    // Every packet is acknowledged (endRound waited): a data channel closing from now on, as the
+    // receiver closes them once it has reported, loses nothing.
+    dataDone = true;
     stats.sourceChecksum = combineChecksums(chunkHashes);
     await control.send({ type: 'complete', rounds: round, checksum: stats.sourceChecksum });
     stats.controlBytes = control.bytesWritten;
