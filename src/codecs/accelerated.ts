@@ -109,7 +109,7 @@ export function accelerate(software: Codec, vendor: HardwareVendor): Codec {
       let hardwarePages = 0;
 
       /** Redoes the pages the device refused in software and rebuilds the payload around them. */
-      const patchPages = (pages: readonly Uint8Array[], out: Uint8Array, written: number): number => {
+      const patchPages = (pages: readonly Uint8Array[], out: Uint8Array): number => {
         const spans = pageSpans(out, pages.length);
         const scratch = new Uint8Array(soft.payloadBound(1));
         const parts = pages.map((page, i) => {
@@ -159,7 +159,7 @@ export function accelerate(software: Codec, vendor: HardwareVendor): Codec {
             status.fill(PageOutcome.NeedsSoftware, 0, pages.length);
             result = soft.encode(pages, out);
           } else if (perPage && status.subarray(0, pages.length).includes(PageOutcome.NeedsSoftware)) {
-            result = patchPages(pages, out, written);
+            result = patchPages(pages, out);
           }
           for (let i = 0; i < pages.length; i++) if (status[i] === PageOutcome.Hardware) hardwarePages++;
           return result;
@@ -175,17 +175,26 @@ export function accelerate(software: Codec, vendor: HardwareVendor): Codec {
       const status = new Int32Array(resolved.maxPages);
       let hardwarePages = 0;
 
-      /** Decodes the pages the device refused in software, then writes every page. */
+      /**
+       * Decodes the pages the device refused in software, then writes every page. A page software
+       * refuses too sends the whole payload to the software decoder, whose error names the page.
+       */
       const finishInSoftware = (session: NativeSession, payload: Uint8Array, pages: readonly Uint8Array[]) => {
         const spans = pageSpans(payload, pages.length);
         const decoded = new Map<number, Uint8Array>();
-        pages.forEach((_, i) => {
-          if (status[i] !== PageOutcome.NeedsSoftware) return;
-          const [at, length] = spans[i]!;
-          const page = new Uint8Array(resolved.pageSize);
-          soft.decode(onePagePayload(payload.subarray(at, at + length)), [page]);
-          decoded.set(i, page);
-        });
+        try {
+          pages.forEach((_, i) => {
+            if (status[i] !== PageOutcome.NeedsSoftware) return;
+            const [at, length] = spans[i]!;
+            const page = new Uint8Array(resolved.pageSize);
+            soft.decode(onePagePayload(payload.subarray(at, at + length)), [page]);
+            decoded.set(i, page);
+          });
+        } catch (error) {
+          if (!(error instanceof CodecError)) throw error;
+          status.fill(PageOutcome.NeedsSoftware, 0, pages.length);
+          return soft.decode(payload, pages);
+        }
         nativeAddon()!.apply(session, pages, status);
         for (const [i, page] of decoded) pages[i]!.set(page);
       };

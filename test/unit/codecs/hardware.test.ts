@@ -92,6 +92,24 @@ register('qpl: the device refuses a stream whose back-reference reaches past 4 K
   assert.is(decoder.hardwarePages, 0, 'the page was decoded in software');
 });
 
+for (const vendor of ['qpl', 'uadk'] as const) {
+  register(`${vendor}: a page neither the device nor software can decode fails the packet naming that page, writing nothing`, () => {
+    const pages = makePages('text', 4, PAGE, 6);
+    const payload = encodePayload(SOFTWARE[vendor], pages, PAGE).slice();
+    const view = new DataView(payload.buffer);
+    const start = 16 + view.getUint32(0) + view.getUint32(4);
+    assert.ok(view.getUint32(8) < PAGE, 'page 2 is compressed');
+    // A block type of 3 (reserved) right where page 2's DEFLATE data starts.
+    payload[start + (vendor === 'uadk' ? 2 : 0)] = 0x07;
+    const destination = guardedPages(4, PAGE);
+    assert.throws(
+      () => onDevice(vendor).createDecoder({ pageSize: PAGE, maxPages: 4 }).decode(payload, destination.pages),
+      (error: Error & { code?: string }) => error.code === 'ERR_CODEC_CORRUPT' && error.message.includes('page 2'),
+    );
+    assert.ok(destination.untouched());
+  });
+}
+
 const probe = suite('hardware codecs: the probe and the backend say why');
 const registerProbe = reason ? probe.skip : probe;
 
