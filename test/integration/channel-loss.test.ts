@@ -35,34 +35,38 @@ test.after(async () => {
 const source = filledMemory({ blocks: [{ name: 'pc.ram', byteLength: 16 << 20 }], seed: 5 });
 
 /**
- * Migrates `source` uncompressed over 4 channels at 32 MiB/s (about half a second) and, once `cutAfterMs`
- * passed, destroys the sender's connection number `cut` (0 = control, 1.. = data channels).
+ * Migrates `source` uncompressed over 4 channels at 32 MiB/s (about half a second) and, once a
+ * quarter of it is on the wire, destroys the sender's connection number `cut` (0 = control,
+ * 1.. = data channels).
  */
 async function migrateAndCut(cut: number[], options: Partial<MigrateOptions> & { destination?: DestinationFactory } = {}) {
   let destination: GuestMemory | undefined;
   const receiver = await listen('tcp:127.0.0.1:0', { destination: options.destination ?? memoryDestination((m) => (destination = m)), pool: receivePool });
   const sockets: Socket[] = [];
-  const timer = setTimeout(() => cut.forEach((n) => sockets[n]!.destroy()), 150);
-  try {
-    const [stats, result] = await Promise.allSettled([
-      migrate({
-        source: guestMemorySource(source),
-        connect: async () => {
-          const socket = await connect(parseEndpoint(receiver.address));
-          sockets.push(socket);
-          return socket;
-        },
-        pool,
-        channels: 4,
-        maxBandwidth: 32 << 20,
-        ...options,
-      }),
-      receiver.result,
-    ]);
-    return { stats, result, destination: () => destination, connections: sockets.length };
-  } finally {
-    clearTimeout(timer);
-  }
+  let cutDone = false;
+  const [stats, result] = await Promise.allSettled([
+    migrate({
+      source: guestMemorySource(source),
+      connect: async () => {
+        const socket = await connect(parseEndpoint(receiver.address));
+        sockets.push(socket);
+        return socket;
+      },
+      pool,
+      channels: 4,
+      maxBandwidth: 32 << 20,
+      progressIntervalMs: 10,
+      onProgress: (s) => {
+        if (cutDone || s.status !== 'active' || s['multifd-bytes'] < source.totalBytes / 4) return;
+        cutDone = true;
+        cut.forEach((n) => sockets[n]!.destroy());
+      },
+      ...options,
+    }),
+    receiver.result,
+  ]);
+  assert.ok(cutDone, 'the migration ended before the cut');
+  return { stats, result, destination: () => destination, connections: sockets.length };
 }
 
 for (const reconnect of [true, false]) {
