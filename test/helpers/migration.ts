@@ -5,9 +5,27 @@ import { memoryDestination } from '../../src/migration/destination.js';
 import { listen } from '../../src/migration/listen.js';
 import { migrate, type MigrateOptions } from '../../src/migration/sender.js';
 import { guestMemorySource } from '../../src/migration/source.js';
-import type { WorkerPool } from '../../src/pool/pool.js';
+import { WorkerPool } from '../../src/pool/pool.js';
 import { connect, parseEndpoint } from '../../src/transport/index.js';
 import { makePages, type PageKind } from './pages.js';
+
+/**
+ * Registers on `test` a sender pool and a receiver pool of 2 workers each (as two hosts would
+ * have), closed after the suite; the getters are valid inside its tests.
+ */
+export function useTwoPools(test: { before(fn: () => void): void; after(fn: () => Promise<void>): void }): { sender(): WorkerPool; receiver(): WorkerPool } {
+  let sender: WorkerPool | undefined;
+  let receiver: WorkerPool | undefined;
+  test.before(() => {
+    sender = new WorkerPool({ threads: 2 });
+    receiver = new WorkerPool({ threads: 2 });
+  });
+  test.after(async () => {
+    await sender?.close();
+    await receiver?.close();
+  });
+  return { sender: () => sender!, receiver: () => receiver! };
+}
 
 /** A guest memory whose pages cycle through the page kinds (zero, random, text, half-zero). */
 export function filledMemory(options: { pageSize?: number; blocks: { name: string; byteLength: number }[]; kind?: PageKind; seed?: number }): GuestMemory {

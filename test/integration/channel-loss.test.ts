@@ -14,23 +14,11 @@ import { fileDestination, memoryDestination, type DestinationFactory } from '../
 import { listen } from '../../src/migration/listen.js';
 import { migrate, type MigrateOptions } from '../../src/migration/sender.js';
 import { guestMemorySource } from '../../src/migration/source.js';
-import { WorkerPool } from '../../src/pool/pool.js';
 import { connect, parseEndpoint } from '../../src/transport/index.js';
-import { filledMemory, sameContent } from '../helpers/migration.js';
+import { filledMemory, sameContent, useTwoPools } from '../helpers/migration.js';
 
 const test = suite('channel loss');
-let pool: WorkerPool;
-let receivePool: WorkerPool;
-
-test.before(() => {
-  pool = new WorkerPool({ threads: 2 });
-  receivePool = new WorkerPool({ threads: 2 });
-});
-
-test.after(async () => {
-  await pool.close();
-  await receivePool.close();
-});
+const pools = useTwoPools(test);
 
 const source = filledMemory({ blocks: [{ name: 'pc.ram', byteLength: 16 << 20 }], seed: 5 });
 
@@ -41,7 +29,7 @@ const source = filledMemory({ blocks: [{ name: 'pc.ram', byteLength: 16 << 20 }]
  */
 async function migrateAndCut(cut: number[], options: Partial<MigrateOptions> & { destination?: DestinationFactory } = {}) {
   let destination: GuestMemory | undefined;
-  const receiver = await listen('tcp:127.0.0.1:0', { destination: options.destination ?? memoryDestination((m) => (destination = m)), pool: receivePool });
+  const receiver = await listen('tcp:127.0.0.1:0', { destination: options.destination ?? memoryDestination((m) => (destination = m)), pool: pools.receiver() });
   const sockets: Socket[] = [];
   let cutDone = false;
   const [stats, result] = await Promise.allSettled([
@@ -52,7 +40,7 @@ async function migrateAndCut(cut: number[], options: Partial<MigrateOptions> & {
         sockets.push(socket);
         return socket;
       },
-      pool,
+      pool: pools.sender(),
       channels: 4,
       maxBandwidth: 32 << 20,
       progressIntervalMs: 10,

@@ -11,24 +11,12 @@ import { ExplicitDirtyLog, HashDirtyLog, type DirtyLog } from '../../src/migrati
 import { listen } from '../../src/migration/listen.js';
 import { migrate, type MigrateOptions } from '../../src/migration/sender.js';
 import { guestMemorySource } from '../../src/migration/source.js';
-import { WorkerPool } from '../../src/pool/pool.js';
 import { connect, parseEndpoint } from '../../src/transport/index.js';
 import { startGuest, type Guest } from '../../src/workload/index.js';
-import { filledMemory, sameContent } from '../helpers/migration.js';
+import { filledMemory, sameContent, useTwoPools } from '../helpers/migration.js';
 
 const test = suite('live pre-copy');
-let pool: WorkerPool;
-let receivePool: WorkerPool;
-
-test.before(() => {
-  pool = new WorkerPool({ threads: 2 });
-  receivePool = new WorkerPool({ threads: 2 });
-});
-
-test.after(async () => {
-  await pool.close();
-  await receivePool.close();
-});
+const pools = useTwoPools(test);
 
 async function until(condition: () => boolean): Promise<void> {
   for (let waited = 0; !condition() && waited < 5000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
@@ -66,14 +54,14 @@ async function liveMigration(memory: GuestMemory, log: 'explicit' | 'hash', opti
   await until(() => guest.pagesWritten > 0);
   const dirtyLog = roundOneSeesWrites(explicit ?? new HashDirtyLog(memory), guest);
   let destination: GuestMemory | undefined;
-  const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination((m) => (destination = m)), pool: receivePool });
+  const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination((m) => (destination = m)), pool: pools.receiver() });
   const throttles: number[] = [];
   try {
     const [stats, result] = await Promise.allSettled([
       migrate({
         source: guestMemorySource(memory),
         connect: () => connect(parseEndpoint(receiver.address)),
-        pool,
+        pool: pools.sender(),
         ...options,
         live: {
           dirtyLog,
