@@ -89,6 +89,8 @@ const DATA_INIT_BYTES = 32;
 const MAX_IN_FLIGHT_PER_CHANNEL = 32;
 /** Packets all channels together may have in workers: memory stays bounded whatever the channel count. */
 const MAX_IN_FLIGHT_TOTAL = 64;
+/** Longest an applied packet waits for its ack while more packets are in workers. */
+const ACK_DELAY_MS = 5;
 /** Packet buffers kept for reuse. */
 const MAX_SPARE_BUFFERS = 64;
 
@@ -127,7 +129,7 @@ export class MigrationReceiver {
   /** Packets of the current round by sequence number, so a resent one is applied once. */
   private readonly roundPackets = new Map<number, RoundPacket>();
   private readonly ackQueue = new Set<ChannelState>();
-  private ackFlushScheduled = false;
+  private ackTimer: NodeJS.Timeout | undefined;
   private pendingConnections = 0;
   private lastActivity = performance.now();
   private channelsLost = 0;
@@ -190,6 +192,7 @@ export class MigrationReceiver {
       })
       .finally(async () => {
         clearTimeout(timer);
+        clearTimeout(this.ackTimer);
         clearInterval(idle);
         for (const socket of this.sockets) socket.end();
         if (!options.pool) await this.pool.close();
@@ -436,21 +439,27 @@ export class MigrationReceiver {
     this.tasks.add(task);
   }
 
-  /** Queues an ack of `sequence` on `state`'s connection; acks go out together once per turn. */
+  /**
+   * Queues an ack of `sequence` on `state`'s connection. Acks go out together: at once when
+   * the workers have caught up (the sender may be waiting to end its round), else after
+   * {@link ACK_DELAY_MS}, so a stream of packets costs a few ack writes, not one per packet.
+   */
   private ack(state: ChannelState, sequence: number): void {
     if (state.lost) return;
     state.acks.push(sequence);
     this.ackQueue.add(state);
-    if (this.ackFlushScheduled) return;
-    this.ackFlushScheduled = true;
-    setImmediate(() => {
-      this.ackFlushScheduled = false;
-      for (const channel of this.ackQueue) {
-        if (!channel.lost) channel.socket.write(encodeAcks(channel.acks));
-        channel.acks = [];
-      }
-      this.ackQueue.clear();
-    });
+    if (this.inFlight === 0) return this.flushAcks();
+    this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_DELAY_MS);
+  }
+
+  private flushAcks(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    for (const channel of this.ackQueue) {
+      if (!channel.lost) channel.socket.write(encodeAcks(channel.acks));
+      channel.acks = [];
+    }
+    this.ackQueue.clear();
   }
 
   private recycle(buffer: ArrayBuffer): void {
