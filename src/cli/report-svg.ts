@@ -71,7 +71,14 @@ function frame(spec: ChartSpec, max: number, ticks: ReadonlyArray<readonly [stri
     const gy = PAD.top + PLOT_H - f * PLOT_H;
     return `<line x1="${PAD.left}" x2="${PAD.left + PLOT_W}" y1="${gy}" y2="${gy}" stroke="#ddd"/><text x="${PAD.left - 6}" y="${gy + 4}" text-anchor="end">${format(f * max)}</text>`;
   });
-  const xTicks = ticks.map(([label, tx]) => `<text x="${tx.toFixed(1)}" y="${PAD.top + PLOT_H + 18}" text-anchor="middle">${escapeHtml(label)}</text>`);
+  // Many labels (a group per method and channel count) would run into each other: slant them.
+  const slant = ticks.length > 6;
+  const ty = PAD.top + PLOT_H + (slant ? 12 : 18);
+  const xTicks = ticks.map(([label, tx]) =>
+    slant
+      ? `<text x="${tx.toFixed(1)}" y="${ty}" text-anchor="end" font-size="10" transform="rotate(-30 ${tx.toFixed(1)} ${ty})">${escapeHtml(label)}</text>`
+      : `<text x="${tx.toFixed(1)}" y="${ty}" text-anchor="middle">${escapeHtml(label)}</text>`,
+  );
   const legend = spec.series.map(
     (s, i) =>
       `<g transform="translate(${PAD.left + PLOT_W + 14},${PAD.top + i * 18})"><line x1="0" x2="18" y1="6" y2="6" stroke="${s.color}" stroke-width="3"${s.dashed ? ' stroke-dasharray="5 3"' : ''}/><text x="24" y="10">${escapeHtml(s.name)}</text></g>`,
