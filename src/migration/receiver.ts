@@ -201,9 +201,10 @@ export class MigrationReceiver {
 
   /** Hands a new connection to the receiver (control or data, told apart by its magic). */
   accept(socket: Duplex): void {
-    if (this.pendingConnections >= (this.options.maxPendingConnections ?? 64)) {
+    const maxPending = this.options.maxPendingConnections ?? 64;
+    if (this.pendingConnections >= maxPending) {
       socket.destroy();
-      return this.refuse(new TransportError('ERR_TOO_MANY_CONNECTIONS', `more than ${this.options.maxPendingConnections ?? 64} connections waiting to identify themselves`));
+      return this.refuse(new TransportError('ERR_TOO_MANY_CONNECTIONS', `more than ${maxPending} connections waiting to identify themselves`));
     }
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
@@ -212,18 +213,18 @@ export class MigrationReceiver {
     this.pendingConnections++;
     let identified = false;
     const identify = (): void => {
+      if (identified) return;
       identified = true;
       this.pendingConnections--;
       clearTimeout(deadline);
     };
     const timeoutMs = this.options.connectionTimeoutMs ?? 10_000;
     const deadline = setTimeout(() => {
-      if (identified) return;
       identify();
       socket.destroy();
       this.refuse(new TransportError('ERR_CONNECTION_TIMEOUT', `a connection did not identify itself within ${timeoutMs} ms`, { context: { timeoutMs } }));
     }, timeoutMs);
-    socket.once('close', () => identified || identify());
+    socket.once('close', identify);
     let head: Uint8Array = new Uint8Array(0);
     const onData = (chunk: Buffer) => {
       this.arrived(chunk);
@@ -255,7 +256,7 @@ export class MigrationReceiver {
 
   private async run(): Promise<ReceiveResult> {
     const control = await this.failure.race(this.controlReady);
-    const hello = await this.failure.race(control.next(this.options.handshakeTimeoutMs ?? 30_000));
+    const hello = await this.failure.race(control.next(this.handshakeTimeoutMs));
     if (hello.type !== 'hello') throw protocolError('ERR_HANDSHAKE', { channel: 'control', packet: 0, field: 'type', expected: 'hello', got: hello.type });
     if (!codecByWireId(hello.codecWireId)) throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', packet: 0, field: 'codecWireId', expected: 'a known codec', got: hello.codecWireId });
     this.checkLimits(hello);

@@ -146,9 +146,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     options.signal?.throwIfAborted();
     const sessionId = new Uint8Array(randomBytes(16));
     const controlSocket = await failure.race(connect());
-    const controlLost = (why: string) => () => finished || failure.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection to the receiver ${why}`));
-    controlSocket.on('error', (error) => finished || failure.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection to the receiver failed: ${error.message}`, { cause: error })));
-    controlSocket.on('close', controlLost('closed before the migration completed'));
+    const controlLost = (why: string, cause?: Error) => finished || failure.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection to the receiver ${why}`, { cause }));
+    controlSocket.on('error', (error) => controlLost(`failed: ${error.message}`, error));
+    controlSocket.on('close', () => controlLost('closed before the migration completed'));
     const control = new ControlChannel(controlSocket);
     await control.send({
       type: 'hello',
@@ -168,7 +168,6 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       if (ack.type !== 'hello-ack') throw new TransportError('ERR_HANDSHAKE', `expected hello-ack from the receiver, got ${ack.type}`);
     }
 
-    const acknowledged = options.awaitReceiver ?? true;
     const channels: DataChannel[] = [];
     const unacked = new Map<number, Unacked>();
     let allAcked: (() => void) | undefined;
@@ -223,7 +222,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       if (finished || dataDone || channel.lost) return;
       channel.lost = true;
       stats.channelsLost++;
-      if (!acknowledged) {
+      if (!awaitReceiver) {
         failure.fail(new TransportError('ERR_CHANNEL_CLOSED', `data channel ${channel.id} closed before the migration completed`));
         return;
       }
@@ -243,7 +242,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
           if (packet.channel !== channel) continue;
           stats.packetsResent++;
           stats.resentBytes += packet.bytes.byteLength;
-          await write(packet.bytes, packet);
+          await write(packet.bytes, packet.release);
         }
       };
       recover().catch((error: Error) => failure.fail(error));
@@ -274,22 +273,25 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       }
     };
 
-    /** Writes a data packet on the least queued live channel; `packet` tracks it until acknowledged. */
-    const write = async (bytes: Uint8Array, packet: Unacked) => {
+    /**
+     * Writes a data packet on the least queued live channel. `release` runs once the receiver
+     * acknowledged it (for a stream file: once the file took it); until then it is kept in
+     * `unacked`, to be written again if its channel breaks.
+     */
+    const write = async (bytes: Uint8Array, release: () => void) => {
       let channel = await leastQueued();
       if (channel.socket.writableLength >= CHANNEL_HIGH_WATER) await failure.race(drained(channel.socket));
       if (bucket) await failure.race(bucket.acquire(bytes.byteLength));
       failure.check();
       if (channel.lost) channel = await leastQueued();
-      packet.channel = channel;
-      if (acknowledged) unacked.set(packetSequence(bytes), packet);
-      channel.socket.write(bytes, acknowledged ? undefined : packet.release);
+      if (awaitReceiver) unacked.set(packetSequence(bytes), { bytes, channel, release });
+      channel.socket.write(bytes, awaitReceiver ? undefined : release);
       channel.bytesWritten += bytes.byteLength;
     };
 
     /** Resolves once the receiver acknowledged every packet written so far. */
     const acknowledgedAll = async () => {
-      while (acknowledged && unacked.size > 0) await failure.race(new Promise<void>((resolve) => (allAcked = resolve)));
+      while (awaitReceiver && unacked.size > 0) await failure.race(new Promise<void>((resolve) => (allAcked = resolve)));
     };
 
     const chunkHashes: bigint[] = [];
@@ -339,7 +341,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       const release = () => {
         if (--outstanding === 0) pool.recycle(result.buffer);
       };
-      for (const packet of result.packets) await write(packet, { bytes: packet, channel: channels[0]!, release });
+      for (const packet of result.packets) await write(packet, release);
       packetsInRound += result.packets.length;
       stats.normalPages += result.normalPages;
       stats.zeroPages += result.zeroPages;

@@ -84,7 +84,7 @@ export async function loadTlsCredentials(files: { pskFile?: string; certFile?: s
 }
 
 /** node:tls options for a receiver. */
-export function tlsServerOptions(credentials: TlsCredentials, handshakeTimeoutMs: number): NodeTlsOptions {
+function tlsServerOptions(credentials: TlsCredentials, handshakeTimeoutMs: number): NodeTlsOptions {
   const base = { minVersion: 'TLSv1.3' as const, ciphers: TLS13_CIPHERS, handshakeTimeout: handshakeTimeoutMs };
   if (credentials.psk) {
     const keys = new Map(credentials.psk.map((k) => [k.identity, k.key]));
