@@ -14,13 +14,10 @@ import { guestMemorySource } from '../../src/migration/source.js';
 import { connect, parseEndpoint } from '../../src/transport/index.js';
 import { startGuest, type Guest } from '../../src/workload/index.js';
 import { filledMemory, sameContent, useTwoPools } from '../helpers/migration.js';
+import { until } from '../helpers/support.js';
 
 const test = suite('live pre-copy');
 const pools = useTwoPools(test);
-
-async function until(condition: () => boolean): Promise<void> {
-  for (let waited = 0; !condition() && waited < 5000; waited += 5) await new Promise((resolve) => setTimeout(resolve, 5));
-}
 
 /**
  * Holds the end of round 1 until the guest has written since tracking started: on a loaded

@@ -16,6 +16,7 @@ import { memoryPair } from '../../src/transport/index.js';
 import { WorkerPool } from '../../src/pool/pool.js';
 import { encodeSyncPacket, writePacket } from '../../src/wire/index.js';
 import { makePages } from '../helpers/pages.js';
+import { until } from '../helpers/support.js';
 import { BLOCK_PAGES, dataPacket, rawSession, type RawSession } from '../helpers/raw-sender.js';
 
 const test = suite('receiver refuses bad input');
@@ -107,7 +108,7 @@ test('a payload that decodes to fewer bytes than its pages fails with a CodecErr
 
 /** Waits for the receiver to refuse a connection; checks the code and that nothing was written. */
 async function connectionRefused(session: RawSession, code: string): Promise<MultifdError> {
-  for (let waited = 0; session.receiver.refused.length === 0 && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+  await until(() => session.receiver.refused.length > 0);
   const error = session.receiver.refused[0];
   assert.ok(error, `expected a refused connection (${code})`);
   assert.instance(error, MultifdError);
@@ -123,7 +124,7 @@ async function completeWithOnePacket(session: RawSession, channel: Duplex): Prom
   await session.control.send({ type: 'round-end', round: 1, packets: 1 });
   const expected = GuestMemory.create({ pageSize: 4096, blocks: [{ name: 'pc.ram', byteLength: BLOCK_PAGES * 4096 }] });
   pages.forEach((page, i) => expected.blocks[0]!.bytes().set(page, i * 4096));
-  await session.control.send({ type: 'complete', rounds: 1, checksum: await imageChecksum(expected) });
+  await session.control.send({ type: 'complete', rounds: 1, checksum: imageChecksum(expected) });
 }
 
 test('a data channel id equal to the channel count is refused with ERR_CHANNEL_ID', async () => {
@@ -234,13 +235,7 @@ test('once the session exists, a stray connection is dropped and the migration c
   stray.on('error', () => {});
   session.receiver.accept(strayEnd);
   stray.write(Buffer.from('GET / HTTP/1.1\r\n\r\n'));
-  const channel = session.openChannel(0);
-  channel.write(good());
-  channel.write(encodeSyncPacket(1, 1));
-  await session.control.send({ type: 'round-end', round: 1, packets: 1 });
-  const expected = GuestMemory.create({ blocks: [{ name: 'pc.ram', byteLength: BLOCK_PAGES * 4096 }] });
-  pages.forEach((page, i) => expected.blocks[0]!.bytes().set(page, i * 4096));
-  await session.control.send({ type: 'complete', rounds: 1, checksum: imageChecksum(expected) });
+  await completeWithOnePacket(session, session.openChannel(0));
   const result = await session.receiver.result;
   assert.is(result.normalPages, 4);
   assert.ok(stray.destroyed || strayEnd.destroyed, 'the stray connection was closed');

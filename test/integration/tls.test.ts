@@ -16,6 +16,7 @@ import { WorkerPool } from '../../src/pool/pool.js';
 import { connect, parseEndpoint, parsePskFile, type TlsCredentials } from '../../src/transport/index.js';
 import { makeAuthorities, type Authority } from '../helpers/certificates.js';
 import { filledMemory, sameContent } from '../helpers/migration.js';
+import { failure, until } from '../helpers/support.js';
 
 const test = suite('TLS and refusals');
 let pool: WorkerPool;
@@ -68,20 +69,16 @@ async function send(listening: Listening, tls: TlsCredentials | undefined, socke
   });
 }
 
+/** `promise` fails with a MultifdError carrying one of `codes`. */
 async function rejects(promise: Promise<unknown>, codes: string[]): Promise<MultifdError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.instance(error, MultifdError, String(error));
-    assert.ok(codes.includes((error as MultifdError).code), `${(error as MultifdError).code}: ${(error as Error).message}`);
-    return error as MultifdError;
-  }
-  throw new assert.Assertion({ message: `expected one of ${codes.join(', ')}, it succeeded`, operator: 'rejects', generated: false, expects: codes, actual: 'fulfilled' });
+  const error = await failure(() => promise, codes);
+  assert.instance(error, MultifdError);
+  return error as MultifdError;
 }
 
 /** The receiver refused someone and still holds no destination; it then times out waiting for a sender. */
 async function refusedUntouched(side: Awaited<ReturnType<typeof receiver>>, code: string): Promise<void> {
-  for (let waited = 0; side.listening.receiver.refused.length === 0 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+  await until(() => side.listening.receiver.refused.length > 0);
   assert.is(side.listening.receiver.refused[0]?.code, code, side.listening.receiver.refused[0]?.message);
   assert.not.ok(side.created(), 'destination memory was created');
   await rejects(side.listening.result, ['ERR_HANDSHAKE_TIMEOUT', 'ERR_CONTROL_TIMEOUT']);
