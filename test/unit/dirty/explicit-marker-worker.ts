@@ -1,6 +1,9 @@
 // Worker entry for explicit-log.test.ts: marks every page of every block exactly once, as
-// single pages and ranges in a shuffled order, flat out while the main thread syncs in a
-// loop. `progress` goes 0 → 1 when marking starts and → 2 when it is done.
+// single pages and ranges in a shuffled order, while the main thread syncs in a loop.
+// `progress[0]` goes 0 → 1 when marking starts and → 2 when it is done; `progress[1]` counts
+// the main thread's syncs. At each of CHECKPOINTS points the worker waits until the main thread
+// has synced that many times, so syncs surely land while marks are being made, however the
+// two threads are scheduled; between checkpoints both run flat out.
 import { parentPort, workerData } from 'node:worker_threads';
 import { attachExplicitDirtyLog, type SharedDirtyBitmaps } from '../../../src/migration/dirty/explicit-log.js';
 import { seededRandom } from '../../helpers/pages.js';
@@ -24,11 +27,16 @@ for (let i = ranges.length - 1; i > 0; i--) {
   [ranges[i], ranges[j]] = [ranges[j]!, ranges[i]!];
 }
 
+const CHECKPOINTS = 8;
+const step = Math.ceil(ranges.length / (CHECKPOINTS + 1));
 Atomics.store(progress, 0, 1);
 Atomics.notify(progress, 0);
-for (const { block, first, count } of ranges) {
+ranges.forEach(({ block, first, count }, i) => {
+  if (i > 0 && i % step === 0 && i / step <= CHECKPOINTS) {
+    for (let syncs = Atomics.load(progress, 1); syncs < i / step; syncs = Atomics.load(progress, 1)) Atomics.wait(progress, 1, syncs);
+  }
   if (count === 1) log.markDirty(block, first);
   else log.markRange(block, first, count);
-}
+});
 Atomics.store(progress, 0, 2);
 parentPort!.postMessage(ranges.length);
