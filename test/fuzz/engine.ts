@@ -27,12 +27,13 @@ export interface FuzzTarget {
 }
 
 /**
- * The stable code of a typed error: a MultifdError, or a Node-style RangeError with
- * `ERR_OUT_OF_RANGE`. Undefined for anything else (a TypeError, a plain Error, a WASM trap).
+ * The stable code of a typed error: a MultifdError (ProtocolError, CodecError, …), which is what
+ * peer bytes may end in. Undefined for anything else — a TypeError, a plain Error, a WASM trap,
+ * and a RangeError `ERR_OUT_OF_RANGE` too: that is how the library reports a caller's mistake or
+ * a broken internal invariant, never bad input from a peer.
  */
 export function typedCode(error: unknown): string | undefined {
   if (error instanceof MultifdError && /^ERR_[A-Z0-9_]+$/.test(error.code)) return error.code;
-  if (error instanceof RangeError && (error as RangeError & { code?: unknown }).code === 'ERR_OUT_OF_RANGE') return 'ERR_OUT_OF_RANGE';
   return undefined;
 }
 

@@ -3,6 +3,7 @@
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { getCodec, listCodecs } from '../../../src/codecs/registry.js';
+import { CodecError } from '../../../src/errors.js';
 import { cModule, cModuleMemoryBytes } from '../../../src/wasm/c-module.js';
 import { blankPages, makePages } from '../../helpers/pages.js';
 
@@ -22,11 +23,14 @@ for (const { id } of listCodecs()) {
       const length = encoder.encode(variants[i % 3]!, out);
       const payload = out.subarray(0, length);
       if (i % 10 === 9) {
+        let refusal: unknown;
         try {
           decoder.decode(payload.subarray(0, length >> 1), destination);
-        } catch {
-          // refused, as expected; what matters is that nothing leaked
+        } catch (error) {
+          refusal = error;
         }
+        // Refused with the codec's typed error; what this test is about is that nothing leaked.
+        assert.instance(refusal, CodecError, `${id}: half a payload was not refused with a CodecError: ${String(refusal)}`);
       } else {
         decoder.decode(payload, destination);
       }
