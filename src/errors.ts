@@ -34,7 +34,7 @@ export interface SerializedError {
  * A codec refused its input or could not run: corrupt or truncated payloads, size mismatches,
  * trailing bytes, unavailable backends. Codes: `ERR_CODEC_CORRUPT`, `ERR_CODEC_SIZE_MISMATCH`,
  * `ERR_CODEC_TRAILING_DATA`, `ERR_CODEC_FORMAT`, `ERR_CODEC_PAYLOAD_TOO_LARGE`,
- * `ERR_CODEC_OUTPUT_TOO_SMALL`, `ERR_CODEC_NOMEM`, `ERR_CODEC_UNKNOWN`, `ERR_CODEC_DUPLICATE`,
+ * `ERR_CODEC_OUTPUT_TOO_SMALL`, `ERR_CODEC_NOMEM`, `ERR_CODEC_UNKNOWN`,
  * `ERR_CODEC_UNAVAILABLE`, `ERR_CODEC_HW_UNAVAILABLE` (hardware required, none usable), `ERR_WASM_TRAP`.
  */
 export class CodecError extends MultifdError {}

@@ -12,7 +12,7 @@ export type {
   PacketDecoder,
   PacketEncoder,
 } from './codecs/types.js';
-export { codecByWireId, getCodec, listCodecs, registerCodec } from './codecs/registry.js';
+export { codecByWireId, getCodec, listCodecs } from './codecs/registry.js';
 export { probeHardware, type HardwareProbe, type HardwareVendor } from './native/addon.js';
 export { countLeadingZeroPages, scanZeroPages } from './zero/scan.js';
 export { hashBytes, hashPages } from './wasm/kernels.js';

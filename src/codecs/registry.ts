@@ -1,5 +1,7 @@
 // The codec registry: ids to codecs, like QEMU's multifd_ops[] table. The engine looks codecs
-// up here by id or wire number and never names one itself.
+// up here by id or wire number and never names one itself. The table is fixed: every pool
+// worker builds the same one when it imports this module, so a codec added at run time on one
+// thread would be unknown to the workers that encode and decode.
 import { CodecError } from '../errors.js';
 import { lz4 } from './lz4.js';
 import { none } from './none.js';
@@ -11,19 +13,6 @@ import { zlib } from './zlib.js';
 import { zstd } from './zstd.js';
 
 const codecs = new Map<string, Codec>([none, zlib, zstd, lz4, qatzip, qpl, uadk].map((c) => [c.info.id, c]));
-
-/**
- * Adds a codec (e.g. a hardware-backed one).
- * @throws CodecError `ERR_CODEC_DUPLICATE` when the id or wire number is taken.
- */
-export function registerCodec(codec: Codec): void {
-  for (const existing of codecs.values()) {
-    if (existing.info.id === codec.info.id || existing.info.wireId === codec.info.wireId) {
-      throw new CodecError('ERR_CODEC_DUPLICATE', `codec ${codec.info.id} (wire id ${codec.info.wireId}) clashes with registered ${existing.info.id}`);
-    }
-  }
-  codecs.set(codec.info.id, codec);
-}
 
 /**
  * The codec with this id.
