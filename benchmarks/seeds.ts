@@ -25,6 +25,7 @@ import { BenchPeer } from './peer.js';
 import { qemuMigrate, qemuVersion, type QemuMethod } from './qemu.js';
 import { machineInfo, writeResults } from './results.js';
 import { comparisons, seedTables, seedTargets, type SeedRow } from './seeds-tables.js';
+import { median } from './timing.js';
 
 /** Options of `multifd bench seeds`. */
 export interface SeedsBenchOptions {
@@ -141,8 +142,8 @@ export async function runSeedsBench(options: SeedsBenchOptions): Promise<SeedRow
           }
         }
       }
-      rows.push(median(ours));
-      if (theirs.length) rows.push(median(theirs));
+      rows.push(medianRun(ours));
+      if (theirs.length) rows.push(medianRun(theirs));
       if (options.json) for (const row of rows.slice(theirs.length ? -2 : -1)) console.log(JSON.stringify(row));
     }
   } finally {
@@ -227,9 +228,9 @@ async function warmPool(pools: Map<number, WorkerPool>, warmed: Set<string>, thr
 }
 
 /** The row of the run with the median total time; every run's time kept in `runsMs`. */
-function median(runs: readonly SeedRow[]): SeedRow {
-  const sorted = [...runs].sort((a, b) => a.totalTimeMs - b.totalTimeMs);
-  return { ...sorted[(sorted.length - 1) >> 1]!, runsMs: runs.map((r) => r.totalTimeMs) };
+function medianRun(runs: readonly SeedRow[]): SeedRow {
+  const totalTimeMs = median(runs.map((r) => r.totalTimeMs));
+  return { ...runs.find((r) => r.totalTimeMs === totalTimeMs)!, runsMs: runs.map((r) => r.totalTimeMs) };
 }
 
 function backendOf(codec: CodecId): string {

@@ -21,6 +21,12 @@ export function bestSeconds(repetitions: number, run: () => void, warmUpSeconds 
   return best;
 }
 
+/** The median of `values` (the lower middle one of an even count), for runs that each cost seconds. */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[(sorted.length - 1) >> 1]!;
+}
+
 /** Decimal megabytes per second, as zstd and lz4 print them. */
 export function megabytesPerSecond(bytes: number, seconds: number): number {
   return bytes / 1e6 / seconds;
