@@ -26,11 +26,15 @@ const SUITES: Record<string, (options: SuiteOptions) => Promise<unknown>> = {
   seeds: runSeedsBench,
   hw: runHardwareBench,
 };
+/** `bench all`: every suite in turn, so one run's results come from one revision and one sitting. */
+const ALL = async (options: SuiteOptions) => {
+  for (const run of Object.values(SUITES)) await run(options);
+};
 
 /** Runs `multifd bench <suite> [options]` or `multifd bench --report FILE`. */
 export async function runBench(args: string[]): Promise<void> {
   const parsed = parseCommand(
-    `multifd bench ${Object.keys(SUITES).join('|')} [--json] [--size MiB] [--quick] [--channels N,N] [--codecs ID,ID] | multifd bench --report FILE.html`,
+    `multifd bench ${Object.keys(SUITES).join('|')}|all [--json] [--size MiB] [--quick] [--channels N,N] [--codecs ID,ID] | multifd bench --report FILE.html`,
     {
       json: { type: 'boolean', description: 'one JSON object per result line' },
       size: { type: 'string', valueName: 'MiB', description: 'data size in MiB (codecs: sample, default 64; migrate and seeds: guest memory, default 1024)' },
@@ -50,8 +54,8 @@ export async function runBench(args: string[]): Promise<void> {
     console.log(`report: ${writeReport(parsed.values.report)}`);
     return;
   }
-  const run = suite === undefined ? undefined : SUITES[suite];
-  if (!run) throw new UsageError(`unknown suite "${suite ?? ''}" (suites: ${Object.keys(SUITES).join(', ')})`);
+  const run = suite === 'all' ? ALL : suite === undefined ? undefined : SUITES[suite];
+  if (!run) throw new UsageError(`unknown suite "${suite ?? ''}" (suites: ${Object.keys(SUITES).join(', ')}, all)`);
   await run({
     json: Boolean(parsed.values.json),
     sizeMiB: positiveNumber('--size', parsed.values.size),
