@@ -23,9 +23,16 @@ export class FailureLatch {
     if (this.error) throw this.error;
   }
 
-  /** `promise`, or the latched failure if that comes first. */
+  /**
+   * `promise`, or the latched failure if that comes first. Either way `promise` gets a
+   * handler: when the latch wins, its own later rejection (a drain wait failing as the socket
+   * closes) is expected and must not surface as an unhandled rejection.
+   */
   race<T>(promise: Promise<T>): Promise<T> {
-    if (this.error) return Promise.reject(this.error);
+    if (this.error) {
+      promise.catch(() => {});
+      return Promise.reject(this.error);
+    }
     return new Promise<T>((resolve, reject) => {
       this.waiters.add(reject);
       promise.then(

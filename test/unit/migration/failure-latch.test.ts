@@ -22,6 +22,24 @@ test('a wait that ends on its own leaves nothing registered behind (thousands of
   assert.is((latch as unknown as { waiters: Set<unknown> }).waiters.size, 0);
 });
 
+test('a wait raced after the failure latched still gets a handler: its own later rejection is not unhandled', async () => {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const latch = new FailureLatch();
+    latch.fail(new Error('receiver gone'));
+    let rejectLater!: (error: Error) => void;
+    const drain = new Promise<void>((_, reject) => (rejectLater = reject));
+    await rejects(latch.race(drain), /receiver gone/);
+    rejectLater(new Error('socket closed while waiting for drain'));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(unhandled, []);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});
+
 test('after settle() a failure is not latched', () => {
   const latch = new FailureLatch();
   latch.settle();
