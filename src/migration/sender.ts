@@ -23,7 +23,7 @@ import { BandwidthMeter, BANDWIDTH_WINDOW_MS, Convergence, type ConvergenceOptio
 import { bitmapRuns, countDirty, type DirtyBitmaps, type DirtyLog } from './dirty/index.js';
 import { FailureLatch } from './failure-latch.js';
 import { chunkBases, legacyZeroPageSplit, markStale, mergeBitmaps, rehashStale, tasksOfRuns } from './round-planning.js';
-import type { PageSource, SourceWindow } from './source.js';
+import { forEachWindow, type PageSource, type SourceWindow } from './source.js';
 import { StatsTracker, type MigrationStats } from './stats.js';
 
 /** Live pre-copy: where dirty pages come from and how the workload is steered. */
@@ -134,6 +134,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
   const connect = async () => {
     const socket = await options.connect();
     sockets.push(socket);
+    // A connection that arrives after the failure (a reconnect under way) would keep the
+    // process alive: the cleanup below has already run.
+    if (failure.error) socket.destroy();
     return socket;
   };
   const onAbort = () => failure.fail(new MultifdError('ERR_CANCELLED', 'migration cancelled'));
@@ -150,17 +153,19 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     controlSocket.on('error', (error) => controlLost(`failed: ${error.message}`, error));
     controlSocket.on('close', () => controlLost('closed before the migration completed'));
     const control = new ControlChannel(controlSocket);
-    await control.send({
-      type: 'hello',
-      sessionId,
-      pageSize,
-      channels: channelCount,
-      codecWireId: codec.info.wireId,
-      level: level ?? 0,
-      zeroPageDetection,
-      pagesPerPacket,
-      blocks: source.blocks.map((b) => ({ name: b.name, byteLength: b.byteLength })),
-    });
+    await failure.race(
+      control.send({
+        type: 'hello',
+        sessionId,
+        pageSize,
+        channels: channelCount,
+        codecWireId: codec.info.wireId,
+        level: level ?? 0,
+        zeroPageDetection,
+        pagesPerPacket,
+        blocks: source.blocks.map((b) => ({ name: b.name, byteLength: b.byteLength })),
+      }),
+    );
     const awaitReceiver = options.awaitReceiver ?? true;
     if (awaitReceiver) {
       const ack = await failure.race(control.next(options.handshakeTimeoutMs ?? 30_000));
@@ -280,7 +285,11 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
      */
     const write = async (bytes: Uint8Array, release: () => void) => {
       let channel = await leastQueued();
-      if (channel.socket.writableLength >= CHANNEL_HIGH_WATER) await failure.race(drained(channel.socket));
+      if (channel.socket.writableLength >= CHANNEL_HIGH_WATER) {
+        // A channel that breaks during the wait is lost, not this packet: its loss handler
+        // replaces it and resends what it held, and this packet goes to a live one below.
+        await failure.race(drained(channel.socket)).catch(() => failure.check());
+      }
       if (bucket) await failure.race(bucket.acquire(bytes.byteLength));
       failure.check();
       if (channel.lost) channel = await leastQueued();
@@ -305,32 +314,34 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     const sendTask = async (window: SourceWindow, first: number, pageCount: number, runs: PageRun[] | undefined, hashChunks: boolean) => {
       if (zeroPageDetection === 'legacy') {
         const split = legacyZeroPageSplit(window, first, pageCount, runs, pageSize);
-        if (split.zeroRuns.length) await control.send({ type: 'zero-pages', round, blockIndex: window.blockIndex, runs: split.zeroRuns });
+        if (split.zeroRuns.length) await failure.race(control.send({ type: 'zero-pages', round, blockIndex: window.blockIndex, runs: split.zeroRuns }));
         stats.zeroPages += split.zeroPages;
         runs = split.normalRuns;
       }
       const sequenceBase = sequence;
       sequence += pageCount + 1;
-      const result = await failure.race(
-        pool.send({
-          memory: window.memory,
-          byteOffset: window.byteOffset + first * pageSize,
-          blockIndex: window.blockIndex,
-          firstPage: window.firstPage + first,
-          pageCount,
-          runs,
-          round,
-          sequenceBase,
-          codecWireId: codec.info.wireId,
-          level,
-          hardware,
-          hardwareLibrary,
-          pageSize,
-          pagesPerPacket,
-          zeroPageDetection,
-          hashChunks,
-        }),
-      );
+      // Not raced against the failure latch: the task ends only once no worker reads the
+      // window, so its memory can be handed back (a failure waits at most for the encodes
+      // in flight).
+      const result = await pool.send({
+        memory: window.memory,
+        byteOffset: window.byteOffset + first * pageSize,
+        blockIndex: window.blockIndex,
+        firstPage: window.firstPage + first,
+        pageCount,
+        runs,
+        round,
+        sequenceBase,
+        codecWireId: codec.info.wireId,
+        level,
+        hardware,
+        hardwareLibrary,
+        pageSize,
+        pagesPerPacket,
+        zeroPageDetection,
+        hashChunks,
+      });
+      failure.check();
       if (hashChunks) {
         const chunkBase = blockChunkBase[window.blockIndex]! + ((window.firstPage + first) * pageSize) / CHECKSUM_CHUNK_BYTES;
         result.chunkHashes.forEach((hash, i) => (chunkHashes[chunkBase + i] = hash));
@@ -383,7 +394,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       }
       lastSyncedRound = round;
       stats.dataBytes = channels.reduce((n, c) => n + c.bytesWritten, 0);
-      await control.send({ type: 'round-end', round, packets: packetsInRound });
+      await failure.race(control.send({ type: 'round-end', round, packets: packetsInRound }));
     };
 
     /** Sends the pages of `bitmaps`, in tasks of up to 4 MiB spans of a block (a dirty round). */
@@ -399,14 +410,18 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
 
     // Round 1 sends every page, hashing checksum chunks on the way.
     beginRound();
-    for await (const window of source.windows()) {
+    await forEachWindow(source, failure, async (window) => {
       const tasks: Promise<void>[] = [];
-      for (let first = 0; first < window.pageCount; first += pagesPerTask) {
-        tasks.push((await submit(() => sendTask(window, first, Math.min(pagesPerTask, window.pageCount - first), undefined, true))).done);
+      try {
+        for (let first = 0; first < window.pageCount; first += pagesPerTask) {
+          tasks.push((await submit(() => sendTask(window, first, Math.min(pagesPerTask, window.pageCount - first), undefined, true))).done);
+        }
+      } finally {
+        // The window's memory may be refilled only once every task reading it has settled;
+        // failed ones too, or a failure would leave the ring without memory for good.
+        void Promise.allSettled(tasks).then(() => window.release());
       }
-      // The window's memory may be refilled only after every task reading it is done.
-      void failure.race(Promise.all(tasks)).then(() => window.release(), () => {});
-    }
+    });
     await endRound();
 
     let pausedAt: number | undefined;
@@ -463,7 +478,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     // receiver closes them once it has reported, loses nothing.
     dataDone = true;
     stats.sourceChecksum = combineChecksums(chunkHashes);
-    await control.send({ type: 'complete', rounds: round, checksum: stats.sourceChecksum });
+    await failure.race(control.send({ type: 'complete', rounds: round, checksum: stats.sourceChecksum }));
     stats.controlBytes = control.bytesWritten;
     if (!report) {
       finished = true;
@@ -473,7 +488,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
       return stats.snapshot();
     }
 
-    const final = await failure.race(withTimeout(report, options.handshakeTimeoutMs ?? 30_000));
+    const final = await withTimeout(report, options.handshakeTimeoutMs ?? 30_000, failure);
     finished = true;
     if (final?.type !== 'report') throw new TransportError('ERR_HANDSHAKE', `expected the receiver's report, got ${final?.type}`);
     if (pausedAt !== undefined) stats.downtimeMs = performance.now() - pausedAt;
@@ -510,12 +525,13 @@ function packetSequence(packet: Uint8Array): number {
   return Number(new DataView(packet.buffer, packet.byteOffset, packet.byteLength).getBigUint64(16));
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+/** `promise` raced against the latch and a timeout; the timer goes as soon as either ends the wait. */
+function withTimeout<T>(promise: Promise<T>, ms: number, failure: FailureLatch): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new TransportError('ERR_CONTROL_TIMEOUT', `no report from the receiver within ${ms} ms`)), ms);
   });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  return failure.race(Promise.race([promise, timeout])).finally(() => clearTimeout(timer));
 }
 
 function hex(value: bigint | undefined): string {

@@ -4,6 +4,7 @@
 // of their block, so send tasks can hash whole checksum chunks.
 import { CHECKSUM_CHUNK_BYTES } from '../memory/checksum.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
+import type { FailureLatch } from './failure-latch.js';
 
 /** A run of pages of one block, readable in place in a shared memory. */
 export interface SourceWindow {
@@ -52,4 +53,24 @@ export function guestMemorySource(memory: GuestMemory, windowBytes = WINDOW_BYTE
       }
     },
   };
+}
+
+/**
+ * Calls `use` on each window of `source` in order, every next() raced against `failure`: a
+ * failure stops the walk even while the next window waits for ring memory that failed tasks
+ * hold. However the walk ends, the iteration is closed (return()), which for a file source
+ * closes its ring and frees the file handle; an error of the walk is latched first, so the
+ * tasks still holding windows stop and hand them back, and the close is not left waiting.
+ */
+export async function forEachWindow(source: PageSource, failure: FailureLatch, use: (window: SourceWindow) => Promise<void>): Promise<void> {
+  const windows = source.windows()[Symbol.asyncIterator]();
+  try {
+    for (let next = await failure.race(windows.next()); !next.done; next = await failure.race(windows.next())) await use(next.value);
+  } catch (error) {
+    failure.fail(error as Error);
+    // An async generator runs return() after the next() in progress settles: that read waits
+    // for a window the failed tasks release as they settle, which the latch makes prompt.
+    await windows.return?.()?.catch(() => {});
+    throw error;
+  }
 }
