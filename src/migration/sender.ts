@@ -16,6 +16,7 @@ import { MultifdError, TransportError } from '../errors.js';
 import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
 import { WorkerPool } from '../pool/pool.js';
 import type { ZeroPageDetection } from '../pool/protocol.js';
+import { ended } from '../transport/backpressure.js';
 import { drained, TokenBucket } from '../transport/index.js';
 import { AckReader, encodeChannelInit, encodeSyncPacket, runsPageCount, type PageRun } from '../wire/index.js';
 import { ControlChannel } from './control-channel.js';
@@ -481,10 +482,16 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     await failure.race(control.send({ type: 'complete', rounds: round, checksum: stats.sourceChecksum }));
     stats.controlBytes = control.bytesWritten;
     if (!report) {
+      // Nobody confirms a stream file: it is complete once every channel has handed all its
+      // writes to the file, not when they are merely queued. Channels close as they end.
       finished = true;
+      const endWrites = (socket: Duplex, name: string) =>
+        ended(socket).catch((error: TransportError) => {
+          throw new TransportError(error.code, `${name}: the last writes did not reach the file: ${((error.cause as Error | undefined) ?? error).message}`, { cause: error.cause });
+        });
+      await failure.race(Promise.all([endWrites(controlSocket, 'control channel'), ...channels.map((c) => endWrites(c.socket, `data channel ${c.id}`))]));
       stats.finish('completed');
       failure.settle();
-      for (const socket of sockets) socket.end();
       return stats.snapshot();
     }
 
