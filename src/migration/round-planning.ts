@@ -1,12 +1,14 @@
 // What a round sends, worked out on the main thread: the checksum chunk bookkeeping, the
-// tasks of a dirty round, legacy zero-page detection, and the stale chunks to re-hash once the
-// workload is paused. Pure functions over page runs and bitmaps (plus the pool for re-hashing).
+// tasks of a dirty round, legacy zero-page detection, the stale chunks to re-hash once the
+// workload is paused, and (verify) the whole source hashed afresh. Pure functions over page
+// runs and bitmaps (plus the pool for hashing).
 import { CHECKSUM_CHUNK_BYTES } from '../memory/checksum.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { appendPage, type PageRun } from '../wire/index.js';
 import { scanZeroPages } from '../zero/scan.js';
 import { bitmapRuns, type DirtyBitmaps } from './dirty/index.js';
-import type { PageSource, SourceWindow } from './source.js';
+import type { FailureLatch } from './failure-latch.js';
+import { forEachWindow, type PageSource, type SourceWindow } from './source.js';
 
 /** Index of each block's first checksum chunk in the image's chunk list. */
 export function chunkBases(source: PageSource): number[] {
@@ -99,4 +101,30 @@ export async function rehashStale(pool: WorkerPool, source: PageSource, stale: S
       chunkHashes[chunk] = hash!;
     }),
   );
+}
+
+/**
+ * Every chunk hash of the source, hashed afresh (verify): window by window (a file source is
+ * read again), each window's chunks hashed on the pool in spans of `spanBytes` (a multiple of
+ * the chunk size) and its memory released once they are done.
+ */
+export async function hashSource(pool: WorkerPool, source: PageSource, failure: FailureLatch, blockChunkBase: number[], spanBytes: number): Promise<bigint[]> {
+  const hashes: bigint[] = [];
+  await forEachWindow(source, failure, async (window) => {
+    const byteLength = window.pageCount * source.pageSize;
+    const firstChunk = blockChunkBase[window.blockIndex]! + (window.firstPage * source.pageSize) / CHECKSUM_CHUNK_BYTES;
+    const spans: Promise<void>[] = [];
+    for (let at = 0; at < byteLength; at += spanBytes) {
+      const hashing = pool.checksumChunks({ memory: window.memory, byteOffset: window.byteOffset + at, byteLength: Math.min(spanBytes, byteLength - at) });
+      spans.push(hashing.then((chunks) => chunks.forEach((hash, i) => (hashes[firstChunk + at / CHECKSUM_CHUNK_BYTES + i] = hash))));
+    }
+    try {
+      await Promise.all(spans);
+    } finally {
+      // Refilled only once no worker reads it any more, failed or not.
+      await Promise.allSettled(spans);
+      window.release();
+    }
+  });
+  return hashes;
 }

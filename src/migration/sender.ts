@@ -4,7 +4,8 @@
 // A round ends with a SYNC packet on every data channel and a round-end frame. Round 1 sends
 // every page; a live migration then syncs its dirty log and sends the dirty set, round after
 // round, until QEMU's rule allows the switchover: pause the workload, send what is left, and
-// end with the image checksum, which the receiver must confirm.
+// end with the image checksum, which the receiver must confirm (with `verify`, the checksum of
+// the source hashed afresh after the last round instead of the one tracked round by round).
 // Every data packet is kept until the receiver acknowledges it. When a data channel breaks,
 // the sender opens a new one with the same id (once per loss) and writes the unacknowledged
 // packets again on the live channels; the receiver applies a packet it already has only once.
@@ -23,7 +24,7 @@ import { ControlChannel } from './control-channel.js';
 import { BandwidthMeter, BANDWIDTH_WINDOW_MS, Convergence, type ConvergenceOptions } from './convergence.js';
 import { bitmapRuns, countDirty, type DirtyBitmaps, type DirtyLog } from './dirty/index.js';
 import { FailureLatch } from './failure-latch.js';
-import { chunkBases, legacyZeroPageSplit, markStale, mergeBitmaps, rehashStale, tasksOfRuns } from './round-planning.js';
+import { chunkBases, hashSource, legacyZeroPageSplit, markStale, mergeBitmaps, rehashStale, tasksOfRuns } from './round-planning.js';
 import { forEachWindow, type PageSource, type SourceWindow } from './source.js';
 import { StatsTracker, type MigrationStats } from './stats.js';
 
@@ -80,6 +81,17 @@ export interface MigrateOptions {
   awaitReceiver?: boolean;
   /** Replace a broken data channel with a new connection (default true); its packets are resent either way. */
   reconnect?: boolean;
+  /**
+   * Hash the whole source again after the last round (at the pause, for a live migration;
+   * a file source is read again) and send that checksum for the receiver to match, instead
+   * of the one tracked from round 1's hashes plus re-hashes of the chunks the dirty log named.
+   * The tracked checksum proves the transport delivered what was sent; the fresh one also
+   * proves nothing changed unseen: a write the dirty log missed, or a source file written to
+   * during the send, fails with `ERR_VERIFY_MISMATCH` instead of completing with a stale
+   * destination. Costs one more read of the source, in the downtime of a live migration.
+   * Default false.
+   */
+  verify?: boolean;
 }
 
 /**
@@ -479,6 +491,17 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     // receiver closes them once it has reported, loses nothing.
     dataDone = true;
     stats.sourceChecksum = combineChecksums(chunkHashes);
+    // Verify: a chunk whose fresh hash differs from the tracked one changed after it was sent
+    // and no later round sent it again.
+    let unsentChunks = 0;
+    const mismatch = (destination?: bigint) => verifyMismatch(stats.sourceChecksum!, unsentChunks, chunkHashes.length, live !== undefined, destination);
+    if (options.verify) {
+      const fresh = await hashSource(pool, source, failure, blockChunkBase, TASK_BYTES);
+      unsentChunks = fresh.filter((hash, i) => hash !== chunkHashes[i]).length;
+      stats.sourceChecksum = combineChecksums(fresh);
+      // A stream file has no receiver to ask: what it holds is what was sent.
+      if (!report && unsentChunks > 0) throw mismatch();
+    }
     await failure.race(control.send({ type: 'complete', rounds: round, checksum: stats.sourceChecksum }));
     stats.controlBytes = control.bytesWritten;
     if (!report) {
@@ -490,6 +513,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
           throw new TransportError(error.code, `${name}: the last writes did not reach the file: ${((error.cause as Error | undefined) ?? error).message}`, { cause: error.cause });
         });
       await failure.race(Promise.all([endWrites(controlSocket, 'control channel'), ...channels.map((c) => endWrites(c.socket, `data channel ${c.id}`))]));
+      if (options.verify) stats.verified = true;
       stats.finish('completed');
       failure.settle();
       return stats.snapshot();
@@ -502,8 +526,10 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     stats.destinationChecksum = final.checksum;
     stats.recvCpuPercent = Math.round((final.cpuMicros / 10 / Math.max(stats.elapsedMs(), 1e-3)) * 100) / 100;
     if (final.checksum !== stats.sourceChecksum) {
+      if (unsentChunks > 0) throw mismatch(final.checksum);
       throw new MultifdError('ERR_CHECKSUM_MISMATCH', `destination image checksum ${hex(final.checksum)} differs from the source's ${hex(stats.sourceChecksum)}`);
     }
+    if (options.verify) stats.verified = true;
     stats.finish('completed');
     failure.settle();
     for (const socket of sockets) socket.end();
@@ -530,6 +556,21 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
 /** A packet's sequence number (header offset 16, u64; below 2^53 by construction). */
 function packetSequence(packet: Uint8Array): number {
   return Number(new DataView(packet.buffer, packet.byteOffset, packet.byteLength).getBigUint64(16));
+}
+
+/**
+ * `ERR_VERIFY_MISMATCH`: the destination (its checksum; absent for a stream file, which holds
+ * what was sent) differs from the source hashed afresh, `unsentChunks` of `chunkCount` chunks.
+ */
+function verifyMismatch(fresh: bigint, unsentChunks: number, chunkCount: number, live: boolean, destination?: bigint): MultifdError {
+  const what = destination === undefined ? 'the pages in the stream file differ' : `destination image checksum ${hex(destination)} differs`;
+  return new MultifdError(
+    'ERR_VERIFY_MISMATCH',
+    `${what} from the source ${live ? 'at the pause' : 'after the send'} (hashed afresh: ${hex(fresh)}): ` +
+      `${unsentChunks} of ${chunkCount} checksum chunks changed after they were sent and no later round resent them: ` +
+      (live ? 'a write the dirty log did not see' : 'the source file changed during the send'),
+    { context: { sourceChecksum: hex(fresh), destinationChecksum: destination === undefined ? undefined : hex(destination), unsentChunks } },
+  );
 }
 
 /** `promise` raced against the latch and a timeout; the timer goes as soon as either ends the wait. */

@@ -66,6 +66,12 @@ export interface MigrationStats {
   /** Image checksums (XXH64 of chunk hashes), hex, once known. */
   'source-checksum'?: string;
   'destination-checksum'?: string;
+  /**
+   * Completed with `verify`: source-checksum is the source hashed afresh after the last
+   * round (at the pause), so the destination equals the source as it was then, not only as
+   * it was sent.
+   */
+  verified?: boolean;
   /** Why the migration failed, when it did. */
   'error-desc'?: string;
 }
@@ -94,6 +100,7 @@ export class StatsTracker {
   throttlePercent: number | undefined;
   sourceChecksum: bigint | undefined;
   destinationChecksum: bigint | undefined;
+  verified: boolean | undefined;
   error: string | undefined;
   private readonly startMs = performance.now();
   private readonly startCpu = process.cpuUsage();
@@ -169,6 +176,7 @@ export class StatsTracker {
       'packets-resent': this.packetsResent,
       'source-checksum': hex(this.sourceChecksum),
       'destination-checksum': hex(this.destinationChecksum),
+      verified: this.verified,
       'error-desc': this.error,
     };
   }
