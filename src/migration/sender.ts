@@ -139,7 +139,19 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
   const zeroPageDetection = options.zeroPageDetection ?? 'multifd';
   const stats = new StatsTracker(source.blocks.reduce((n, b) => n + b.byteLength, 0), pageSize);
   const pool = options.pool ?? new WorkerPool({ threads: options.threads });
-  const bucket = options.maxBandwidth ? new TokenBucket({ bytesPerSecond: options.maxBandwidth }) : undefined;
+  // The bandwidth waits end with the migration: dozens of tasks may queue behind the bucket's
+  // debt, and their timers would keep a failed sender's process alive for seconds. (One
+  // AbortSignal for them all would collect a listener per wait.)
+  const sleeping = new Map<NodeJS.Timeout, () => void>();
+  const sleep = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        sleeping.delete(timer);
+        resolve();
+      }, ms);
+      sleeping.set(timer, resolve);
+    });
+  const bucket = options.maxBandwidth ? new TokenBucket({ bytesPerSecond: options.maxBandwidth, sleep }) : undefined;
   const failure = new FailureLatch();
   const sockets: Duplex[] = [];
   const inFlight = new Set<Promise<void>>();
@@ -544,6 +556,10 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     if (error instanceof MultifdError) error.context.status = stats.status;
     throw error;
   } finally {
+    for (const [timer, wake] of sleeping) {
+      clearTimeout(timer);
+      wake(); // its writer has given up already (raced against the failure)
+    }
     clearInterval(progress);
     clearInterval(metering);
     live?.dirtyLog.stop();

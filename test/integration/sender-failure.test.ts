@@ -189,6 +189,31 @@ test('24 threads, no bandwidth cap, a data channel cut while tasks wait for it t
   }
 });
 
+test('24 threads queued behind max-bandwidth, receiver destroyed: once migrate rejected, no bandwidth timer keeps the process alive', async () => {
+  const pool = new WorkerPool({ threads: 24 });
+  const source = await openImageSource(image);
+  const timers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+  try {
+    const dying = await dyingReceiver(8 * MiB);
+    const before = timers();
+    const { value, problems } = await watchProcess(() =>
+      migrate({ source, connect: () => connect(parseEndpoint(dying.address)), pool, awaitReceiver: false, maxBandwidth: 16 * MiB }).then(
+        () => 'resolved',
+        (error: MultifdError) => ({ code: error.code, timersLeft: timers() }),
+      ),
+    );
+    dying.close();
+    assert.equal(problems, []);
+    assert.not.equal(value, 'resolved');
+    const { code, timersLeft } = value as { code: string; timersLeft: number };
+    assert.ok(CODES.includes(code), code);
+    assert.ok(timersLeft <= before, `${timersLeft - before} timer(s) still running after migrate rejected`);
+  } finally {
+    await source.close();
+    await pool.close();
+  }
+});
+
 interface Run {
   code: number | null;
   stdout: string;
