@@ -1,11 +1,11 @@
 // A memory image on disk as a migration destination. Pages land in `<path>.partial` and the
 // file takes its final name only in complete(), after an fsync: a crash, an abort or a failed
 // migration can leave a .partial behind, never a truncated file that looks like an image.
-import { openSync, closeSync, fsyncSync, writeSync } from 'node:fs';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { writeSync } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { MultifdError, outOfRange } from '../errors.js';
 import { DEFAULT_PAGE_SIZE, checkPageSize } from '../pages.js';
+import { commitPartial, partialPathOf, removePartial } from '../partial-file.js';
 import { fileChecksum, windowOptions, type WindowOptions } from './file-windows.js';
 import { checkImageSize } from './image-source.js';
 
@@ -52,20 +52,6 @@ export function writeAllAt(fd: number, bytes: Uint8Array, position: number): voi
   }
 }
 
-// Makes the rename itself durable. Best effort: some platforms cannot fsync a directory.
-function syncDirectory(path: string): void {
-  try {
-    const fd = openSync(dirname(path), 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // The image is complete and renamed; only its durability across a power cut is weaker.
-  }
-}
-
 class FileImageSink implements ImageSink {
   readonly partialPath: string;
   readonly pageCount: number;
@@ -79,7 +65,7 @@ class FileImageSink implements ImageSink {
     readonly byteLength: number,
     private readonly windows: Required<WindowOptions>,
   ) {
-    this.partialPath = path + '.partial';
+    this.partialPath = partialPathOf(path);
     this.pageCount = byteLength / pageSize;
   }
 
@@ -103,21 +89,18 @@ class FileImageSink implements ImageSink {
     try {
       await this.handle.sync();
       await this.handle.close();
-      await rename(this.partialPath, this.path);
+      await commitPartial(this.partialPath, this.path);
     } catch (error) {
       this.state = 'failed';
       throw error;
     }
-    syncDirectory(this.path);
   }
 
   async abort(): Promise<void> {
     if (this.state === 'completed' || this.state === 'aborted') return;
     this.state = 'aborted';
     await this.handle.close().catch(() => {});
-    await unlink(this.partialPath).catch((error: NodeJS.ErrnoException) => {
-      if (error.code !== 'ENOENT') throw error;
-    });
+    await removePartial(this.partialPath);
   }
 
   checksum(): Promise<bigint> {
@@ -158,12 +141,12 @@ export async function createImageSink(path: string, options: ImageSinkOptions): 
   if (existing && !existing.isFile()) {
     throw new MultifdError('ERR_IMAGE_PATH', `${path} exists and is not a regular file: an image would replace it`, { context: { path } });
   }
-  const handle = await open(path + '.partial', 'w+');
+  const handle = await open(partialPathOf(path), 'w+');
   try {
     await handle.truncate(byteLength);
   } catch (error) {
     await handle.close();
-    await unlink(path + '.partial').catch(() => {});
+    await removePartial(partialPathOf(path)).catch(() => {});
     throw error;
   }
   return new FileImageSink(path, handle, pageSize, byteLength, windows);

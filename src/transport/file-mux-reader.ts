@@ -132,6 +132,7 @@ export class FileMuxReader extends EventEmitter {
   private readonly channels = new Map<number, FileChannelReader>();
   private readonly highWaterMark: number;
   private stopped = false;
+  private recordsEnd = 0;
 
   constructor(path: string, options: FileMuxReaderOptions = {}) {
     super();
@@ -140,6 +141,16 @@ export class FileMuxReader extends EventEmitter {
     this.done = this.run();
     // Failures reach the channels and 'error'; `done` rejects only for whoever awaits it.
     this.done.catch(() => {});
+  }
+
+  /** Bytes of whole records dealt out so far: the file's size once `done` resolved. */
+  get bytesRead(): number {
+    return this.recordsEnd;
+  }
+
+  /** Channel ids seen so far. */
+  get channelCount(): number {
+    return this.channels.size;
   }
 
   /** Stops reading and destroys every channel; resolves once the file is closed. */
@@ -156,7 +167,7 @@ export class FileMuxReader extends EventEmitter {
       await this.readRecords(new FileCursor(handle));
       for (const channel of this.channels.values()) if (!channel.destroyed) channel.push(null);
     } catch (caught) {
-      const error = caught instanceof TransportError ? caught : fileStreamError(this.path, 'cannot read the migration file', caught);
+      const error = caught instanceof TransportError ? caught : fileStreamError(this.path, readFailure(caught), caught);
       for (const channel of this.channels.values()) channel.destroy(error);
       if (this.listenerCount('error') > 0) this.emit('error', error);
       throw error;
@@ -178,6 +189,7 @@ export class FileMuxReader extends EventEmitter {
       }
       const payload = await cursor.take(length);
       if (payload.length < length) throw this.truncated(at, length, payload.length, 'payload');
+      this.recordsEnd = cursor.offset;
       await this.channel(channelId).deliver(payload);
     }
   }
@@ -195,4 +207,13 @@ export class FileMuxReader extends EventEmitter {
   private truncated(at: number, expected: number, got: number, part: string): TransportError {
     return fileStreamError(this.path, `record at byte ${at} is truncated: ${part}: expected ${expected} bytes, got ${got}`);
   }
+}
+
+/** Why a stream file could not be read, in words (the system error stays the cause). */
+function readFailure(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EISDIR') return 'is a folder, not a migration stream file';
+  if (code === 'EACCES' || code === 'EPERM') return `cannot read the migration file: permission denied (${code})`;
+  return `cannot read the migration file (${code ?? String(error)})`;
 }

@@ -3,9 +3,13 @@
 // (big-endian, like the rest of the wire). Each channel's writes become records in its own
 // order; records of different channels interleave as they come. Channels see backpressure
 // exactly when the file stream does, so a slow disk slows the senders instead of filling RAM.
+// The file is written as PATH.partial and named PATH only once it is whole and on disk, so a
+// cut or failed migration never leaves a stream file that looks complete.
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { Duplex } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { TransportError, outOfRange } from '../errors.js';
+import { commitPartial, partialPathOf, removePartial } from '../partial-file.js';
 
 /** Bytes of a record header: u16 channel id, u32 payload length. */
 export const RECORD_HEADER_BYTES = 6;
@@ -63,20 +67,33 @@ class FileChannelWriter extends Duplex {
  * The channels' readable sides never carry data (a file cannot answer) and end with them.
  * As with a socket, the file stream holds written buffers until they are flushed: do not
  * change them after write().
+ *
+ * The records go to `path + '.partial'`. {@link FileMuxWriter.close} (the migration completed)
+ * flushes, fsyncs and renames it to `path`; {@link FileMuxWriter.abort} (it did not) removes
+ * it. Only a whole stream ever carries the name `path`.
  */
 export class FileMuxWriter {
   readonly path: string;
+  /** Where the records go until close() succeeded: `path + '.partial'`. */
+  readonly partialPath: string;
   private readonly stream: WriteStream;
   private readonly channels: FileChannelWriter[] = [];
   private readonly waitingForDrain: Callback[] = [];
   private failure: TransportError | undefined;
   private closing: Promise<void> | undefined;
+  private aborting: Promise<void> | undefined;
+  /** Set once the file carries its final name. */
+  private committed = false;
 
-  /** Creates (or truncates) the file at `path`; errors (even opening it) reach the channels and close(). */
+  /**
+   * Creates (or truncates) `path + '.partial'`; errors (even opening it) reach the channels
+   * and close(). A file already at `path` is left alone until close() replaces it.
+   */
   constructor(path: string) {
     this.path = path;
+    this.partialPath = partialPathOf(path);
     // flush: fsync before close, so a closed migration file is on disk, not just in the cache.
-    this.stream = createWriteStream(path, { flush: true });
+    this.stream = createWriteStream(this.partialPath, { flush: true });
     this.stream.on('drain', () => this.releaseWriters());
     this.stream.on('error', (error) => this.fail(fileStreamError(path, 'cannot write the migration file', error)));
   }
@@ -92,7 +109,7 @@ export class FileMuxWriter {
    * after close() or a file error.
    */
   openChannel(): Duplex {
-    if (this.closing) throw fileStreamError(this.path, 'openChannel() after close()');
+    if (this.closing || this.aborting) throw fileStreamError(this.path, `openChannel() after ${this.aborting ? 'abort' : 'close'}()`);
     if (this.failure) throw this.failure;
     if (this.channels.length >= MAX_FILE_CHANNELS) throw outOfRange('channel count', `at most ${MAX_FILE_CHANNELS}`, this.channels.length + 1);
     const channelId = this.channels.length;
@@ -102,12 +119,32 @@ export class FileMuxWriter {
   }
 
   /**
-   * Ends every channel still open, waits until all their records are in the file, then
-   * fsyncs and closes it. Rejects with TransportError `ERR_FILE_STREAM` if the file failed.
+   * The migration completed: ends every channel still open, waits until all their records are
+   * in the file, fsyncs and closes it, and renames it from `path.partial` to `path`. Rejects
+   * with TransportError `ERR_FILE_STREAM` if the file failed (the .partial is removed then).
    */
   close(): Promise<void> {
-    this.closing ??= this.finish();
+    this.closing ??= this.aborting ? this.aborting.then(() => Promise.reject(this.failure)) : this.finish();
     return this.closing;
+  }
+
+  /**
+   * The migration failed or was cancelled: fails every channel with `reason` (default
+   * `ERR_FILE_STREAM` "aborted"), closes the file and removes `path.partial`. Does nothing
+   * once close() has succeeded; after a close() that is still running, waits for it and then
+   * removes what it left.
+   */
+  abort(reason?: Error): Promise<void> {
+    this.aborting ??= (async () => {
+      // Failing first releases a close() that waits for channels to drain.
+      if (!this.committed) this.fail(reason instanceof TransportError ? reason : fileStreamError(this.path, 'the migration was aborted', reason));
+      await this.closing?.catch(() => {});
+      if (this.committed) return;
+      this.stream.destroy();
+      await finished(this.stream).catch(() => {});
+      await removePartial(this.partialPath);
+    })();
+    return this.aborting;
   }
 
   // Appends `chunk` as records of `channelId`; `done` runs when the channel may write more.
@@ -145,7 +182,17 @@ export class FileMuxWriter {
         this.stream.end();
       });
     }
-    if (this.failure) throw this.failure;
+    try {
+      if (this.failure) throw this.failure;
+      await commitPartial(this.partialPath, this.path).catch((error: unknown) => {
+        throw fileStreamError(this.path, `cannot rename ${this.partialPath} to it`, error);
+      });
+      this.committed = true;
+    } catch (error) {
+      this.stream.destroy();
+      await removePartial(this.partialPath).catch(() => {});
+      throw error;
+    }
   }
 }
 
