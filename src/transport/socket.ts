@@ -66,9 +66,20 @@ async function removeStaleSocket(path: string): Promise<void> {
   if (!live) await unlink(path).catch(() => {});
 }
 
+/** Why listen() failed, in words: the system code alone (EADDRINUSE) tells a user little. */
+const LISTEN_REASONS: Record<string, string> = {
+  EADDRINUSE: 'the address is already in use (is another receiver running? choose another port, or port 0 for any free one)',
+  EACCES: 'permission denied (ports below 1024 need privileges; a unix socket needs a writable folder)',
+  EADDRNOTAVAIL: 'the host is not an address of this machine',
+  ENOTFOUND: 'the host name does not resolve',
+  EAI_AGAIN: 'the host name does not resolve (DNS is not answering)',
+  ENOENT: 'the folder of the socket does not exist',
+};
+
 function listenError(text: string, cause: unknown): TransportError {
   const code = (cause as NodeJS.ErrnoException).code ?? String(cause);
-  return new TransportError('ERR_LISTEN', `cannot listen on ${text}: ${code}`, { cause, context: { endpoint: text } });
+  const reason = LISTEN_REASONS[code];
+  return new TransportError('ERR_LISTEN', `cannot listen on ${text}: ${reason ? `${reason} (${code})` : code}`, { cause, context: { endpoint: text, reason: code } });
 }
 
 /**
@@ -124,6 +135,15 @@ export async function connect(endpoint: Endpoint, options: ConnectOptions = {}):
   return startTlsClient(socket, options.tls, host, formatEndpoint(endpoint), options.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
 }
 
+/** Why connect() failed, in words, keeping the system code in view. */
+const CONNECT_REASONS: Record<string, string> = {
+  ECONNREFUSED: 'nothing is listening there (ECONNREFUSED): start the receiver first, and check the host and port',
+  ENOENT: 'no socket at that path (ENOENT): start the receiver first',
+  ENOTFOUND: 'the host name does not resolve (ENOTFOUND)',
+  EHOSTUNREACH: 'the host cannot be reached (EHOSTUNREACH)',
+  ENETUNREACH: 'the network cannot be reached (ENETUNREACH)',
+};
+
 async function connectPlain(endpoint: Endpoint, options: ConnectOptions): Promise<Socket> {
   const target = socketEndpoint(endpoint, 'connect to');
   const text = formatEndpoint(target);
@@ -136,7 +156,7 @@ async function connectPlain(endpoint: Endpoint, options: ConnectOptions): Promis
       reject(new TransportError('ERR_CONNECT', `cannot connect to ${text}: ${why}`, { cause, context: { endpoint: text, timeoutMs } }));
     };
     const timer = setTimeout(() => fail(`timed out after ${timeoutMs} ms`), timeoutMs);
-    const onError = (error: NodeJS.ErrnoException): void => fail(error.code ?? error.message, error);
+    const onError = (error: NodeJS.ErrnoException): void => fail(CONNECT_REASONS[error.code ?? ''] ?? error.code ?? error.message, error);
     socket.once('error', onError);
     socket.once('connect', () => {
       clearTimeout(timer);
