@@ -73,3 +73,50 @@ export function fileDestination(path: string): DestinationFactory {
     };
   };
 }
+
+/** A destination factory whose product its caller can still reach; see {@link trackDestination}. */
+export interface TrackedDestination {
+  /** The factory to give the receiver. */
+  factory: DestinationFactory;
+  /**
+   * With `holdCompletion`: completes the destination the receiver marked complete (names the
+   * image file). Rejects if none was built.
+   */
+  complete(): Promise<void>;
+  /** Aborts the destination, waiting for one still being built; harmless if none was or it is aborted already. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Wraps a factory so that whoever awaits the receiver can still reach its destination:
+ * - A receiver aborts the destination it holds; one still being built when the migration
+ *   failed (an image file being created while a broken stream fails the control channel) lands
+ *   after that cleanup and would be left behind as a `.partial` file. `abort()` waits for such
+ *   a build and aborts what it made (aborting twice is harmless).
+ * - With `holdCompletion`, the receiver's complete() only marks the destination ready and
+ *   `complete()` here does the real thing, for a caller that has more to check first (a
+ *   stream file must also end well after the checksum was confirmed).
+ */
+export function trackDestination(factory: DestinationFactory, options: { holdCompletion?: boolean } = {}): TrackedDestination {
+  let building: Promise<Destination> | undefined;
+  const held = (d: Destination): Destination => ({
+    targets: d.targets,
+    hashChunks: (pool, blockIndex, byteOffset, byteLength) => d.hashChunks(pool, blockIndex, byteOffset, byteLength),
+    complete: async () => {},
+    abort: () => d.abort(),
+  });
+  return {
+    factory: (hello) => {
+      building = factory(hello);
+      return options.holdCompletion ? building.then(held) : building;
+    },
+    async complete() {
+      if (!building) throw new Error('no destination was built');
+      await (await building).complete();
+    },
+    async abort() {
+      const destination = await building?.catch(() => undefined);
+      await destination?.abort();
+    },
+  };
+}

@@ -41,7 +41,17 @@ export interface ReceiveOptions {
   /** Worker threads (decompress-threads); default: available cores. Ignored when `pool` is given. */
   threads?: number;
   pool?: WorkerPool;
-  /** How long the sender has to complete the handshake (hello and every data channel), default 30 s. */
+  /**
+   * How long to wait for the first sender to connect (a connection that identifies itself as
+   * control or data); default: forever, as QEMU's `-incoming` waits. Connections refused before
+   * that (a failed TLS handshake, a TLS peer at a receiver without TLS) do not end the wait.
+   * When it passes: TransportError `ERR_ACCEPT_TIMEOUT`.
+   */
+  acceptTimeoutMs?: number;
+  /**
+   * How long the sender has to complete the handshake (hello and every data channel), counted
+   * from its first connection, default 30 s. When it passes: TransportError `ERR_HANDSHAKE_TIMEOUT`.
+   */
   handshakeTimeoutMs?: number;
   /** How long any one connection has to say what it is (its magic and channel init), default 10 s. */
   connectionTimeoutMs?: number;
@@ -93,6 +103,8 @@ const MAX_IN_FLIGHT_TOTAL = 64;
 const ACK_DELAY_MS = 5;
 /** Packet buffers kept for reuse. */
 const MAX_SPARE_BUFFERS = 64;
+/** First two bytes of a TLS handshake record (content type 22, major version 3): a ClientHello. */
+const TLS_HANDSHAKE_RECORD = 0x1603;
 
 interface ChannelState {
   id: number;
@@ -161,15 +173,22 @@ export class MigrationReceiver {
   private zeroPages = 0;
   private bytesReceived = 0;
   private readonly startCpu = process.cpuUsage();
+  /** Runs until the first sender connects, when acceptTimeoutMs is set. */
+  private acceptTimer: NodeJS.Timeout | undefined;
+  /** Starts with the first sender's connection: the handshake must be done in handshakeTimeoutMs. */
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private settled = false;
 
   constructor(private readonly options: ReceiveOptions) {
     this.pool = options.pool ?? new WorkerPool({ threads: options.threads });
-    const handshakeMs = this.handshakeTimeoutMs;
-    const timer = setTimeout(() => {
-      if (this.channelsReady()) return;
-      const refusals = this.refused.length ? ` (refused: ${this.refused.map((e) => e.code).join(', ')})` : '';
-      this.fail(new TransportError('ERR_HANDSHAKE_TIMEOUT', `the sender did not complete the handshake within ${handshakeMs} ms${refusals}`, { context: { timeoutMs: handshakeMs } }));
-    }, handshakeMs);
+    const acceptMs = options.acceptTimeoutMs;
+    if (acceptMs !== undefined) {
+      this.acceptTimer = setTimeout(() => {
+        const last = this.refused.at(-1);
+        const refusals = last ? ` (refused ${this.refused.length} connection(s), the last because ${last.message})` : '';
+        this.fail(new TransportError('ERR_ACCEPT_TIMEOUT', `no sender connected within ${acceptMs} ms${refusals}`, { context: { timeoutMs: acceptMs } }));
+      }, acceptMs);
+    }
     const idleMs = options.idleTimeoutMs ?? 60_000;
     const idle = setInterval(() => {
       if (this.hello && performance.now() - this.lastActivity > idleMs) {
@@ -191,12 +210,34 @@ export class MigrationReceiver {
         throw error;
       })
       .finally(async () => {
-        clearTimeout(timer);
+        this.settled = true;
+        clearTimeout(this.acceptTimer);
+        clearTimeout(this.handshakeTimer);
         clearTimeout(this.ackTimer);
         clearInterval(idle);
         for (const socket of this.sockets) socket.end();
         if (!options.pool) await this.pool.close();
       });
+    // Whoever holds the receiver may await `result` late or never (a CLI that failed to start,
+    // a caller that only wanted the destination): its failure must not become an unhandled
+    // rejection that kills the process with a stack trace. Awaiting it still throws.
+    this.result.catch(() => {});
+  }
+
+  /**
+   * The first sender connected: the accept wait is over and the handshake clock starts. A
+   * refused connection (TLS, garbage) never gets here, so it cannot start a 30 s countdown
+   * that ends a receiver still waiting for a good sender.
+   */
+  private senderArrived(): void {
+    if (this.handshakeTimer || this.settled) return;
+    clearTimeout(this.acceptTimer);
+    const handshakeMs = this.handshakeTimeoutMs;
+    this.handshakeTimer = setTimeout(() => {
+      if (this.channelsReady()) return;
+      const refusals = this.refused.length ? ` (refused: ${this.refused.map((e) => e.code).join(', ')})` : '';
+      this.fail(new TransportError('ERR_HANDSHAKE_TIMEOUT', `the sender did not complete the handshake within ${handshakeMs} ms of connecting${refusals}`, { context: { timeoutMs: handshakeMs } }));
+    }, handshakeMs);
   }
 
   /** Hands a new connection to the receiver (control or data, told apart by its magic). */
@@ -232,8 +273,16 @@ export class MigrationReceiver {
       if (head.byteLength < 4) return;
       socket.off('data', onData);
       const magic = new DataView(head.buffer, head.byteOffset).getUint32(0);
+      if (magic >>> 16 === TLS_HANDSHAKE_RECORD) {
+        // A TLS ClientHello at a receiver without TLS: a configuration mismatch, not an
+        // attack. Say so in words and keep waiting for a sender that speaks plainly.
+        identify();
+        socket.destroy();
+        return this.refuse(new TransportError('ERR_TLS_HANDSHAKE', 'the sender uses TLS but this receiver does not: give both ends the same --tls-* options', { context: { got: `0x${magic.toString(16)}` } }));
+      }
       if (magic === CONTROL_MAGIC && !this.control) {
         identify();
+        this.senderArrived();
         socket.on('error', (error) => this.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection failed: ${error.message}`, { cause: error })));
         this.control = new ControlChannel(socket, head);
         this.controlArrived(this.control);
@@ -299,6 +348,7 @@ export class MigrationReceiver {
       bytes = concat(bytes, chunk);
       if (bytes.byteLength >= DATA_INIT_BYTES) {
         identify();
+        this.senderArrived();
         socket.off('data', onData);
         socket.pause();
         const start = () => this.startChannel(socket, bytes);

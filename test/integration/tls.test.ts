@@ -36,7 +36,10 @@ const source = filledMemory({ blocks: [{ name: 'pc.ram', byteLength: 4 << 20 }],
 const PSK = parsePskFile('multifd:00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n');
 const WRONG_PSK = parsePskFile('multifd:ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n');
 
-/** A receiver on loopback; `created` tells whether it ever built destination memory. */
+/**
+ * A receiver on loopback; `created` tells whether it ever built destination memory. It waits
+ * `handshakeTimeoutMs` for a sender too (refused connections do not end a receiver's wait).
+ */
 async function receiver(tls: TlsCredentials | undefined, handshakeTimeoutMs = 5000, connectionTimeoutMs?: number) {
   let destination: GuestMemory | undefined;
   let created = false;
@@ -47,6 +50,7 @@ async function receiver(tls: TlsCredentials | undefined, handshakeTimeoutMs = 50
     },
     pool,
     tls,
+    acceptTimeoutMs: handshakeTimeoutMs,
     handshakeTimeoutMs,
     connectionTimeoutMs,
   });
@@ -76,12 +80,16 @@ async function rejects(promise: Promise<unknown>, codes: string[]): Promise<Mult
   return error as MultifdError;
 }
 
-/** The receiver refused someone and still holds no destination; it then times out waiting for a sender. */
-async function refusedUntouched(side: Awaited<ReturnType<typeof receiver>>, code: string): Promise<void> {
+/**
+ * The receiver refused someone, saying `words`, and still holds no destination; it then gives
+ * up waiting for a sender.
+ */
+async function refusedUntouched(side: Awaited<ReturnType<typeof receiver>>, code: string, words?: RegExp): Promise<void> {
   await until(() => side.listening.receiver.refused.length > 0);
   assert.is(side.listening.receiver.refused[0]?.code, code, side.listening.receiver.refused[0]?.message);
+  if (words) assert.match(side.listening.receiver.refused[0]!.message, words);
   assert.not.ok(side.created(), 'destination memory was created');
-  await rejects(side.listening.result, ['ERR_HANDSHAKE_TIMEOUT', 'ERR_CONTROL_TIMEOUT']);
+  await rejects(side.listening.result, ['ERR_ACCEPT_TIMEOUT', 'ERR_HANDSHAKE_TIMEOUT', 'ERR_CONTROL_TIMEOUT']);
 }
 
 async function completes(tlsReceiver: TlsCredentials, tlsSender: TlsCredentials) {
@@ -109,27 +117,29 @@ test('with certificates verified both ways the migration completes', async () =>
 
 test('a sender with the wrong pre-shared key is refused: ERR_TLS_HANDSHAKE on both sides, no destination', async () => {
   const side = await receiver({ psk: PSK }, 1500);
-  await rejects(send(side.listening, { psk: WRONG_PSK }), ['ERR_TLS_HANDSHAKE']);
-  await refusedUntouched(side, 'ERR_TLS_HANDSHAKE');
+  const error = await rejects(send(side.listening, { psk: WRONG_PSK }), ['ERR_TLS_HANDSHAKE']);
+  assert.match(error.message, /the pre-shared keys differ/);
+  await refusedUntouched(side, 'ERR_TLS_HANDSHAKE', /pre-shared key differs/);
 });
 
 test('a sender trusting another CA refuses the receiver (ERR_TLS_HANDSHAKE)', async () => {
   const side = await receiver({ cert: trusted.serverCert, key: trusted.serverKey, ca: trusted.ca }, 1500);
   const error = await rejects(send(side.listening, { ca: other.ca, cert: trusted.clientCert, key: trusted.clientKey }), ['ERR_TLS_HANDSHAKE']);
   assert.match(error.message, /UNABLE_TO_VERIFY|self.signed|unable to verify/i);
+  assert.match(error.message, /not signed by the CA in this sender's --tls-ca/);
   await refusedUntouched(side, 'ERR_TLS_HANDSHAKE');
 });
 
 test('a sender whose certificate another CA signed is refused by the receiver', async () => {
   const side = await receiver({ cert: trusted.serverCert, key: trusted.serverKey, ca: trusted.ca }, 1500);
   await rejects(send(side.listening, { ca: trusted.ca, cert: other.clientCert, key: other.clientKey }), ['ERR_TLS_HANDSHAKE', 'ERR_CONTROL_CLOSED', 'ERR_HANDSHAKE']);
-  await refusedUntouched(side, 'ERR_TLS_HANDSHAKE');
+  await refusedUntouched(side, 'ERR_TLS_HANDSHAKE', /certificate is not signed by the CA in this receiver's --tls-ca/);
 });
 
 test('a plain-TCP sender against a TLS receiver is refused before its hello is read', async () => {
   const side = await receiver({ psk: PSK }, 1500);
   await rejects(send(side.listening, undefined), ['ERR_CONTROL_CLOSED', 'ERR_CONTROL_TIMEOUT']);
-  await refusedUntouched(side, 'ERR_TLS_HANDSHAKE');
+  await refusedUntouched(side, 'ERR_TLS_HANDSHAKE', /connected without TLS but this receiver uses TLS/);
 });
 
 /** Opens a raw TCP connection that sends `bytes` one byte every `intervalMs`; closes it when the peer does. */
