@@ -1,6 +1,8 @@
 // Parsing of option values shared by the subcommands: integers in a range, sizes with
 // QEMU-style suffixes, enumerations. Every mistake is a UsageError (exit status 2).
-import { loadTlsCredentials, type TlsCredentials } from '../transport/index.js';
+import { isIP } from 'node:net';
+import { MultifdError } from '../errors.js';
+import { loadTlsCredentials, parseEndpoint, type Endpoint, type TlsCredentials } from '../transport/index.js';
 import { UsageError, type OptionSpec } from './usage.js';
 
 /** TLS flags shared by `send` and `receive` (QEMU's tls-creds, as files). */
@@ -47,4 +49,27 @@ export function choiceOption<T extends string>(values: Record<string, unknown>, 
   if (raw === undefined) return fallback;
   if (!choices.includes(raw as T)) throw new UsageError(`--${name} must be one of ${choices.join(', ')}, got "${String(raw)}"`);
   return raw as T;
+}
+
+/**
+ * The endpoint of `--name`, which must be one of `kinds`. A malformed one is a usage error
+ * (exit 2), as is a host that looks like an IPv4 address but is not one (`999.1.1.1` would
+ * otherwise go to the resolver and fail later as a name that does not resolve).
+ */
+export function endpointOption<K extends Endpoint['kind']>(values: Record<string, unknown>, name: string, kinds: readonly K[], hint = ''): Extract<Endpoint, { kind: K }> {
+  const text = String(values[name]);
+  let endpoint: Endpoint;
+  try {
+    endpoint = parseEndpoint(text);
+  } catch (error) {
+    if (error instanceof MultifdError && error.code === 'ERR_ENDPOINT') throw new UsageError(`--${name}: ${error.message}`);
+    throw error;
+  }
+  if (endpoint.kind === 'tcp' && /^[\d.]+$/.test(endpoint.host) && isIP(endpoint.host) !== 4) {
+    throw new UsageError(`--${name}: "${endpoint.host}" is not an IPv4 address (four numbers from 0 to 255)`);
+  }
+  if (!(kinds as readonly string[]).includes(endpoint.kind)) {
+    throw new UsageError(`--${name} takes ${kinds.map((k) => `${k}:`).join(' or ')}, not ${endpoint.kind}:${hint ? `; ${hint}` : ''}`);
+  }
+  return endpoint as Extract<Endpoint, { kind: K }>;
 }
