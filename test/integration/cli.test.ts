@@ -1,48 +1,17 @@
 // The `multifd` command end to end, as separate processes: receive and send over loopback TCP
 // and through a migration stream file, exit statuses, and the NDJSON event stream.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
+import { multifd, receiver } from '../helpers/cli.js';
 import { concatPages, makePages } from '../helpers/pages.js';
 
 const test = suite('multifd command');
-const MAIN = new URL('../../src/cli/main.ts', import.meta.url).pathname;
 let dir: string;
 let image: string;
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Starts `multifd ARGS`; `onStderr` sees stderr as it comes. */
-function multifd(args: string[], onStderr?: (text: string) => void): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk;
-    onStderr?.(stderr);
-  });
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
-
-/** Starts a receiver on an ephemeral port and resolves its address with the run's outcome. */
-async function receiver(out: string, extra: string[] = []): Promise<{ address: string; done: Promise<Run> }> {
-  let announce!: (address: string) => void;
-  const address = new Promise<string>((resolve) => (announce = resolve));
-  const done = multifd(['receive', '--listen', 'tcp:127.0.0.1:0', '--out', out, '--threads', '2', ...extra], (text) => {
-    const match = /listening on (tcp:\S+)/.exec(text);
-    if (match) announce(match[1]!);
-  });
-  return { address: await Promise.race([address, done.then((r) => Promise.reject(new Error(`receiver exited: ${r.stderr}`)))]), done };
-}
 
 const sha256 = (path: string) => createHash('sha256').update(readFileSync(path)).digest('hex');
 
@@ -101,7 +70,7 @@ test('usage errors exit 2 and name the flag', async () => {
   const unknown = await multifd(['send', '--bogus']);
   assert.is(unknown.code, 2);
   const badEndpoint = await multifd(['send', '--in', image, '--to', 'http://example']);
-  assert.is(badEndpoint.code, 1);
+  assert.is(badEndpoint.code, 2);
   assert.match(badEndpoint.stderr, /http:\/\/example/);
 });
 
