@@ -126,7 +126,8 @@ class ChannelTails {
     // Another 'data' listener beside the receiver's sees the same chunks; it pauses and
     // resumes with the receiver's, since a paused stream emits to nobody.
     channel.on('data', (chunk: Buffer) => {
-      state.tail = Buffer.concat([state.tail, chunk]).subarray(-TAIL_BYTES);
+      // A copy of the last bytes only: a view would keep the reader's whole buffer alive.
+      state.tail = Buffer.from(chunk.length >= TAIL_BYTES ? chunk.subarray(-TAIL_BYTES) : Buffer.concat([state.tail, chunk]).subarray(-TAIL_BYTES));
       if (control) return this.readControl(control, chunk);
       if (state.head.length >= 4) return;
       early.push(chunk);

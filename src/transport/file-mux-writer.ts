@@ -129,15 +129,20 @@ export class FileMuxWriter {
   }
 
   /**
-   * The migration failed or was cancelled: fails every channel with `reason` (default
-   * `ERR_FILE_STREAM` "aborted"), closes the file and removes `path.partial`. Does nothing
-   * once close() has succeeded; after a close() that is still running, waits for it and then
-   * removes what it left.
+   * The migration failed or was cancelled: destroys every channel (quietly: whoever failed
+   * knows why), closes the file and removes `path.partial`; later writes and close() fail with
+   * TransportError `ERR_FILE_STREAM`. Does nothing once close() has succeeded; after a close()
+   * that is still running, waits for it and then removes what it left.
    */
-  abort(reason?: Error): Promise<void> {
+  abort(): Promise<void> {
     this.aborting ??= (async () => {
-      // Failing first releases a close() that waits for channels to drain.
-      if (!this.committed) this.fail(reason instanceof TransportError ? reason : fileStreamError(this.path, 'the migration was aborted', reason));
+      if (!this.committed && !this.failure) {
+        this.failure = fileStreamError(this.path, 'the migration was aborted');
+        for (const channel of this.channels) channel.destroy();
+        // After the destroy, so their callbacks' error is not raised again as an 'error' event;
+        // this also releases a close() that waits for channels to drain.
+        this.releaseWriters(this.failure);
+      }
       await this.closing?.catch(() => {});
       if (this.committed) return;
       this.stream.destroy();
