@@ -105,7 +105,7 @@ export async function runDemo(args: string[]): Promise<void> {
  * also holds the pages dirtied between that sync and the pause, a bandwidth that fell short
  * of the estimate, and the receiver hashing what changed to confirm the image checksum.
  */
-export function downtimeOverrun(stats: MigrationStats, downtimeLimitMs: number): string | undefined {
+function downtimeOverrun(stats: MigrationStats, downtimeLimitMs: number): string | undefined {
   const downtime = stats.downtime;
   if (downtime === undefined || downtime <= downtimeLimitMs) return undefined;
   const expected = stats['expected-downtime'];
