@@ -88,8 +88,9 @@ export interface MigrateOptions {
    * The tracked checksum proves the transport delivered what was sent; the fresh one also
    * proves nothing changed unseen: a write the dirty log missed, or a source file written to
    * during the send, fails with `ERR_VERIFY_MISMATCH` instead of completing with a stale
-   * destination. Costs one more read of the source, in the downtime of a live migration.
-   * Default false.
+   * destination. Into a stream file (`awaitReceiver: false`), where nobody answers, such a
+   * change fails the send before its final frame. Costs one more read of the source, in the
+   * downtime of a live migration. Default false.
    */
   verify?: boolean;
 }

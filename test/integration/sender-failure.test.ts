@@ -58,6 +58,16 @@ test.after(async () => {
   await receiverPool?.close();
 });
 
+/** `promise`'s outcome, or 'hung' if it has not settled within `ms`. */
+async function orHung<T>(promise: Promise<T>, ms: number): Promise<T | 'hung'> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<'hung'>((resolve) => (timer = setTimeout(() => resolve('hung'), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Collects 'unhandledRejection' and 'warning' events on process while `run` runs. */
 async function watchProcess<T>(run: () => Promise<T>): Promise<{ value: T; problems: string[] }> {
   const problems: string[] = [];
@@ -143,7 +153,7 @@ for (const threads of THREAD_COUNTS) {
               (error: unknown) => error,
             );
             const cutAt = await Promise.race([dying.cut, outcome.then(() => undefined)]);
-            const ended = await Promise.race([outcome, new Promise((resolve) => setTimeout(() => resolve('hung'), HANG_MS).unref())]);
+            const ended = await orHung(outcome, HANG_MS);
             return { ended, exitMs: cutAt === undefined ? undefined : performance.now() - cutAt };
           });
           dying.close();
@@ -268,9 +278,8 @@ for (const threads of THREAD_COUNTS) {
           receiver.child.kill('SIGKILL');
         }
       });
-      let hang: NodeJS.Timeout | undefined;
-      const sent = await Promise.race([sender.done, new Promise<'hung'>((resolve) => (hang = setTimeout(() => resolve('hung'), 120_000)))]);
-      clearTimeout(hang);
+      const sent = await orHung(sender.done, 120_000);
+      const exitMs = killedAt === undefined ? NaN : performance.now() - killedAt;
       if (sent === 'hung') {
         sender.child.kill('SIGKILL');
         receiver.child.kill('SIGKILL');
@@ -282,7 +291,6 @@ for (const threads of THREAD_COUNTS) {
       await receiver.done;
       await rm(`${out}.partial`, { force: true }); // a killed receiver cannot remove it
       assert.ok(killedAt !== undefined, `the migration ended before the receiver was killed (exit ${sent.code}): ${sent.stderr}`);
-      const exitMs = performance.now() - killedAt!;
       exitTimes.push(exitMs);
       console.log(`  send --threads ${threads}, run ${run + 1}: exit ${sent.code} ${exitMs.toFixed(0)} ms after the kill; stderr: ${sent.stderr.trim()}`);
       assert.is(sent.code, 1, sent.stderr);
