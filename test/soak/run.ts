@@ -1,6 +1,8 @@
 // `npm run soak -- --minutes N`: live migrations back to back in one long-lived process, as a
-// migration daemon would run them: a guest thread writing, a random codec, 1–8 channels,
-// sometimes TLS, sometimes a data channel cut mid-transfer. Every migration is verified byte
+// migration daemon would run them: a guest thread writing, a random codec, 1–8 channels, half
+// of them unthrottled and half at 64 MiB/s, sometimes TLS, sometimes a data channel cut
+// mid-transfer (once the receiver has acknowledged packets on it, so unthrottled migrations
+// that finish in a few milliseconds are cut too). Every migration is verified byte
 // for byte at the pause. Reports migrations, pages verified, failures (expected 0), channel
 // drops, and RSS / heap over time; fails when anything failed or RSS grew beyond the bound.
 import { randomBytes } from 'node:crypto';
@@ -60,6 +62,8 @@ const failures: Failure[] = [];
 let migrations = 0;
 let pagesVerified = 0;
 let dropsInjected = 0;
+let unthrottledMigrations = 0;
+let unthrottledDrops = 0;
 let channelsLost = 0;
 let packetsResent = 0;
 
@@ -79,36 +83,42 @@ async function oneMigration(): Promise<void> {
   const channels = pick([1, 2, 3, 4, 8]);
   const tlsOn = random() < 0.25;
   const drop = random() < 0.3;
-  const setup = `${sizeMiB} MiB, ${codec}, ${channels} ch${tlsOn ? ', TLS' : ''}${drop ? ', channel cut' : ''}`;
+  const unthrottled = random() < 0.5;
+  const setup = `${sizeMiB} MiB, ${codec}, ${channels} ch, ${unthrottled ? 'unthrottled' : '64 MiB/s'}${tlsOn ? ', TLS' : ''}${drop ? ', channel cut' : ''}`;
   const memory: GuestMemory = filledMemory({ blocks: [{ name: 'pc.ram', byteLength: sizeMiB * MiB }], seed: migrations + 1 });
   const dirtyLog = new ExplicitDirtyLog(memory);
   const guest = await startGuest({ memory, mode: 'random-writer', dirtyLog, dirtyPagesPerSecond: 2000, zeroFraction: 0.2, seed: migrations + 1 });
   const tls: TlsCredentials | undefined = tlsOn ? { psk: parsePskFile(`soak:${randomBytes(32).toString('hex')}`) } : undefined;
   let destination: GuestMemory | undefined;
   const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination((m) => (destination = m)), pool: receivePool, tls });
-  const sockets: Socket[] = [];
-  const cut = drop
-    ? setTimeout(() => {
-        const data = sockets.slice(1);
-        if (data.length) {
-          pick(data).destroy();
-          dropsInjected++;
-        }
-      }, 10 + random() * 150)
-    : undefined;
+  // The cut: one data channel (connection 1..channels; 0 is control), destroyed when its
+  // `acksBeforeCut`-th batch of acks arrives, i.e. while packets are surely on the wire.
+  const victim = 1 + Math.floor(random() * channels);
+  const acksBeforeCut = 1 + Math.floor(random() * 4);
+  let connections = 0;
+  const cutWhenAcked = (socket: Socket) => {
+    let acks = 0;
+    socket.on('data', () => {
+      if (++acks !== acksBeforeCut) return;
+      socket.destroy();
+      dropsInjected++;
+      if (unthrottled) unthrottledDrops++;
+    });
+  };
+  if (unthrottled) unthrottledMigrations++;
   try {
     const [stats, result] = await Promise.all([
       migrate({
         source: guestMemorySource(memory),
         connect: async () => {
           const socket = await connect(parseEndpoint(receiver.address), { tls });
-          sockets.push(socket);
+          if (drop && connections++ === victim) cutWhenAcked(socket);
           return socket;
         },
         pool,
         codec,
         channels,
-        maxBandwidth: 64 * MiB,
+        maxBandwidth: unthrottled ? undefined : 64 * MiB,
         live: { dirtyLog, pause: () => guest.pause(), downtimeLimitMs: 300 },
       }),
       receiver.result,
@@ -122,7 +132,6 @@ async function oneMigration(): Promise<void> {
   } catch (error) {
     throw new Error(`${setup}: ${(error as Error).message}`, { cause: error });
   } finally {
-    clearTimeout(cut);
     await guest.stop();
     await receiver.close();
   }
@@ -161,6 +170,8 @@ const summary = {
   pagesVerified,
   failures: failures.length,
   dropsInjected,
+  unthrottledMigrations,
+  unthrottledDrops,
   channelsLost,
   packetsResent,
   rssStartMiB: baseline.rssMiB,
@@ -174,7 +185,7 @@ const summary = {
   rssPeakSecondHalfMiB,
 };
 console.log(`soak: ${migrations} migrations in ${minutes} min, ${pagesVerified} pages verified, ${failures.length} failed; ` +
-  `${dropsInjected} channel cuts (${channelsLost} channels lost, ${packetsResent} packets resent); RSS ${baseline.rssMiB} → ${last.rssMiB} MiB (max ${summary.rssMaxMiB}; peaks by half ${rssPeakFirstHalfMiB}, ${rssPeakSecondHalfMiB}), heap ${baseline.heapUsedMiB} → ${last.heapUsedMiB} MiB`);
+  `${dropsInjected} channel cuts (${unthrottledDrops} of them in the ${unthrottledMigrations} unthrottled migrations; ${channelsLost} channels lost, ${packetsResent} packets resent); RSS ${baseline.rssMiB} → ${last.rssMiB} MiB (max ${summary.rssMaxMiB}; peaks by half ${rssPeakFirstHalfMiB}, ${rssPeakSecondHalfMiB}), heap ${baseline.heapUsedMiB} → ${last.heapUsedMiB} MiB`);
 if (values.out) writeFileSync(values.out, JSON.stringify({ summary, samples, failures }, null, 2) + '\n');
 if (failures.length || rssGrowthMiB > rssBoundMiB) {
   if (rssGrowthMiB > rssBoundMiB) console.error(`soak: RSS grew by ${rssGrowthMiB} MiB, more than the ${rssBoundMiB} MiB bound`);
