@@ -378,6 +378,7 @@ export class MigrationReceiver {
         pageSize: hello.pageSize,
         pagesPerPacket: hello.pagesPerPacket,
         blocks: hello.blocks.map((b) => ({ pageCount: b.byteLength / hello.pageSize })),
+        codecWireId: hello.codecWireId,
         allocate: (byteLength) => this.packetBuffer(byteLength),
       }),
       ordinal: 0,

@@ -32,6 +32,13 @@ export interface PacketReaderOptions {
   /** The hello's blocks, in order, with their sizes in pages. */
   blocks: readonly { pageCount: number }[];
   /**
+   * The hello's codec: every data packet must name it (a SYNC packet names 0), so a peer that
+   * agreed on one codec cannot make the workers load another's decoder (a vendor library).
+   * A receiver always sets it; absent, any registered codec is read (tools that read streams
+   * of several codecs with one reader).
+   */
+  codecWireId?: number;
+  /**
    * Supplies the buffer a packet is assembled in (at least `byteLength` bytes; the packet is
    * its first `byteLength`). A receiver recycles buffers its workers hand back, so packets do
    * not cost fresh memory (and its page faults) each; default: a new ArrayBuffer.
@@ -41,9 +48,9 @@ export interface PacketReaderOptions {
 
 /**
  * Parses one data channel's byte stream (after its init) into packets. Checks, in order:
- * magic, version, codec, flag bits, SYNC form, sequence range, block index, run counts,
- * runs (non-empty, inside the block, ascending, disjoint across both lists), normal page
- * total and payload length bound. The checksum is left to {@link verifyPacketChecksum}, and
+ * magic, version, codec (registered, and the session's when `codecWireId` is given), flag
+ * bits, SYNC form, sequence range, block index, run counts, runs (non-empty, inside the
+ * block, ascending, disjoint across both lists), normal page total and payload length bound. The checksum is left to {@link verifyPacketChecksum}, and
  * round order to the receiver, which knows the round every channel must be in. Once it has
  * thrown, it throws the same error again.
  *
@@ -126,6 +133,10 @@ export class PacketReader extends StreamReader<ParsedPacket> {
     if (raw.magic !== PACKET_MAGIC) throw this.error('ERR_PACKET_MAGIC', 'magic', hex(PACKET_MAGIC, 8), hex(raw.magic, 8));
     if (raw.version !== PROTOCOL_VERSION) throw this.error('ERR_PACKET_VERSION', 'version', PROTOCOL_VERSION, raw.version);
     if (!codecByWireId(raw.codecWireId)) throw this.error('ERR_PACKET_CODEC', 'codecWireId', 'a registered codec', raw.codecWireId);
+    const sessionCodec = this.options.codecWireId;
+    if (sessionCodec !== undefined && raw.codecWireId !== sessionCodec && !(raw.flags & PACKET_FLAG_SYNC)) {
+      throw this.error('ERR_PACKET_CODEC', 'codecWireId', `${sessionCodec} (${codecByWireId(sessionCodec)?.info.id ?? 'unknown'}, the hello's codec)`, raw.codecWireId);
+    }
     const unknownFlags = raw.flags & ~KNOWN_PACKET_FLAGS;
     if (unknownFlags) throw this.error('ERR_PACKET_FLAGS', 'flags', `no bits outside ${hex(KNOWN_PACKET_FLAGS, 4)}`, hex(raw.flags, 4));
     if (raw.flags & PACKET_FLAG_SYNC) {

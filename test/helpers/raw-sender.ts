@@ -34,10 +34,10 @@ const memoryConnect: RawConnect = (receiver) => {
   return mine;
 };
 
-/** Starts a receiver and completes the hello / hello-ack exchange with it. */
+/** Starts a receiver and completes the hello / hello-ack exchange with it (the hello names `codec`, default zstd). */
 export async function rawSession(
   pool: WorkerPool,
-  options: { channels?: number; destination?: DestinationFactory; receive?: Partial<ReceiveOptions>; connect?: RawConnect } = {},
+  options: { channels?: number; codec?: CodecId; destination?: DestinationFactory; receive?: Partial<ReceiveOptions>; connect?: RawConnect } = {},
 ): Promise<RawSession> {
   const connect = options.connect ?? memoryConnect;
   let memory: GuestMemory | undefined;
@@ -50,7 +50,7 @@ export async function rawSession(
     sessionId,
     pageSize: PAGE,
     channels: options.channels ?? 1,
-    codecWireId: getCodec('zstd').info.wireId,
+    codecWireId: getCodec(options.codec ?? 'zstd').info.wireId,
     level: 1,
     zeroPageDetection: 'multifd',
     pagesPerPacket: 128,

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
-import { MultifdError } from '../../src/errors.js';
+import { MultifdError, ProtocolError } from '../../src/errors.js';
 import { fileDestination, memoryDestination } from '../../src/migration/destination.js';
 import { MigrationReceiver } from '../../src/migration/receiver.js';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
@@ -66,7 +66,7 @@ const headerCases: Array<[string, () => Uint8Array, string, string]> = [
   ['wrong version', () => patched(4, [9]), 'ERR_PACKET_VERSION', 'version'],
   ['unknown codec', () => patched(5, [0x7f]), 'ERR_PACKET_CODEC', 'codecWireId'],
   ['page index outside the block', () => dataPacket('zstd', [{ first: BLOCK_PAGES - 2, count: 4 }], pages), 'ERR_PACKET_PAGE_INDEX', ''],
-  ['more normal pages than a packet may carry', () => dataPacket('none', [{ first: 0, count: 129 }], []), 'ERR_PACKET_COUNT', ''],
+  ['more normal pages than a packet may carry', () => dataPacket('zstd', [{ first: 0, count: 129 }], []), 'ERR_PACKET_COUNT', ''],
   ['payload length over its bound', () => patched(28, [0x7f, 0xff, 0xff, 0xff]), 'ERR_PACKET_PAYLOAD_LENGTH', 'payloadLength'],
 ];
 
@@ -239,6 +239,25 @@ test('once the session exists, a stray connection is dropped and the migration c
   const result = await session.receiver.result;
   assert.is(result.normalPages, 4);
   assert.ok(stray.destroyed || strayEnd.destroyed, 'the stray connection was closed');
+});
+
+test('a packet naming another codec than the hello (zstd after none) fails with ERR_PACKET_CODEC before any worker sees it', async () => {
+  const session = await rawSession(pool, { codec: 'none' });
+  const receive = pool.receive;
+  let tasks = 0;
+  pool.receive = (task) => (tasks++, receive.call(pool, task));
+  try {
+    // A well-formed zstd packet with a correct checksum, then all a sender says to complete
+    // with it: only the session's codec is wrong.
+    await completeWithOnePacket(session, session.openChannel(0));
+    const error = await refused(session, 'ERR_PACKET_CODEC', { channel: 0, packet: 0, field: 'codecWireId', got: 2 });
+    namesEverything(error);
+    assert.instance(error, ProtocolError);
+    assert.match(String(error.context.expected), /none/);
+    assert.is(tasks, 0, 'a worker was handed the packet');
+  } finally {
+    pool.receive = receive;
+  }
 });
 
 /** Replaces a packet's payload and recomputes its header (lengths, checksum) around it. */
