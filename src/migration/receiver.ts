@@ -154,6 +154,8 @@ export class MigrationReceiver {
   private reported = false;
   private hello: Hello | undefined;
   private destination: Destination | undefined;
+  /** The destination factory's promise, from the hello on: a failure aborts what it builds. */
+  private building: Promise<Destination> | undefined;
   private targets: readonly BlockTarget[] = [];
   private received: Int32Array[] = [];
   private checksums: ReceivedChecksum | undefined;
@@ -205,7 +207,10 @@ export class MigrationReceiver {
         for (const socket of this.sockets) socket.pause();
         await Promise.allSettled([...this.tasks]);
         await this.control?.send({ type: 'error', code: (error as MultifdError).code ?? 'ERR_RECEIVER', message: error.message }).catch(() => {});
-        await this.destination?.abort();
+        // A destination still being built (an image file being created) is awaited: aborted
+        // only once it exists, or its `.partial` file would outlive the migration.
+        const destination = this.destination ?? (await this.building?.catch(() => undefined));
+        await destination?.abort();
         for (const socket of this.sockets) socket.destroy();
         throw error;
       })
@@ -311,7 +316,8 @@ export class MigrationReceiver {
     this.checkLimits(hello);
     this.hello = hello;
     this.largestPacketBytes = largestPacketBytes(hello);
-    this.destination = await this.options.destination(hello);
+    this.building = this.options.destination(hello);
+    this.destination = await this.failure.race(this.building);
     this.targets = this.destination.targets;
     this.received = hello.blocks.map((b) => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(b.byteLength / hello.pageSize / 32))));
     const destination = this.destination;

@@ -7,8 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
+import { getCodec } from '../../src/codecs/registry.js';
 import { MultifdError, ProtocolError } from '../../src/errors.js';
-import { fileDestination, memoryDestination } from '../../src/migration/destination.js';
+import { ControlChannel } from '../../src/migration/control-channel.js';
+import { fileDestination, memoryDestination, type Hello } from '../../src/migration/destination.js';
 import { MigrationReceiver } from '../../src/migration/receiver.js';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { imageChecksum } from '../../src/memory/checksum.js';
@@ -16,8 +18,8 @@ import { memoryPair } from '../../src/transport/index.js';
 import { WorkerPool } from '../../src/pool/pool.js';
 import { encodeSyncPacket, writePacket } from '../../src/wire/index.js';
 import { makePages } from '../helpers/pages.js';
-import { until } from '../helpers/support.js';
-import { BLOCK_PAGES, dataPacket, rawSession, type RawSession } from '../helpers/raw-sender.js';
+import { failure, until } from '../helpers/support.js';
+import { BLOCK_PAGES, PAGE, dataPacket, rawSession, type RawSession } from '../helpers/raw-sender.js';
 
 const test = suite('receiver refuses bad input');
 let pool: WorkerPool;
@@ -45,6 +47,11 @@ async function refused(session: RawSession, code: string, context: Record<string
   }
   assert.unreachable(`expected ${code}, the migration completed`);
   throw new Error('unreachable');
+}
+
+/** A hello for one channel and the raw sender's block, codec none. */
+function hello(sessionId: Uint8Array): Hello {
+  return { type: 'hello', sessionId, pageSize: PAGE, channels: 1, codecWireId: getCodec('none').info.wireId, level: 0, zeroPageDetection: 'multifd', pagesPerPacket: 128, blocks: [{ name: 'pc.ram', byteLength: BLOCK_PAGES * PAGE }] };
 }
 
 /** Checks that a protocol error names all five facts. */
@@ -257,6 +264,46 @@ test('a packet naming another codec than the hello (zstd after none) fails with 
     assert.is(tasks, 0, 'a worker was handed the packet');
   } finally {
     pool.receive = receive;
+  }
+});
+
+test('a migration that fails while its destination is still being built aborts that destination once it exists', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'multifd-out-'));
+  try {
+    const out = join(dir, 'image.raw');
+    let built!: () => void;
+    const gate = new Promise<void>((resolve) => (built = resolve));
+    let requested = false;
+    let aborted = false;
+    const stop = new AbortController();
+    const receiver = new MigrationReceiver({
+      pool,
+      signal: stop.signal,
+      destination: async (hello) => {
+        requested = true;
+        await gate;
+        const destination = await fileDestination(out)(hello);
+        return { ...destination, abort: () => ((aborted = true), destination.abort()) };
+      },
+    });
+    const [mine, theirs] = memoryPair();
+    mine.on('error', () => {});
+    receiver.accept(theirs);
+    const control = new ControlChannel(mine);
+    await control.send(hello(new Uint8Array(16).fill(3)));
+    await until(() => requested);
+    assert.ok(requested, 'the receiver asked for its destination');
+    stop.abort();
+    // The receiver tells the sender why it fails; only then does the destination come.
+    const why = await control.next(5000);
+    assert.equal([why.type, why.type === 'error' && why.code], ['error', 'ERR_CANCELLED']);
+    built();
+    await failure(() => receiver.result, 'ERR_CANCELLED');
+    assert.ok(aborted, 'the late destination was aborted');
+    assert.equal(readdirSync(dir), [], 'no image and no .partial file are left');
+    mine.destroy();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
