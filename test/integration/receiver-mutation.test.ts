@@ -11,6 +11,7 @@ import { createServer, connect, type Server } from 'node:net';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { listCodecs } from '../../src/codecs/registry.js';
+import type { CodecId } from '../../src/codecs/types.js';
 import type { MigrationReceiver } from '../../src/migration/receiver.js';
 import { WorkerPool } from '../../src/pool/pool.js';
 import { PacketReader, encodeSyncPacket } from '../../src/wire/index.js';
@@ -53,12 +54,17 @@ async function tcpSlot(): Promise<RawConnect> {
   };
 }
 
-/** Real packets: every codec's, with normal and zero runs, and one of zero runs only. */
-const ORIGINALS = [
-  ...listCodecs().map(({ id }, i) =>
-    dataPacket(id, [{ first: 8 * i, count: 2 }, { first: 8 * i + 3, count: 1 }], makePages('mixed', 3, PAGE, i + 1), { zeroRuns: [{ first: 100 + i, count: 5 }] }),
-  ),
-  dataPacket('none', [], [], { zeroRuns: [{ first: 0, count: 16 }, { first: 200, count: 56 }] }),
+/**
+ * Real packets: every codec's, with normal and zero runs, and one of zero runs only. Each is
+ * sent in a session whose hello names its codec (a packet of another codec is refused from its
+ * header, before a decoder could see it).
+ */
+const ORIGINALS: Array<{ codec: CodecId; bytes: Uint8Array }> = [
+  ...listCodecs().map(({ id }, i) => ({
+    codec: id,
+    bytes: dataPacket(id, [{ first: 8 * i, count: 2 }, { first: 8 * i + 3, count: 1 }], makePages('mixed', 3, PAGE, i + 1), { zeroRuns: [{ first: 100 + i, count: 5 }] }),
+  })),
+  { codec: 'none', bytes: dataPacket('none', [], [], { zeroRuns: [{ first: 0, count: 16 }, { first: 200, count: 56 }] }) },
 ];
 
 type Random = () => number;
@@ -120,15 +126,15 @@ const MUTATIONS: Record<string, (packet: Uint8Array, random: Random) => Uint8Arr
   },
 };
 
-/** The i-th mutated packet: which mutation, and the bytes (checksum recomputed for half of them). */
-function mutant(i: number, random: Random): { name: string; bytes: Uint8Array } {
+/** The i-th mutated packet: which mutation, the session's codec, and the bytes (checksum recomputed for half of them). */
+function mutant(i: number, random: Random): { name: string; codec: CodecId; bytes: Uint8Array } {
   const names = Object.keys(MUTATIONS);
   const name = names[i % names.length]!;
-  const original = ORIGINALS[below(random, ORIGINALS.length)]!;
+  const { codec, bytes: original } = ORIGINALS[below(random, ORIGINALS.length)]!;
   let bytes = MUTATIONS[name]!(original.slice(), random);
   if (bytes.byteLength === original.byteLength && bytes.every((b, j) => b === original[j])) bytes[bytes.byteLength - 1]! ^= 0x80;
   if (random() < 0.5 && bytes.byteLength >= 40) bytes = resealPacket(bytes);
-  return { name, bytes };
+  return { name, codec, bytes };
 }
 
 /** One byte per page: the pages some packet of `stream` names, as the receiver's reader parses it. */
@@ -146,10 +152,10 @@ function namedPages(stream: Uint8Array): Uint8Array {
   return named;
 }
 
-/** Sends one mutated packet as round 1 of a session and returns the typed error code it ended with. */
-async function deliver(bytes: Uint8Array, connectTo: RawConnect, label: string): Promise<string> {
+/** Sends one mutated packet as round 1 of a session of `codec` and returns the typed error code it ended with. */
+async function deliver(bytes: Uint8Array, codec: CodecId, connectTo: RawConnect, label: string): Promise<string> {
   let blocks: GuardedBlock[] = [];
-  const session = await rawSession(pool, { destination: guardedDestination((b) => (blocks = b)), connect: connectTo });
+  const session = await rawSession(pool, { codec, destination: guardedDestination((b) => (blocks = b)), connect: connectTo });
   const channel = session.openChannel(0);
   const sync = encodeSyncPacket(1, 1);
   channel.write(bytes);
@@ -185,7 +191,7 @@ test(`${PACKETS} seeded mutations of real packets over TCP: typed errors only, n
     Array.from({ length: SLOTS }, async () => {
       const connectTo = await tcpSlot();
       for (let i = next++; i < PACKETS; i = next++) {
-        const code = await deliver(mutants[i]!.bytes, connectTo, `mutation ${i} (${mutants[i]!.name})`);
+        const code = await deliver(mutants[i]!.bytes, mutants[i]!.codec, connectTo, `mutation ${i} (${mutants[i]!.name})`);
         codes.set(code, (codes.get(code) ?? 0) + 1);
       }
     }),
