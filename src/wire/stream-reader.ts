@@ -19,6 +19,14 @@ export abstract class StreamReader<T> {
     this.queue.push(chunk);
   }
 
+  /**
+   * Bytes pushed and not yet returned as items: those still queued plus those already copied
+   * into the unfinished item. What a caller that stops calling `next()` holds in memory.
+   */
+  get bufferedBytes(): number {
+    return this.queue.length + this.partialBytes();
+  }
+
   /** The next complete item, or undefined until more bytes arrive. */
   next(): T | undefined {
     if (this.failure) throw this.failure;
@@ -37,7 +45,7 @@ export abstract class StreamReader<T> {
    */
   end(): void {
     if (this.failure) throw this.failure;
-    const buffered = this.partialBytes() + this.queue.length;
+    const buffered = this.bufferedBytes;
     if (buffered === 0) return;
     this.failure = this.truncated(buffered);
     throw this.failure;
