@@ -99,6 +99,12 @@ const DATA_INIT_BYTES = 32;
 const MAX_IN_FLIGHT_PER_CHANNEL = 32;
 /** Packets all channels together may have in workers: memory stays bounded whatever the channel count. */
 const MAX_IN_FLIGHT_TOTAL = 64;
+/**
+ * What one channel may hold unread beyond its SYNC while the round is held at the barrier, in
+ * packets of the session's largest size (header with `pagesPerPacket` runs plus the codec's
+ * bound): 2 × 527 400 bytes for 128 pages of 4 KiB with zstd. Past it the socket is paused.
+ */
+export const BARRIER_READ_AHEAD_PACKETS = 2;
 /** Longest an applied packet waits for its ack while more packets are in workers. */
 const ACK_DELAY_MS = 5;
 /** Packet buffers kept for reuse. */
@@ -167,6 +173,8 @@ export class MigrationReceiver {
   private readonly spareBuffers: ArrayBuffer[] = [];
   /** Bytes of the largest valid packet of this session (its most normal pages, incompressible). */
   private largestPacketBytes = 0;
+  /** See {@link BARRIER_READ_AHEAD_PACKETS}. */
+  private maxReadAheadBytes = 0;
   private appliedInRound = 0;
   private roundBarrier: (() => void) | undefined;
   private normalPages = 0;
@@ -289,7 +297,7 @@ export class MigrationReceiver {
         identify();
         this.senderArrived();
         socket.on('error', (error) => this.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection failed: ${error.message}`, { cause: error })));
-        this.control = new ControlChannel(socket, head);
+        this.control = new ControlChannel(socket, { initial: head, onFlood: (error) => this.fail(error) });
         this.controlArrived(this.control);
         socket.on('data', (c: Buffer) => this.arrived(c));
       } else if (magic === DATA_MAGIC) {
@@ -316,6 +324,7 @@ export class MigrationReceiver {
     this.checkLimits(hello);
     this.hello = hello;
     this.largestPacketBytes = largestPacketBytes(hello);
+    this.maxReadAheadBytes = BARRIER_READ_AHEAD_PACKETS * this.largestPacketBytes;
     this.building = this.options.destination(hello);
     this.destination = await this.failure.race(this.building);
     this.targets = this.destination.targets;
@@ -400,6 +409,7 @@ export class MigrationReceiver {
       this.guard(() => {
         state.reader.push(chunk);
         this.pump(state);
+        this.updateFlow(state);
       });
     });
     // A channel that ends or breaks before the migration completed is lost: its packets cut
@@ -560,12 +570,20 @@ export class MigrationReceiver {
 
   /**
    * Reads a channel's socket only while it, and all channels together, have few enough packets
-   * in workers; paused, TCP's own flow control slows the sender. (A channel waiting at a round's
-   * barrier keeps reading: its end of stream must be seen when it comes, and what it buffers is
-   * bounded by what the sender sends before the other channels' SYNCs arrive.)
+   * in workers, and while what it holds unread past its SYNC stays under the read-ahead cap;
+   * paused, TCP's own flow control slows the sender.
+   *
+   * A channel at the round's barrier keeps reading up to the cap, so that the next round's
+   * first packets are at hand and its end of stream is seen when it comes; past the cap an
+   * authenticated sender could otherwise make the receiver buffer without bound. Pausing it
+   * cannot hold the barrier: the barrier waits only for channels that have not synced (never
+   * paused for read-ahead), the workers and the round-end frame. A paused socket may not report
+   * its peer's end until it is read again, which happens when the round is released (see
+   * finishRound); until then the channel counts as live.
    */
   private updateFlow(state: ChannelState): void {
-    const blocked = state.inFlight >= MAX_IN_FLIGHT_PER_CHANNEL || this.inFlight >= MAX_IN_FLIGHT_TOTAL;
+    const readAheadFull = state.syncedRound >= this.round && state.reader.bufferedBytes >= this.maxReadAheadBytes;
+    const blocked = readAheadFull || state.inFlight >= MAX_IN_FLIGHT_PER_CHANNEL || this.inFlight >= MAX_IN_FLIGHT_TOTAL;
     if (blocked) state.socket.pause();
     else if (state.socket.isPaused()) state.socket.resume();
   }
@@ -613,7 +631,14 @@ export class MigrationReceiver {
     this.round++;
     // The round's pages are in place: hash what it changed while the next round streams in.
     this.checksums!.refresh().catch((error: Error) => this.fail(error));
-    for (const state of this.channels.values()) this.guard(() => this.pump(state));
+    // Channels paused with their read-ahead full are resumed here: what they hold may start
+    // with the next round's SYNC, which dispatches nothing that would resume them.
+    for (const state of this.channels.values()) {
+      this.guard(() => {
+        this.pump(state);
+        this.updateFlow(state);
+      });
+    }
   }
 
   /** zero-page-detection=legacy: zero runs arrive on the control channel (main thread applies them). */
