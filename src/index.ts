@@ -24,6 +24,7 @@ export { ExplicitDirtyLog, HashDirtyLog, TraceDirtyLog, traceFromSnapshots, type
 export { startGuest, type Guest, type GuestMode, type GuestOptions } from './workload/index.js';
 export { MigrationReceiver, type ReceiveOptions, type ReceiveResult } from './migration/receiver.js';
 export { listen, type Listening } from './migration/listen.js';
+export { receiveFile, type ReceivingFile } from './migration/receive-file.js';
 export { fileDestination, memoryDestination, type Destination, type DestinationFactory } from './migration/destination.js';
 export { guestMemorySource, type PageSource, type SourceWindow } from './migration/source.js';
 export type { MigrationStats, MigrationStatus } from './migration/stats.js';
