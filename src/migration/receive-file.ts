@@ -6,7 +6,7 @@
 import type { Duplex } from 'node:stream';
 import { MultifdError, TransportError } from '../errors.js';
 import { FileMuxReader } from '../transport/index.js';
-import { CONTROL_MAGIC, ControlReader, DATA_MAGIC, encodeControl, PACKET_FIXED_HEADER_BYTES, PACKET_FLAG_SYNC, PACKET_MAGIC } from '../wire/index.js';
+import { CONTROL_MAGIC, ControlReader, DATA_MAGIC, encodeControl, MAX_CHANNELS, PACKET_FIXED_HEADER_BYTES, PACKET_FLAG_SYNC, PACKET_MAGIC } from '../wire/index.js';
 import { readRawPacketHeader } from '../wire/packet.js';
 import { trackDestination } from './destination.js';
 import { MigrationReceiver, type ReceiveOptions, type ReceiveResult } from './receiver.js';
@@ -44,6 +44,9 @@ export function receiveFile(path: string, options: ReceiveOptions): ReceivingFil
   const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
   const destination = trackDestination(options.destination, { holdCompletion: true });
   const receiver = new MigrationReceiver({
+    // Every channel of a file arrives at once, before the receiver has read the hello, and
+    // waits for it as a pending connection: the limit must let a whole session's in.
+    maxPendingConnections: MAX_CHANNELS + 1,
     ...options,
     destination: destination.factory,
     signal,

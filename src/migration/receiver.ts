@@ -22,14 +22,17 @@ import {
   encodeAcks,
   PACKET_FLAG_SYNC,
   PacketReader,
+  checkChannelInit,
   packetHeaderBytes,
-  parseChannelInit,
+  readChannelInit,
+  type ChannelInit,
   type ControlMessage,
   runsPageCount,
   type ParsedPacket,
 } from '../wire/index.js';
 import { applyZeroRun } from '../pool/receive-task.js';
 import { ControlChannel } from './control-channel.js';
+import { PendingConnections, type PendingConnection } from './pending-connections.js';
 import type { Destination, DestinationFactory, Hello } from './destination.js';
 import { FailureLatch } from './failure-latch.js';
 import { ReceivedChecksum } from './received-checksum.js';
@@ -42,10 +45,11 @@ export interface ReceiveOptions {
   threads?: number;
   pool?: WorkerPool;
   /**
-   * How long to wait for the first sender to connect (a connection that identifies itself as
-   * control or data); default: forever, as QEMU's `-incoming` waits. Connections refused before
-   * that (a failed TLS handshake, a TLS peer at a receiver without TLS) do not end the wait.
-   * When it passes: TransportError `ERR_ACCEPT_TIMEOUT`.
+   * How long to wait for the first sender to connect (its control connection, or a data
+   * connection the session accepted); default: forever, as QEMU's `-incoming` waits.
+   * Connections refused before that (a failed TLS handshake, a TLS peer at a receiver without
+   * TLS, a data channel init of another session) do not end the wait. When it passes:
+   * TransportError `ERR_ACCEPT_TIMEOUT`.
    */
   acceptTimeoutMs?: number;
   /**
@@ -53,7 +57,11 @@ export interface ReceiveOptions {
    * from its first connection, default 30 s. When it passes: TransportError `ERR_HANDSHAKE_TIMEOUT`.
    */
   handshakeTimeoutMs?: number;
-  /** How long any one connection has to say what it is (its magic and channel init), default 10 s. */
+  /**
+   * How long any one connection may stay pending (see maxPendingConnections), default 10 s;
+   * then it is refused with TransportError `ERR_CONNECTION_TIMEOUT` (a replacement still
+   * waiting for its channel id: ProtocolError `ERR_CHANNEL_DUPLICATE`).
+   */
   connectionTimeoutMs?: number;
   /** A migration during which nothing arrives and nothing is applied for this long fails, default 60 s. */
   idleTimeoutMs?: number;
@@ -61,7 +69,13 @@ export interface ReceiveOptions {
   maxChannels?: number;
   /** The largest image a hello may describe, in bytes (default 1 TiB). */
   maxImageBytes?: number;
-  /** Connections accepted but not yet identified; more are refused at once (default 64). */
+  /**
+   * Connections held before they are accepted into the migration, default 64; more are refused
+   * at once (TransportError `ERR_TOO_MANY_CONNECTIONS`). Pending are connections that have not
+   * yet said what they are, data connections that came before the hello (their init's form is
+   * checked at once, the rest once the hello is known), and a replacement for a channel id
+   * still held by a connection the receiver is not reading.
+   */
   maxPendingConnections?: number;
   /** Told of every connection refused without failing the migration. */
   onRefused?: (error: MultifdError) => void;
@@ -148,11 +162,11 @@ export class MigrationReceiver {
   private readonly roundPackets = new Map<number, RoundPacket>();
   private readonly ackQueue = new Set<ChannelState>();
   private ackTimer: NodeJS.Timeout | undefined;
-  private pendingConnections = 0;
   private lastActivity = performance.now();
   private channelsLost = 0;
   private duplicatePackets = 0;
-  private readonly waitingForHello: Array<() => void> = [];
+  /** Connections not yet accepted into the migration (counted, each under its deadline). */
+  private readonly pending: PendingConnections;
   private control: ControlChannel | undefined;
   private controlArrived!: (control: ControlChannel) => void;
   private readonly controlReady = new Promise<ControlChannel>((resolve) => (this.controlArrived = resolve));
@@ -191,6 +205,11 @@ export class MigrationReceiver {
 
   constructor(private readonly options: ReceiveOptions) {
     this.pool = options.pool ?? new WorkerPool({ threads: options.threads });
+    this.pending = new PendingConnections({
+      max: options.maxPendingConnections ?? 64,
+      timeoutMs: options.connectionTimeoutMs ?? 10_000,
+      refuse: (error) => this.refuse(error),
+    });
     const acceptMs = options.acceptTimeoutMs;
     if (acceptMs !== undefined) {
       this.acceptTimer = setTimeout(() => {
@@ -228,6 +247,7 @@ export class MigrationReceiver {
         clearTimeout(this.handshakeTimer);
         clearTimeout(this.ackTimer);
         clearInterval(idle);
+        this.pending.closeAll();
         for (const socket of this.sockets) socket.end();
         if (!options.pool) await this.pool.close();
       });
@@ -253,32 +273,19 @@ export class MigrationReceiver {
     }, handshakeMs);
   }
 
-  /** Hands a new connection to the receiver (control or data, told apart by its magic). */
+  /**
+   * Hands a new connection to the receiver (control or data, told apart by its magic). It is
+   * pending (see src/migration/pending-connections.ts) until accepted: a control connection at
+   * its magic, a data connection once its init checked out against the hello.
+   */
   accept(socket: Duplex): void {
-    const maxPending = this.options.maxPendingConnections ?? 64;
-    if (this.pendingConnections >= maxPending) {
-      socket.destroy();
-      return this.refuse(new TransportError('ERR_TOO_MANY_CONNECTIONS', `more than ${maxPending} connections waiting to identify themselves`));
-    }
+    if (this.settled) return void socket.destroy();
+    const pending = this.pending.admit(socket);
+    if (!pending) return;
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     // Until it is known, a connection's failure is its own; a known one reports below.
     socket.on('error', () => {});
-    this.pendingConnections++;
-    let identified = false;
-    const identify = (): void => {
-      if (identified) return;
-      identified = true;
-      this.pendingConnections--;
-      clearTimeout(deadline);
-    };
-    const timeoutMs = this.options.connectionTimeoutMs ?? 10_000;
-    const deadline = setTimeout(() => {
-      identify();
-      socket.destroy();
-      this.refuse(new TransportError('ERR_CONNECTION_TIMEOUT', `a connection did not identify itself within ${timeoutMs} ms`, { context: { timeoutMs } }));
-    }, timeoutMs);
-    socket.once('close', identify);
     let head: Uint8Array = new Uint8Array(0);
     const onData = (chunk: Buffer) => {
       this.arrived(chunk);
@@ -289,28 +296,28 @@ export class MigrationReceiver {
       if (magic >>> 16 === TLS_HANDSHAKE_RECORD) {
         // A TLS ClientHello at a receiver without TLS: a configuration mismatch, not an
         // attack. Say so in words and keep waiting for a sender that speaks plainly.
-        identify();
-        socket.destroy();
-        return this.refuse(new TransportError('ERR_TLS_HANDSHAKE', 'the sender uses TLS but this receiver does not: give both ends the same --tls-* options', { context: { got: `0x${magic.toString(16)}` } }));
+        return pending.refuse(new TransportError('ERR_TLS_HANDSHAKE', 'the sender uses TLS but this receiver does not: give both ends the same --tls-* options', { context: { got: `0x${magic.toString(16)}` } }));
       }
       if (magic === CONTROL_MAGIC && !this.control) {
-        identify();
+        pending.accept();
         this.senderArrived();
         socket.on('error', (error) => this.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection failed: ${error.message}`, { cause: error })));
         this.control = new ControlChannel(socket, { initial: head, onFlood: (error) => this.fail(error) });
         this.controlArrived(this.control);
         socket.on('data', (c: Buffer) => this.arrived(c));
       } else if (magic === DATA_MAGIC) {
-        this.acceptData(socket, head, identify);
+        this.acceptData(pending, head);
       } else {
         // A second control connection, or one that speaks something else: dropped. Before the
         // session exists a wrong magic fails fast (a misconfigured sender hears why); once it
         // exists, a stray connection must not be able to end the migration.
-        identify();
-        socket.destroy();
         const error = protocolError('ERR_CONNECTION_MAGIC', { channel: 'control', field: 'magic', expected: magic === CONTROL_MAGIC ? 'one control connection' : 'MFDC or MFDD', got: `0x${magic.toString(16)}` });
-        if (magic !== CONTROL_MAGIC && !this.hello) this.fail(error);
-        else this.refuse(error);
+        if (magic !== CONTROL_MAGIC && !this.hello) {
+          pending.close();
+          this.fail(error);
+        } else {
+          pending.refuse(error);
+        }
       }
     };
     socket.on('data', onData);
@@ -335,7 +342,7 @@ export class MigrationReceiver {
       (block, byteOffset, byteLength) => destination.hashChunks(this.pool, block, byteOffset, byteLength),
     );
     await control.send({ type: 'hello-ack', sessionId: hello.sessionId });
-    this.waitingForHello.splice(0).forEach((resume) => resume());
+    this.pending.release('hello');
 
     for (;;) {
       const message = await this.failure.race(control.next(0));
@@ -356,35 +363,57 @@ export class MigrationReceiver {
     }
   }
 
-  private acceptData(socket: Duplex, head: Uint8Array, identify: () => void): void {
+  /**
+   * Reads a data connection's init. What needs no hello is checked as soon as its 32 bytes are
+   * in, so a malformed init is refused at once; one that came before the hello waits for it,
+   * paused and still pending (so counted and under its deadline), and is then checked against it.
+   */
+  private acceptData(pending: PendingConnection, head: Uint8Array): void {
+    const { socket } = pending;
     let bytes = head;
     const onData = (chunk: Buffer) => {
       if (chunk.byteLength) this.arrived(chunk);
       bytes = concat(bytes, chunk);
-      if (bytes.byteLength >= DATA_INIT_BYTES) {
-        identify();
-        this.senderArrived();
-        socket.off('data', onData);
-        socket.pause();
-        const start = () => this.startChannel(socket, bytes);
-        if (this.hello) start();
-        else this.waitingForHello.push(start);
+      if (bytes.byteLength < DATA_INIT_BYTES) return;
+      socket.off('data', onData);
+      socket.pause();
+      let init: ChannelInit;
+      try {
+        init = readChannelInit(bytes);
+      } catch (error) {
+        return pending.refuse(error as MultifdError);
       }
+      if (this.hello) return this.startChannel(pending, init, bytes);
+      const timeoutMs = this.options.connectionTimeoutMs ?? 10_000;
+      pending.park('hello', () => this.startChannel(pending, init, bytes), () =>
+        new TransportError('ERR_CONNECTION_TIMEOUT', `data channel ${init.channelId}'s connection came before the hello and waited for it more than ${timeoutMs} ms`, { context: { channel: init.channelId, timeoutMs } }),
+      );
     };
     socket.on('data', onData);
     if (bytes.byteLength >= DATA_INIT_BYTES) onData(Buffer.alloc(0));
   }
 
-  private startChannel(socket: Duplex, bytes: Uint8Array): void {
+  /** Checks a well-formed init against the hello, and starts its channel if it passes. */
+  private startChannel(pending: PendingConnection, init: ChannelInit, bytes: Uint8Array): void {
     const hello = this.hello!;
+    const { socket } = pending;
     const live = [...this.channels.values()].filter((c) => !c.lost).map((c) => c.id);
     let id: number;
     try {
-      id = parseChannelInit(bytes.subarray(0, DATA_INIT_BYTES), { sessionId: hello.sessionId, channels: hello.channels, taken: new Set(live) });
+      id = checkChannelInit(init, { sessionId: hello.sessionId, channels: hello.channels, taken: new Set(live) });
     } catch (error) {
-      socket.destroy();
-      return this.refuse(error as MultifdError);
+      // A replacement for a channel the receiver is not reading (paused at the barrier or
+      // behind its workers) cannot be told from a duplicate until that connection is read
+      // again: if it has ended by then, the replacement takes its place. It waits, pending.
+      const holder = this.channels.get(init.channelId);
+      const reason = { channel: init.channelId };
+      if ((error as MultifdError).code === 'ERR_CHANNEL_DUPLICATE' && holder?.socket.isPaused() && !this.pending.waiting(reason)) {
+        return pending.park(reason, () => this.startChannel(pending, init, bytes), () => error as MultifdError);
+      }
+      return pending.refuse(error as MultifdError);
     }
+    pending.accept();
+    this.senderArrived();
     const state: ChannelState = {
       id,
       socket,
@@ -420,9 +449,11 @@ export class MigrationReceiver {
       if (state.lost) return;
       state.lost = true;
       this.ackQueue.delete(state);
-      if (this.reported) return;
-      this.channelsLost++;
-      this.checkBarrier();
+      if (!this.reported) {
+        this.channelsLost++;
+        this.checkBarrier();
+      }
+      this.pending.release({ channel: id });
     };
     socket.on('error', lost);
     socket.on('end', lost);
@@ -579,7 +610,8 @@ export class MigrationReceiver {
    * cannot hold the barrier: the barrier waits only for channels that have not synced (never
    * paused for read-ahead), the workers and the round-end frame. A paused socket may not report
    * its peer's end until it is read again, which happens when the round is released (see
-   * finishRound); until then the channel counts as live.
+   * finishRound); until then the channel counts as live, and a replacement connection for its
+   * id waits for it (startChannel) instead of being refused as a duplicate.
    */
   private updateFlow(state: ChannelState): void {
     const readAheadFull = state.syncedRound >= this.round && state.reader.bufferedBytes >= this.maxReadAheadBytes;

@@ -45,19 +45,18 @@ export function encodeChannelInit({ sessionId, channelId }: ChannelInit): Uint8A
 }
 
 /**
- * Validates a data connection's init (its first {@link CHANNEL_INIT_BYTES} bytes; later bytes
- * are ignored) and returns its channel id. Checks run in wire order: magic, version,
- * reserved, checksum, then session, id range (`id >= channels` is refused: QEMU's own test is
- * `>` and lets one id past its array) and duplicates. The `channel` in error details is the
- * id the init claims, not yet trusted, or -1 when too few bytes arrived to hold one.
+ * Reads a data connection's init (its first {@link CHANNEL_INIT_BYTES} bytes; later bytes are
+ * ignored) and checks everything that needs no session: length, magic, version, reserved and
+ * checksum, in that order. A receiver runs it as soon as the bytes are in, even before the
+ * hello, so a malformed init is refused at once; {@link checkChannelInit} does the rest. The
+ * `channel` in error details is the id the init claims, not yet trusted, or -1 when too few
+ * bytes arrived to hold one.
  * @throws ProtocolError `ERR_INIT_TRUNCATED`, `ERR_INIT_MAGIC`, `ERR_INIT_VERSION`,
- * `ERR_INIT_FIELD`, `ERR_INIT_CHECKSUM`, `ERR_SESSION_MISMATCH`, `ERR_CHANNEL_ID` or
- * `ERR_CHANNEL_DUPLICATE`.
+ * `ERR_INIT_FIELD` or `ERR_INIT_CHECKSUM`.
  */
-export function parseChannelInit(bytes: Uint8Array, expected: ChannelInitExpectation): number {
+export function readChannelInit(bytes: Uint8Array): ChannelInit {
   const claimed = bytes.byteLength >= 8 ? (bytes[6]! << 8) | bytes[7]! : -1;
-  const fail = (code: string, field: string, want: string | number, got: string | number) =>
-    protocolError(code, { channel: claimed, field, expected: want, got });
+  const fail = initError(claimed);
   if (bytes.byteLength < CHANNEL_INIT_BYTES) {
     throw fail('ERR_INIT_TRUNCATED', 'init', `${CHANNEL_INIT_BYTES} bytes`, `${bytes.byteLength} bytes`);
   }
@@ -73,12 +72,40 @@ export function parseChannelInit(bytes: Uint8Array, expected: ChannelInitExpecta
   const checksum = r.u64('checksum');
   const actual = checksum64(bytes.subarray(0, CHECKED_BYTES));
   if (checksum !== actual) throw fail('ERR_INIT_CHECKSUM', 'checksum', hex(actual, 16), hex(checksum, 16));
+  return { sessionId, channelId };
+}
+
+/**
+ * Checks a well-formed init (from {@link readChannelInit}) against the session: its session
+ * id, then its id's range (`id >= channels` is refused: QEMU's own test is `>` and lets one id
+ * past its array) and duplicates. Returns the channel id.
+ * @throws ProtocolError `ERR_SESSION_MISMATCH`, `ERR_CHANNEL_ID` or `ERR_CHANNEL_DUPLICATE`.
+ */
+export function checkChannelInit({ sessionId, channelId }: ChannelInit, expected: ChannelInitExpectation): number {
+  const fail = initError(channelId);
   if (!sameBytes(sessionId, expected.sessionId)) {
     throw fail('ERR_SESSION_MISMATCH', 'sessionId', toHex(expected.sessionId), toHex(sessionId));
   }
   if (channelId >= expected.channels) throw fail('ERR_CHANNEL_ID', 'channelId', `< ${expected.channels}`, channelId);
   if (expected.taken.has(channelId)) throw fail('ERR_CHANNEL_DUPLICATE', 'channelId', 'an id not yet connected', channelId);
   return channelId;
+}
+
+/**
+ * Validates a data connection's init and returns its channel id: {@link readChannelInit}, then
+ * {@link checkChannelInit}, so the checks run in wire order: magic, version, reserved,
+ * checksum, then session, id range and duplicates.
+ * @throws ProtocolError `ERR_INIT_TRUNCATED`, `ERR_INIT_MAGIC`, `ERR_INIT_VERSION`,
+ * `ERR_INIT_FIELD`, `ERR_INIT_CHECKSUM`, `ERR_SESSION_MISMATCH`, `ERR_CHANNEL_ID` or
+ * `ERR_CHANNEL_DUPLICATE`.
+ */
+export function parseChannelInit(bytes: Uint8Array, expected: ChannelInitExpectation): number {
+  return checkChannelInit(readChannelInit(bytes), expected);
+}
+
+function initError(claimed: number) {
+  return (code: string, field: string, want: string | number, got: string | number) =>
+    protocolError(code, { channel: claimed, field, expected: want, got });
 }
 
 /** @throws RangeError `ERR_OUT_OF_RANGE` unless `sessionId` is 16 bytes. */

@@ -19,7 +19,7 @@ export {
   SESSION_ID_BYTES,
   connectionKind,
 } from './constants.js';
-export { encodeChannelInit, parseChannelInit, type ChannelInit, type ChannelInitExpectation } from './channel-init.js';
+export { checkChannelInit, encodeChannelInit, parseChannelInit, readChannelInit, type ChannelInit, type ChannelInitExpectation } from './channel-init.js';
 export type {
   BlockDescriptor,
   CompleteMessage,

@@ -2,6 +2,7 @@
 // loop (backpressure, connection floods): it counts the connections the server still holds,
 // and its `connect` plugs into rawSession so a hand-driven sender speaks over TCP.
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
+import type { Test } from 'uvu';
 import type { MigrationReceiver } from '../../src/migration/receiver.js';
 import type { RawConnect } from './raw-sender.js';
 
@@ -56,4 +57,16 @@ export async function tcpFront(): Promise<TcpFront> {
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/** A fresh {@link tcpFront} for each test of `test`, closed after it; the getter is valid inside tests. */
+export function useTcpFront(test: Test): () => TcpFront {
+  let front: TcpFront | undefined;
+  test.before.each(async () => {
+    front = await tcpFront();
+  });
+  test.after.each(async () => {
+    await front?.close();
+  });
+  return () => front!;
 }

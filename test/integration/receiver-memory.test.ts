@@ -16,17 +16,15 @@ import { WorkerPool } from '../../src/pool/pool.js';
 import { encodeControl, encodeSyncPacket, packetHeaderBytes } from '../../src/wire/index.js';
 import { makePages } from '../helpers/pages.js';
 import { BLOCK_PAGES, PAGE, dataPacket, rawSession } from '../helpers/raw-sender.js';
-import { failure } from '../helpers/support.js';
-import { tcpFront, type TcpFront } from '../helpers/tcp-front.js';
+import { failure, until } from '../helpers/support.js';
+import { useTcpFront } from '../helpers/tcp-front.js';
 
 const test = suite('receiver memory under a flooding sender');
 const MiB = 1024 * 1024;
 /** What RSS may grow by beyond the cap under test: V8, allocator and socket slack (generous). */
 const RSS_ALLOWANCE = 128 * MiB;
 let pool: WorkerPool;
-let front: TcpFront;
-// The floods run first: memory a test frees stays resident for later ones to reuse, which
-// would hide growth from RSS.
+const front = useTcpFront(test);
 
 test.before(async () => {
   pool = new WorkerPool({ threads: 2 });
@@ -37,14 +35,6 @@ test.before(async () => {
 
 test.after(async () => {
   await pool.close();
-});
-
-test.before.each(async () => {
-  front = await tcpFront();
-});
-
-test.after.each(async () => {
-  await front.close();
 });
 
 const rss = () => process.memoryUsage().rss;
@@ -90,8 +80,10 @@ function largestPacket(codec: 'none' | 'zstd'): number {
   return packetHeaderBytes(runs, []) + getCodec(codec).payloadBound(128, PAGE);
 }
 
+// The floods run first: memory a test frees stays resident for later ones to reuse, which
+// would hide growth from RSS.
 test('control frames sent faster than the receiver reads them fail the migration past their cap (ERR_CONTROL_FLOOD): RSS stays bounded', async () => {
-  const session = await rawSession(pool, { connect: front.connect });
+  const session = await rawSession(pool, { connect: front().connect });
   session.openChannel(0);
   // Round 1 cannot end before channel 0's SYNC, which never comes: the receiver reads no
   // control frame while it waits, and the sender floods valid zero-page frames of round 2.
@@ -111,7 +103,7 @@ test('control frames sent faster than the receiver reads them fail the migration
 });
 
 test('a channel that keeps sending past its SYNC while the round is held is paused at its read-ahead cap: RSS stays bounded', async () => {
-  const session = await rawSession(pool, { connect: front.connect });
+  const session = await rawSession(pool, { connect: front().connect });
   const channel = session.openChannel(0) as Socket;
   channel.write(encodeSyncPacket(1, 0));
   // Valid-looking packets of the next round (incompressible pages, zstd as the hello says),
@@ -130,7 +122,7 @@ test('a channel that keeps sending past its SYNC while the round is held is paus
 
 test('a channel paused at its read-ahead cap resumes once the round is released: the migration completes', async () => {
   // A channel left paused would hold the round for ever: the idle timeout tells that from slow.
-  const session = await rawSession(pool, { codec: 'none', connect: front.connect, receive: { idleTimeoutMs: 20_000 } });
+  const session = await rawSession(pool, { codec: 'none', connect: front().connect, receive: { idleTimeoutMs: 20_000 } });
   const channel = session.openChannel(0) as Socket;
   const pages = makePages('random', 128, PAGE, 12);
   // 64 MiB of round 2, more than the cap and every socket buffer between the two ends
@@ -149,6 +141,40 @@ test('a channel paused at its read-ahead cap resumes once the round is released:
   const result = await session.receiver.result;
   assert.is(result.normalPages, packets * 128, 'every packet of round 2 was applied');
   assert.is(result.duplicatePackets, 0);
+});
+
+test('a channel that breaks while paused at its read-ahead cap is noticed once the round is released: its replacement waits instead of being refused, and the migration completes', async () => {
+  const session = await rawSession(pool, { codec: 'none', connect: front().connect, receive: { idleTimeoutMs: 20_000, connectionTimeoutMs: 30_000 } });
+  const pages = makePages('random', 128, PAGE, 13);
+  const packet = dataPacket('none', [{ first: 0, count: 128 }], pages, { round: 2, sequence: 1 });
+  const first = session.openChannel(0) as Socket;
+  first.write(encodeSyncPacket(1, 0));
+  // 64 MiB of the next round (the same packet: a resend is applied once): the channel is paused.
+  for (let i = 0; i < 128; i++) first.write(packet);
+  for (let i = 0; i < 100 && first.writableLength > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(first.writableLength > 0, 'the receiver read the whole round ahead of its barrier');
+  // The connection breaks; the receiver, not reading it, cannot tell yet. The sender opens its
+  // replacement: the SYNC of the last round it ended, then what was not acknowledged.
+  first.destroy();
+  const second = session.openChannel(0) as Socket;
+  second.write(encodeSyncPacket(1, 2));
+  second.write(packet);
+  second.write(encodeSyncPacket(2, 3));
+  // A receiver that took the replacement for a duplicate would refuse it as soon as it is in.
+  await until(() => session.receiver.refused.length > 0 || second.destroyed, 1000);
+  const acked = new Promise((resolve) => second.once('data', resolve));
+  await session.control.send({ type: 'round-end', round: 1, packets: 0 });
+  // As a sender does, round 2 ends only once its packet is acknowledged: on the replacement,
+  // since acks for the broken connection are lost with it.
+  await acked;
+  await session.control.send({ type: 'round-end', round: 2, packets: 1 });
+  const expected = GuestMemory.create({ pageSize: PAGE, blocks: [{ name: 'pc.ram', byteLength: BLOCK_PAGES * PAGE }] });
+  pages.forEach((page, i) => expected.blocks[0]!.bytes().set(page, i * PAGE));
+  await session.control.send({ type: 'complete', rounds: 2, checksum: imageChecksum(expected) });
+  const result = await session.receiver.result;
+  assert.equal(session.receiver.refused.map((e) => e.code), [], 'the replacement was refused');
+  assert.is(result.channelsLost, 1, 'the broken channel was noticed');
+  assert.is(result.normalPages, 128, 'the packet was applied once');
 });
 
 test.run();
