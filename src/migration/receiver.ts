@@ -173,6 +173,8 @@ export class MigrationReceiver {
   /** Set once the report is sent: from then on the sender may close its connections. */
   private reported = false;
   private hello: Hello | undefined;
+  /** Set once the hello is acknowledged (its destination built): data channels start from then on. */
+  private sessionOpen = false;
   private destination: Destination | undefined;
   /** The destination factory's promise, from the hello on: a failure aborts what it builds. */
   private building: Promise<Destination> | undefined;
@@ -342,6 +344,7 @@ export class MigrationReceiver {
       (block, byteOffset, byteLength) => destination.hashChunks(this.pool, block, byteOffset, byteLength),
     );
     await control.send({ type: 'hello-ack', sessionId: hello.sessionId });
+    this.sessionOpen = true;
     this.pending.release('hello');
 
     for (;;) {
@@ -365,8 +368,9 @@ export class MigrationReceiver {
 
   /**
    * Reads a data connection's init. What needs no hello is checked as soon as its 32 bytes are
-   * in, so a malformed init is refused at once; one that came before the hello waits for it,
-   * paused and still pending (so counted and under its deadline), and is then checked against it.
+   * in, so a malformed init is refused at once; one that came before the session is open (the
+   * hello read and acknowledged, its destination built) waits for it, paused and still pending
+   * (so counted and under its deadline), and is then checked against the hello.
    */
   private acceptData(pending: PendingConnection, head: Uint8Array): void {
     const { socket } = pending;
@@ -383,7 +387,7 @@ export class MigrationReceiver {
       } catch (error) {
         return pending.refuse(error as MultifdError);
       }
-      if (this.hello) return this.startChannel(pending, init, bytes);
+      if (this.sessionOpen) return this.startChannel(pending, init, bytes);
       const timeoutMs = this.options.connectionTimeoutMs ?? 10_000;
       pending.park('hello', () => this.startChannel(pending, init, bytes), () =>
         new TransportError('ERR_CONNECTION_TIMEOUT', `data channel ${init.channelId}'s connection came before the hello and waited for it more than ${timeoutMs} ms`, { context: { channel: init.channelId, timeoutMs } }),

@@ -16,7 +16,8 @@ import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { imageChecksum } from '../../src/memory/checksum.js';
 import { memoryPair } from '../../src/transport/index.js';
 import { WorkerPool } from '../../src/pool/pool.js';
-import { encodeSyncPacket, writePacket } from '../../src/wire/index.js';
+import { encodeChannelInit, encodeSyncPacket, writePacket } from '../../src/wire/index.js';
+import { sameContent } from '../helpers/migration.js';
 import { makePages } from '../helpers/pages.js';
 import { failure, until } from '../helpers/support.js';
 import { BLOCK_PAGES, PAGE, dataPacket, rawSession, type RawSession } from '../helpers/raw-sender.js';
@@ -305,6 +306,44 @@ test('a migration that fails while its destination is still being built aborts t
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a data channel that arrives while the destination is still being built waits for it; the migration completes', async () => {
+  let built!: () => void;
+  const gate = new Promise<void>((resolve) => (built = resolve));
+  let requested = false;
+  let memory: GuestMemory | undefined;
+  const receiver = new MigrationReceiver({
+    pool,
+    destination: async (hello) => {
+      requested = true;
+      await gate;
+      return memoryDestination((m) => (memory = m))(hello);
+    },
+  });
+  const [mine, theirs] = memoryPair();
+  receiver.accept(theirs);
+  const control = new ControlChannel(mine);
+  const sessionId = new Uint8Array(16).fill(4);
+  await control.send(hello(sessionId));
+  await until(() => requested);
+  const [channel, channelEnd] = memoryPair();
+  receiver.accept(channelEnd);
+  channel.write(encodeChannelInit({ sessionId, channelId: 0 }));
+  const packet = dataPacket('none', [{ first: 0, count: 4 }], pages);
+  channel.write(packet);
+  channel.write(encodeSyncPacket(1, 1));
+  await control.send({ type: 'round-end', round: 1, packets: 1 });
+  // A few turns of the event loop: the channel's bytes reach the receiver before its destination.
+  for (let turn = 0; turn < 3; turn++) await new Promise((resolve) => setImmediate(resolve));
+  built();
+  assert.is((await control.next(5000)).type, 'hello-ack');
+  const expected = GuestMemory.create({ pageSize: PAGE, blocks: [{ name: 'pc.ram', byteLength: BLOCK_PAGES * PAGE }] });
+  pages.forEach((page, i) => expected.blocks[0]!.bytes().set(page, i * PAGE));
+  await control.send({ type: 'complete', rounds: 1, checksum: imageChecksum(expected) });
+  const result = await receiver.result;
+  assert.is(result.normalPages, 4);
+  assert.ok(sameContent(expected, memory!));
 });
 
 /** Replaces a packet's payload and recomputes its header (lengths, checksum) around it. */
