@@ -44,12 +44,17 @@ const CHUNK_BYTES = [Infinity, 1, 7, 40, 333, 4096, 64, 12];
 /** Chunks of that size at the start of a stream; the rest comes in one piece, so a long input stays fast. */
 const SMALL_CHUNKS = 64;
 
-/** A target input: the mode byte's meaning and the bytes behind it. */
-function modeOf(data: Uint8Array): { reseal: boolean; chunks(bytes: Uint8Array): Uint8Array[]; rest: Uint8Array } {
+/**
+ * A target input: the mode byte's meaning and the bytes behind it. Bit 0: recompute checksums;
+ * bits 1–3: chunk size; bit 4: the session agreed on codec wire id `mode >> 5` (the packet
+ * reader then refuses packets of any other codec), else no codec is bound.
+ */
+function modeOf(data: Uint8Array): { reseal: boolean; sessionCodec: number | undefined; chunks(bytes: Uint8Array): Uint8Array[]; rest: Uint8Array } {
   const mode = data[0] ?? 0;
   const size = CHUNK_BYTES[(mode >> 1) & 7]!;
   const cuts = size === Infinity ? [] : Array.from({ length: SMALL_CHUNKS }, (_, i) => (i + 1) * size);
-  return { reseal: (mode & 1) === 1, chunks: (bytes) => split(bytes, cuts), rest: data.subarray(1) };
+  const sessionCodec = mode & 0x10 ? mode >> 5 : undefined;
+  return { reseal: (mode & 1) === 1, sessionCodec, chunks: (bytes) => split(bytes, cuts), rest: data.subarray(1) };
 }
 
 /** A guarded block with the receive bitmaps a worker updates. */
