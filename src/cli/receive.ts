@@ -10,7 +10,7 @@ import { receiveFile } from '../migration/receive-file.js';
 import type { ReceiveOptions, ReceiveResult } from '../migration/receiver.js';
 import { checkOutputPath, partialPathOf } from '../partial-file.js';
 import { formatEndpoint } from '../transport/index.js';
-import { choiceOption, endpointOption, HARDWARE_POLICIES, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
+import { endpointOption, HARDWARE_OPTION, hardwareOption, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
 import { formatBytes } from './report.js';
 import { interruptible } from './signals.js';
 import { parseCommand, UsageError } from './usage.js';
@@ -29,7 +29,7 @@ export async function runReceive(args: string[]): Promise<void> {
       'idle-timeout': { type: 'string', valueName: 'MS', description: 'fail when nothing arrives for this long (default 60000)' },
       'max-channels': { type: 'string', valueName: 'N', description: 'refuse a sender asking for more data channels (default 255)' },
       'max-image-size': { type: 'string', valueName: 'BYTES', description: 'refuse a larger image, k/m/g/t suffixes (default 1t)' },
-      hardware: { type: 'string', valueName: 'POLICY', description: 'qatzip|qpl|uadk accelerator: prefer (default; software without one) or require' },
+      ...HARDWARE_OPTION,
       ...TLS_OPTIONS,
       json: { type: 'boolean', description: 'print the outcome as one JSON object' },
       quiet: { type: 'boolean', description: 'print nothing but errors' },
@@ -55,7 +55,7 @@ export async function runReceive(args: string[]): Promise<void> {
     idleTimeoutMs: integerOption(values, 'idle-timeout', 1, 86_400_000, 60_000),
     maxChannels: integerOption(values, 'max-channels', 1, 255, 255),
     maxImageBytes: sizeOption(values, 'max-image-size'),
-    hardware: values.hardware === undefined ? undefined : choiceOption(values, 'hardware', HARDWARE_POLICIES, 'prefer'),
+    hardware: hardwareOption(values),
   };
   const tls = await tlsOption(values);
   if (tls && where.kind === 'file') throw new UsageError('TLS applies to --listen, not to a stream file');

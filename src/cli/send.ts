@@ -11,7 +11,7 @@ import type { MigrationStats } from '../migration/stats.js';
 import { checkOutputPath } from '../partial-file.js';
 import { connect, FileMuxWriter, formatEndpoint, type Endpoint, type TlsCredentials } from '../transport/index.js';
 import { describeSenderTlsFailure } from '../transport/tls.js';
-import { choiceOption, endpointOption, HARDWARE_POLICIES, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
+import { choiceOption, endpointOption, HARDWARE_OPTION, hardwareOption, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
 import { progressReporter, reportMode, summary } from './report.js';
 import { interruptible } from './signals.js';
 import { parseCommand, UsageError, type OptionSpec } from './usage.js';
@@ -41,7 +41,7 @@ export function migrationOptions(defaults: MigrationDefaults): Record<string, Op
     'multifd-qatzip-level': { type: 'string', valueName: 'N', description: 'qatzip level 1..9 (default 1)' },
     'multifd-lz4-level': { type: 'string', valueName: 'N', description: 'lz4 acceleration 1..65537 (default 1; not a QEMU parameter)' },
     'zero-page-detection': { type: 'string', valueName: 'MODE', description: 'none|legacy|multifd (default multifd)' },
-    hardware: { type: 'string', valueName: 'POLICY', description: 'qatzip|qpl|uadk accelerator: prefer (default; software without one) or require' },
+    ...HARDWARE_OPTION,
     'max-bandwidth': { type: 'string', valueName: 'BYTES', description: 'bytes per second over all channels, k/m/g suffixes (default unlimited)' },
     threads: { type: 'string', valueName: 'N', description: 'compression worker threads (compress-threads; default: cores)' },
     'page-size': { type: 'string', valueName: 'BYTES', description: 'page size, a power of two 4096..65536 (default 4096)' },
@@ -72,7 +72,7 @@ export function migrationParameters(values: Record<string, unknown>, defaults: M
     codec,
     level,
     zeroPageDetection: choiceOption(values, 'zero-page-detection', ['none', 'legacy', 'multifd'] as const, 'multifd'),
-    hardware: values.hardware === undefined ? undefined : choiceOption(values, 'hardware', HARDWARE_POLICIES, 'prefer'),
+    hardware: hardwareOption(values),
     maxBandwidth: sizeOption(values, 'max-bandwidth'),
     threads: integerOption(values, 'threads', 1, 256),
     pageSize,
