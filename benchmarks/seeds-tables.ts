@@ -1,5 +1,5 @@
 // The seeds suite's rows, their ours/QEMU comparisons, its targets and its terminal tables.
-// Kept apart from the runner so the HTML report (src/cli/report-html.ts) reads the same types.
+// Kept apart from the runner so the HTML report (report-html.ts) reads the same types.
 import { formatTable } from './table.js';
 
 /** One migration (the median of its runs), ours or QEMU's, as printed with --json. */

@@ -5,7 +5,7 @@ import { runHardwareBench } from '../../benchmarks/hardware.js';
 import { runLiveBench } from '../../benchmarks/live.js';
 import { runMigrateBench } from '../../benchmarks/migrate.js';
 import { runSeedsBench } from '../../benchmarks/seeds.js';
-import { writeReport } from './report-html.js';
+import { writeReport } from '../../benchmarks/report-html.js';
 import { parseCommand, UsageError } from './usage.js';
 
 /** What every suite is given; a suite ignores what it has no use for. */

@@ -3,7 +3,7 @@
 // corpus and all-zero memory, and our legacy zero-page row that has no QEMU twin.
 import type { SeedRow } from '../../benchmarks/seeds-tables.js';
 import { comparisons, seedTargets } from '../../benchmarks/seeds-tables.js';
-import type { SeedsResults } from '../../src/cli/report-html.js';
+import type { SeedsResults } from '../../benchmarks/report-html.js';
 
 /** One row with plausible figures; `scale` > 1 makes it slower. */
 export function seedRow(fields: Partial<SeedRow> & Pick<SeedRow, 'experiment' | 'impl' | 'method' | 'channels'>, scale = 1): SeedRow {

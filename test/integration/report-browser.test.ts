@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { chromium, type BrowserContext } from 'playwright-core';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
-import { writeReport } from '../../src/cli/report-html.js';
+import { writeReport } from '../../benchmarks/report-html.js';
 import { seedResults } from '../helpers/seed-results.js';
 
 const CHROMIUM = '/usr/bin/chromium';

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { cpuSecondsOfStat } from '../../../benchmarks/qemu.js';
 import { comparisons, seedTables, seedTargets } from '../../../benchmarks/seeds-tables.js';
-import { renderReport } from '../../../src/cli/report-html.js';
+import { renderReport } from '../../../benchmarks/report-html.js';
 import { seedResults, seedRow } from '../../helpers/seed-results.js';
 
 const test = suite('bench seeds: comparisons, targets and report');

@@ -4,8 +4,8 @@
 // and tables, then the latest rows of every other suite.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { SeedComparison, SeedRow, SeedTarget } from '../../benchmarks/seeds-tables.js';
-import { packageRoot } from '../wasm/load.js';
+import type { SeedComparison, SeedRow, SeedTarget } from './seeds-tables.js';
+import { packageRoot } from '../src/wasm/load.js';
 import { barChart, escapeHtml, lineChart, PALETTE, type Series } from './report-svg.js';
 
 /** A seeds results file as benchmarks/seeds.ts writes it. */
