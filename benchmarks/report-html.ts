@@ -1,10 +1,10 @@
 // `multifd bench --report out.html`: one self-contained HTML page (inline CSS and SVG, no
 // script, no external asset) from the JSON results in benchmarks/results/: the seeds suite's
-// charts (throughput against channels per method and link, CPU % per method, ours against QEMU)
-// and tables, then the latest rows of every other suite.
+// charts (throughput against channels per method and link, CPU % per method, ours in memory
+// against the CLI file to file and QEMU) and tables, then the latest rows of every other suite.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
-import type { SeedComparison, SeedRow, SeedTarget } from './seeds-tables.js';
+import { EXPERIMENTS, type SeedComparison, type SeedRow, type SeedTarget } from './seeds-tables.js';
 import { packageRoot } from '../src/wasm/load.js';
 import { barChart, escapeHtml, lineChart, PALETTE, type Series } from './report-svg.js';
 
@@ -113,26 +113,29 @@ function seedsSection(file: string, results: SeedsResults): string {
   for (const data of unique(comparisons.filter((c) => c.experiment !== 'matrix').map((c) => c.data))) {
     const pairs = comparisons.filter((c) => c.experiment !== 'matrix' && c.data === data);
     const xLabels = pairs.map((c) => `${c.method} ${c.channels}ch`);
-    charts.push(barChart({ title: `Ours vs QEMU, ${data}: total time`, xLabels, yLabel: 'ms', series: [
-      { name: 'multifd (ours)', color: PALETTE[0]!, values: pairs.map((c) => c.oursMs) },
+    // The CLI's and QEMU's series only where they ran (--no-qemu, no dist/ bundle); results
+    // written before the CLI rows existed have no cli* fields at all.
+    const measured = (series: Series[]) => series.filter((s) => s.values.some((v) => v !== null));
+    charts.push(barChart({ title: `Total time, ${data}`, xLabels, yLabel: 'ms', series: measured([
+      { name: 'ours in memory', color: PALETTE[0]!, values: pairs.map((c) => c.oursMs) },
+      { name: 'ours, CLI file to file', color: PALETTE[2]!, values: pairs.map((c) => c.cliMs ?? null) },
       { name: 'QEMU 7.2', color: PALETTE[1]!, dashed: true, values: pairs.map((c) => c.qemuMs) },
-    ] }));
-    charts.push(barChart({ title: `Ours vs QEMU, ${data}: CPU seconds per GiB`, xLabels, yLabel: 'CPU s / GiB', series: [
-      { name: 'multifd (ours)', color: PALETTE[0]!, values: pairs.map((c) => c.oursCpuPerGiB) },
+    ]) }));
+    charts.push(barChart({ title: `CPU seconds per GiB, ${data}`, xLabels, yLabel: 'CPU s / GiB', series: measured([
+      { name: 'ours in memory', color: PALETTE[0]!, values: pairs.map((c) => c.oursCpuPerGiB) },
+      { name: 'ours, CLI file to file', color: PALETTE[2]!, values: pairs.map((c) => c.cliCpuPerGiB ?? null) },
       { name: 'QEMU 7.2', color: PALETTE[1]!, dashed: true, values: pairs.map((c) => c.qemuCpuPerGiB) },
-    ] }));
+    ]) }));
   }
-  const experiment = (name: SeedRow['experiment']) => rows.filter((r) => r.experiment === name).map(displayRow);
+  const tables = EXPERIMENTS.map(([name, title]) => `<h3>${escapeHtml(title)}</h3>${htmlTable(rows.filter((r) => r.experiment === name).map(displayRow))}`);
   return `<h2>Seeds: the patch series' tables on this machine</h2>
 <p class="file">${escapeHtml(file)}; side by side and all-zero: ${results.sizeMiB} MiB (median of ${results.repeat} runs); matrix: ${results.matrixMiB} MiB, one run per cell.</p>
 <p class="machine">${escapeHtml(machineLine(machine))}</p>
 <div class="charts">${charts.join('\n')}</div>
 <h3>Targets</h3>
 <ul>${targets.map((t) => `<li class="${t.pass ? 'pass' : 'miss'}">${t.pass ? 'pass' : 'MISS'}: ${escapeHtml(t.label)} ${t.ratio.toFixed(2)}× (target ≤ ${t.max}×)</li>`).join('')}</ul>
-<h3>Ours / QEMU</h3>${htmlTable(comparisons as unknown as Array<Record<string, unknown>>)}
-<h3>Side by side</h3>${htmlTable(experiment('side-by-side'))}
-<h3>All-zero memory</h3>${htmlTable(experiment('zero-page'))}
-<h3>Methods × channels × link</h3>${htmlTable(experiment('matrix'))}
+<h3>Ours in memory / QEMU, and the CLI file to file / ours in memory</h3>${htmlTable(comparisons as unknown as Array<Record<string, unknown>>)}
+${tables.join('\n')}
 ${notes.length ? `<h3>Notes</h3><ul>${notes.map((n) => `<li>${escapeHtml(n)}</li>`).join('')}</ul>` : ''}`;
 }
 

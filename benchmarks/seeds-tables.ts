@@ -1,11 +1,13 @@
-// The seeds suite's rows, their ours/QEMU comparisons, its targets and its terminal tables.
+// The seeds suite's rows, their comparisons (ours against QEMU, and the CLI file to file against
+// ours in memory), its targets and its terminal tables.
 // Kept apart from the runner so the HTML report (report-html.ts) reads the same types.
 import { formatTable } from './table.js';
 
 /** One migration (the median of its runs), ours or QEMU's, as printed with --json. */
 export interface SeedRow {
   suite: 'seeds';
-  experiment: 'side-by-side' | 'zero-page' | 'matrix';
+  /** `cli-file`: a side-by-side cell run through the built CLI, file to file (benchmarks/cli-file.ts). */
+  experiment: 'side-by-side' | 'zero-page' | 'matrix' | 'cli-file';
   impl: 'multifd' | 'qemu';
   /** `corpus`, `all-zero` or `vm-512m-t0`. */
   data: string;
@@ -20,25 +22,33 @@ export interface SeedRow {
   zeroPageDetection: string;
   /** Guest memory moved. */
   bytes: number;
-  /** Ours: from the first connection to the receiver's checksum confirmation. QEMU: its query-migrate total-time (source side). */
+  /**
+   * Ours: from the first connection to the receiver's checksum confirmation. QEMU: its
+   * query-migrate total-time (source side). The CLI: from spawning the receiver to both
+   * processes' exit, start-up included.
+   */
   totalTimeMs: number;
   /** From the start to the destination's completion (ours: = totalTimeMs). */
   endToEndMs: number;
   /** Guest megabits per second over totalTimeMs. */
   mbps: number;
   pagesPerSec: number;
-  /** Bytes on the wire (ours); null for QEMU 7.2, which counts uncompressed bytes. */
+  /** Bytes on the wire (ours in memory); null for QEMU 7.2, which counts uncompressed bytes, and for the CLI rows (the same wire as in memory). */
   wireBytes: number | null;
-  /** Each side's CPU time over endToEndMs, percent of one core. */
-  sendCpuPct: number;
-  recvCpuPct: number;
-  /** Both sides' CPU seconds per GiB of guest memory. */
-  cpuSecondsPerGiB: number;
+  /** Each side's CPU time over endToEndMs, percent of one core; null for CLI rows without /usr/bin/time. */
+  sendCpuPct: number | null;
+  recvCpuPct: number | null;
+  /** Both sides' CPU seconds per GiB of guest memory; null when either side's CPU is. */
+  cpuSecondsPerGiB: number | null;
   /** Every run's totalTimeMs; this row is the median one. */
   runsMs: number[];
 }
 
-/** Ours beside QEMU for one cell: ratios below 1 mean we took less. */
+/**
+ * One cell of ours in memory, beside QEMU and beside the CLI file to file where they ran it
+ * (null where not): ratios below 1 mean ours in memory took less than QEMU, or the CLI less
+ * than ours in memory.
+ */
 export interface SeedComparison {
   experiment: SeedRow['experiment'];
   data: string;
@@ -46,18 +56,23 @@ export interface SeedComparison {
   channels: number;
   link: string;
   oursMs: number;
-  qemuMs: number;
-  qemuEndToEndMs: number;
+  qemuMs: number | null;
+  qemuEndToEndMs: number | null;
   /** ours totalTimeMs / QEMU's total-time. */
-  timeRatio: number;
+  timeRatio: number | null;
   /** ours totalTimeMs / QEMU's end-to-end time. */
-  endToEndRatio: number;
-  oursCpuPerGiB: number;
-  qemuCpuPerGiB: number;
-  cpuRatio: number;
+  endToEndRatio: number | null;
+  oursCpuPerGiB: number | null;
+  qemuCpuPerGiB: number | null;
+  cpuRatio: number | null;
+  /** The CLI file to file: its wall time, start-up included. */
+  cliMs: number | null;
+  /** cliMs / oursMs: what running the commands on files costs over the library in memory. */
+  cliRatio: number | null;
+  cliCpuPerGiB: number | null;
 }
 
-/** A side-by-side target: pass when ours ≤ QEMU's. */
+/** A target: pass when the ratio is at most `max` (ours ≤ QEMU's, or the CLI ≤ 1.15× ours in memory). */
 export interface SeedTarget {
   label: string;
   ratio: number;
@@ -65,51 +80,78 @@ export interface SeedTarget {
   pass: boolean;
 }
 
-const key = (r: Pick<SeedRow, 'experiment' | 'data' | 'method' | 'channels' | 'link'>) => `${r.experiment}|${r.data}|${r.method}|${r.channels}|${r.link}`;
-const ratio = (ours: number, theirs: number) => Number((ours / theirs).toFixed(3));
+/** The most the CLI file to file may take over ours in memory for the same cell. */
+export const CLI_TARGET_MAX = 1.15;
 
-/** Every QEMU row paired with our row of the same cell (for all-zero memory: our multifd zero-page detection). */
+const key = (r: Pick<SeedRow, 'experiment' | 'data' | 'method' | 'channels' | 'link'>, experiment = r.experiment) => `${experiment}|${r.data}|${r.method}|${r.channels}|${r.link}`;
+const ratio = (ours: number | null, theirs: number | null) => (ours === null || theirs === null ? null : Number((ours / theirs).toFixed(3)));
+
+/**
+ * Every row of ours in memory that QEMU or the CLI ran too, with their figures beside it (for
+ * all-zero memory: our multifd zero-page detection, never the legacy row).
+ */
 export function comparisons(rows: readonly SeedRow[]): SeedComparison[] {
-  const ours = new Map(rows.filter((r) => r.impl === 'multifd' && r.zeroPageDetection === 'multifd').map((r) => [key(r), r]));
-  return rows.flatMap((qemu) => {
-    const mine = qemu.impl === 'qemu' ? ours.get(key(qemu)) : undefined;
-    if (!mine) return [];
+  const qemu = new Map(rows.filter((r) => r.impl === 'qemu').map((r) => [key(r), r]));
+  const cli = new Map(rows.filter((r) => r.experiment === 'cli-file').map((r) => [key(r, 'side-by-side'), r]));
+  return rows.flatMap((mine) => {
+    if (mine.impl !== 'multifd' || mine.experiment === 'cli-file' || mine.zeroPageDetection !== 'multifd') return [];
+    const theirs = qemu.get(key(mine));
+    const file = cli.get(key(mine));
+    if (!theirs && !file) return [];
     return [{
-      experiment: qemu.experiment,
-      data: qemu.data,
-      method: qemu.method,
-      channels: qemu.channels,
-      link: qemu.link,
+      experiment: mine.experiment,
+      data: mine.data,
+      method: mine.method,
+      channels: mine.channels,
+      link: mine.link,
       oursMs: mine.totalTimeMs,
-      qemuMs: qemu.totalTimeMs,
-      qemuEndToEndMs: qemu.endToEndMs,
-      timeRatio: ratio(mine.totalTimeMs, qemu.totalTimeMs),
-      endToEndRatio: ratio(mine.totalTimeMs, qemu.endToEndMs),
+      qemuMs: theirs?.totalTimeMs ?? null,
+      qemuEndToEndMs: theirs?.endToEndMs ?? null,
+      timeRatio: ratio(mine.totalTimeMs, theirs?.totalTimeMs ?? null),
+      endToEndRatio: ratio(mine.totalTimeMs, theirs?.endToEndMs ?? null),
       oursCpuPerGiB: mine.cpuSecondsPerGiB,
-      qemuCpuPerGiB: qemu.cpuSecondsPerGiB,
-      cpuRatio: ratio(mine.cpuSecondsPerGiB, qemu.cpuSecondsPerGiB),
+      qemuCpuPerGiB: theirs?.cpuSecondsPerGiB ?? null,
+      cpuRatio: ratio(mine.cpuSecondsPerGiB, theirs?.cpuSecondsPerGiB ?? null),
+      cliMs: file?.totalTimeMs ?? null,
+      cliRatio: ratio(file?.totalTimeMs ?? null, mine.totalTimeMs),
+      cliCpuPerGiB: file?.cpuSecondsPerGiB ?? null,
     }];
   });
 }
 
-/** The issue's targets: on the corpus, none and zstd-1 at 1, 2 and 4 channels, ours ≤ QEMU in total time and in CPU per GiB. */
+/**
+ * The targets: the issue's, on the corpus, none and zstd-1 at 1, 2 and 4 channels, ours ≤ QEMU
+ * in total time and in CPU per GiB; and in every cell the CLI ran, its file-to-file time at
+ * most {@link CLI_TARGET_MAX} × ours in memory.
+ */
 export function seedTargets(compared: readonly SeedComparison[]): SeedTarget[] {
-  return compared
+  const target = (label: string, value: number | null, max: number) => (value === null ? [] : [{ label, ratio: value, max, pass: value <= max }]);
+  const ofQemu = compared
     .filter((c) => c.experiment === 'side-by-side' && c.data === 'corpus' && (c.method === 'none' || c.method === 'zstd-1') && c.channels <= 4)
     .flatMap((c) => [
-      { label: `${c.method}, ${c.channels} ch: total time ours/QEMU`, ratio: c.timeRatio, max: 1, pass: c.timeRatio <= 1 },
-      { label: `${c.method}, ${c.channels} ch: CPU s per GiB ours/QEMU`, ratio: c.cpuRatio, max: 1, pass: c.cpuRatio <= 1 },
+      ...target(`${c.method}, ${c.channels} ch: total time ours/QEMU`, c.timeRatio, 1),
+      ...target(`${c.method}, ${c.channels} ch: CPU s per GiB ours/QEMU`, c.cpuRatio, 1),
     ]);
+  const ofCli = compared.flatMap((c) => target(`${c.data} ${c.method}, ${c.channels} ch: total time CLI file to file/in memory`, c.cliRatio, CLI_TARGET_MAX));
+  return [...ofQemu, ...ofCli];
 }
 
-/** The terminal tables: side by side, zero pages, the matrix, the ratios and the targets. */
+/** Every experiment with its table's title, in the order the tables and the report show them. */
+export const EXPERIMENTS: ReadonlyArray<readonly [SeedRow['experiment'], string]> = [
+  ['side-by-side', 'Side by side (same memory, same channels and method)'],
+  ['cli-file', 'The CLI, file to file (multifd receive and multifd send, start-up included)'],
+  ['zero-page', 'All-zero memory (zero-page detection)'],
+  ['matrix', 'Methods × channels × link'],
+];
+
+/** The terminal tables: side by side, the CLI, zero pages, the matrix, the ratios and the targets. */
 export function seedTables(rows: readonly SeedRow[], compared: readonly SeedComparison[], targets: readonly SeedTarget[]): string {
   const parts: string[] = [];
-  for (const [experiment, title] of [['side-by-side', 'Side by side (same memory, same channels and method)'], ['zero-page', 'All-zero memory (zero-page detection)'], ['matrix', 'Methods × channels × link']] as const) {
+  for (const [experiment, title] of EXPERIMENTS) {
     const selected = rows.filter((r) => r.experiment === experiment);
     if (selected.length) parts.push(`${title}\n\n${rowTable(selected)}`);
   }
-  if (compared.length) parts.push(`Ours / QEMU\n\n${comparisonTable(compared)}`);
+  if (compared.length) parts.push(`Ours in memory / QEMU, and the CLI file to file / ours in memory\n\n${comparisonTable(compared)}`);
   if (targets.length) parts.push(targets.map((t) => `${t.pass ? 'pass' : 'MISS'}  ${t.label}: ${t.ratio.toFixed(2)}× (target ≤ ${t.max.toFixed(2)}×)`).join('\n'));
   return parts.join('\n\n');
 }
@@ -130,9 +172,9 @@ export function rowTable(rows: readonly SeedRow[]): string {
       String(r.mbps),
       String(r.pagesPerSec),
       r.wireBytes === null || r.wireBytes === 0 ? '-' : `x${(r.bytes / r.wireBytes).toFixed(2)}`,
-      r.sendCpuPct.toFixed(0),
-      r.recvCpuPct.toFixed(0),
-      r.cpuSecondsPerGiB.toFixed(2),
+      fixed(r.sendCpuPct, 0),
+      fixed(r.recvCpuPct, 0),
+      fixed(r.cpuSecondsPerGiB, 2),
       r.runsMs.join(' '),
       r.backend,
     ]),
@@ -140,10 +182,11 @@ export function rowTable(rows: readonly SeedRow[]): string {
   );
 }
 
-/** Ours/QEMU ratios of total time and CPU per GiB. */
+/** Ours/QEMU ratios of total time and CPU per GiB, and the CLI's time over ours in memory. */
 export function comparisonTable(compared: readonly SeedComparison[]): string {
+  const times = (value: number | null) => (value === null ? '-' : `${value.toFixed(2)}×`);
   return formatTable(
-    ['experiment', 'data', 'method', 'ch', 'link', 'ours ms', 'QEMU ms', 'QEMU e2e ms', 'time ×', 'e2e ×', 'ours CPU s/GiB', 'QEMU CPU s/GiB', 'CPU ×'],
+    ['experiment', 'data', 'method', 'ch', 'link', 'ours ms', 'QEMU ms', 'QEMU e2e ms', 'time ×', 'e2e ×', 'ours CPU s/GiB', 'QEMU CPU s/GiB', 'CPU ×', 'CLI ms', 'CLI ×', 'CLI CPU s/GiB'],
     compared.map((c) => [
       c.experiment,
       c.data,
@@ -151,14 +194,22 @@ export function comparisonTable(compared: readonly SeedComparison[]): string {
       String(c.channels),
       c.link,
       String(c.oursMs),
-      String(c.qemuMs),
-      String(c.qemuEndToEndMs),
-      `${c.timeRatio.toFixed(2)}×`,
-      `${c.endToEndRatio.toFixed(2)}×`,
-      c.oursCpuPerGiB.toFixed(2),
-      c.qemuCpuPerGiB.toFixed(2),
-      `${c.cpuRatio.toFixed(2)}×`,
+      fixed(c.qemuMs, 0),
+      fixed(c.qemuEndToEndMs, 0),
+      times(c.timeRatio),
+      times(c.endToEndRatio),
+      fixed(c.oursCpuPerGiB, 2),
+      fixed(c.qemuCpuPerGiB, 2),
+      times(c.cpuRatio),
+      fixed(c.cliMs, 0),
+      times(c.cliRatio),
+      fixed(c.cliCpuPerGiB, 2),
     ]),
-    'lllrlrrrrrrrr',
+    'lllrlrrrrrrrrrrr',
   );
+}
+
+/** `value` with `digits` decimals, or `-` when it was not measured. */
+function fixed(value: number | null, digits: number): string {
+  return value === null ? '-' : value.toFixed(digits);
 }

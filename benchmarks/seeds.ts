@@ -4,6 +4,8 @@
 // - side by side: the same 1 GiB of corpus-filled memory and the real VM image, moved by QEMU
 //   and by us with none, zstd-1 and zlib-1 at 1, 2 and 4 channels, the two alternating run by
 //   run, the median of `repeat` runs each (zlib-1: one run);
+// - the same cells through the built CLI, file to file, in the same alternation: `multifd
+//   receive` and `multifd send` as two processes, start-up included (benchmarks/cli-file.ts);
 // - the zero-page experiment (§3): all-zero memory, zero pages found on the main thread
 //   (legacy) vs on the multifd threads with 1, 2 and 4 threads;
 // - the matrix (§4, §5): methods × channels (1, 2, 4, 8, 16) × link (unlimited, 10 Gbit/s,
@@ -19,13 +21,14 @@ import { guestMemorySource } from '../src/migration/source.js';
 import type { ZeroPageDetection } from '../src/pool/protocol.js';
 import { WorkerPool } from '../src/pool/pool.js';
 import { fillMemoryFromFile } from '../src/cli/demo-content.js';
+import { cliFileCheck, cliFileMigrate } from './cli-file.js';
 import { memoryImage, type MemoryImage } from './images.js';
 import { BenchPeer } from './peer.js';
 import { qemuMigrate, qemuVersion, type QemuMethod } from './qemu.js';
 import { latestResults, reportPathFor, writeReport, type SeedsResults } from './report-html.js';
 import { machineInfo, writeResults } from './results.js';
 import { comparisons, seedTables, seedTargets, type SeedRow } from './seeds-tables.js';
-import { median } from './timing.js';
+import { median, round } from './timing.js';
 
 /** Options of `multifd bench seeds`. */
 export interface SeedsBenchOptions {
@@ -81,6 +84,8 @@ interface Cell {
   link: (typeof LINKS)[number];
   zeroPageDetection: ZeroPageDetection;
   withQemu: boolean;
+  /** Also run through the built CLI, file to file (side-by-side cells). */
+  withCli: boolean;
 }
 
 /** Runs the suite; prints tables (or NDJSON with `json`) and writes benchmarks/results/seeds-*.json. */
@@ -92,7 +97,9 @@ export async function runSeedsBench(options: SeedsBenchOptions): Promise<SeedRow
   const notes: string[] = [];
   const qemu = options.noQemu ? null : qemuVersion();
   if (!qemu) notes.push(options.noQemu ? 'QEMU left out (--no-qemu)' : 'qemu-system-x86_64 not found: no QEMU rows (npm run setup:qemu installs Debian\'s QEMU 7.2)');
-  const cells = planCells(options, sizeMiB, matrixMiB, repeat, qemu !== null, notes);
+  const cliCheck = cliFileCheck();
+  notes.push(...cliCheck.notes);
+  const cells = planCells(options, sizeMiB, matrixMiB, repeat, { qemu: qemu !== null, cli: cliCheck.available }, notes);
   const zero = cells.find(({ cell }) => cell.experiment === 'zero-page')!.cell.image;
 
   const machine = machineInfo();
@@ -122,14 +129,18 @@ export async function runSeedsBench(options: SeedsBenchOptions): Promise<SeedRow
         await qemuMigrate({ image: cell.image.path, bytes: cell.image.bytes, channels: 2, method: 'none', level: 1, maxBandwidth: 0 }).catch((error: Error) => notes.push(`QEMU warm-up failed on ${cell.image.content}: ${error.message}`));
       }
       const ours: SeedRow[] = [];
+      const cli: SeedRow[] = [];
       const theirs: SeedRow[] = [];
       // Alternate who goes first, so a neighbour's burst or the machine warming up does not
-      // always land on the same side.
+      // always land on the same side; the CLI runs between the two, after ours in memory one
+      // run and before it the next.
       for (let run = 0; run < runs; run++) {
-        const order = run % 2 === 0 ? ['ours', 'qemu'] : ['qemu', 'ours'];
+        const order = run % 2 === 0 ? ['ours', 'cli', 'qemu'] : ['qemu', 'cli', 'ours'];
         for (const side of order) {
           if (side === 'ours') ours.push(await oursRow(peer, pool, memory, cell));
-          else if (cell.withQemu) {
+          else if (side === 'cli') {
+            if (cell.withCli) cli.push(await cliRow(cell));
+          } else if (cell.withQemu) {
             // QEMU is the reference, not the subject: a failed QEMU run is tried once more with
             // new processes (a loaded machine once made 7.2's QMP parser reject a well-formed
             // command), then left out with the reason in the notes instead of ending the run.
@@ -142,9 +153,9 @@ export async function runSeedsBench(options: SeedsBenchOptions): Promise<SeedRow
           }
         }
       }
-      rows.push(medianRun(ours));
-      if (theirs.length) rows.push(medianRun(theirs));
-      if (options.json) for (const row of rows.slice(theirs.length ? -2 : -1)) console.log(JSON.stringify(row));
+      const measured = [ours, cli, theirs].filter((runs) => runs.length).map(medianRun);
+      rows.push(...measured);
+      if (options.json) for (const row of measured) console.log(JSON.stringify(row));
     }
   } finally {
     for (const pool of pools.values()) await pool.close();
@@ -162,7 +173,7 @@ export async function runSeedsBench(options: SeedsBenchOptions): Promise<SeedRow
 }
 
 /** Every cell of the run, in order, with its number of runs; notes what is missing. */
-function planCells(options: SeedsBenchOptions, sizeMiB: number, matrixMiB: number, repeat: number, withQemu: boolean, notes: string[]): Array<{ cell: Cell; runs: number }> {
+function planCells(options: SeedsBenchOptions, sizeMiB: number, matrixMiB: number, repeat: number, available: { qemu: boolean; cli: boolean }, notes: string[]): Array<{ cell: Cell; runs: number }> {
   const quick = Boolean(options.quick);
   const methods = selectMethods(options.codecs);
   const sideChannels = options.channels ?? (quick ? [2] : [1, 2, 4]);
@@ -172,8 +183,15 @@ function planCells(options: SeedsBenchOptions, sizeMiB: number, matrixMiB: numbe
   const cells: Array<{ cell: Cell; runs: number }> = [];
   // QEMU 7.2 finds zero pages only on its migration thread: its all-zero rows stand beside our
   // multifd-detection rows, and our legacy row has no QEMU twin of its own.
-  const add = (cell: Omit<Cell, 'withQemu'>, runs: number) =>
-    cells.push({ cell: { ...cell, withQemu: withQemu && QEMU_METHODS.has(cell.method.codec) && cell.zeroPageDetection !== 'legacy' }, runs });
+  const add = (cell: Omit<Cell, 'withQemu' | 'withCli'>, runs: number) =>
+    cells.push({
+      cell: {
+        ...cell,
+        withQemu: available.qemu && QEMU_METHODS.has(cell.method.codec) && cell.zeroPageDetection !== 'legacy',
+        withCli: available.cli && cell.experiment === 'side-by-side',
+      },
+      runs,
+    });
   const unlimited = LINKS[0];
   for (const content of quick ? (['corpus'] as const) : (['corpus', 'vm-512m-t0'] as const)) {
     const image = memoryImage(content, sizeMiB * 2 ** 20);
@@ -263,6 +281,31 @@ async function oursRow(peer: BenchPeer, pool: WorkerPool, memory: GuestMemory, c
   });
 }
 
+/** The cell through the built CLI, file to file: the same image file ours filled its memory from. */
+async function cliRow(cell: Cell): Promise<SeedRow> {
+  const run = await cliFileMigrate({
+    image: cell.image.path,
+    bytes: cell.image.bytes,
+    codec: cell.method.codec,
+    level: cell.method.level,
+    channels: cell.channels,
+    threads: cell.threads,
+    zeroPageDetection: cell.zeroPageDetection,
+    maxBandwidth: cell.link.maxBandwidth,
+  });
+  return row(cell, {
+    experiment: 'cli-file',
+    impl: 'multifd',
+    backend: `${backendOf(cell.method.codec)}; multifd receive + multifd send, file to file`,
+    threads: cell.threads,
+    totalTimeMs: run.wallMs,
+    endToEndMs: run.wallMs,
+    wireBytes: null,
+    sendCpuSeconds: run.sendCpuSeconds,
+    recvCpuSeconds: run.recvCpuSeconds,
+  });
+}
+
 async function qemuRow(cell: Cell, version: string): Promise<SeedRow> {
   const result = await qemuMigrate({
     image: cell.image.path,
@@ -287,14 +330,19 @@ async function qemuRow(cell: Cell, version: string): Promise<SeedRow> {
 
 function row(
   cell: Cell,
-  measured: Pick<SeedRow, 'impl' | 'backend' | 'threads' | 'totalTimeMs' | 'endToEndMs' | 'wireBytes'> & { sendCpuSeconds: number; recvCpuSeconds: number; zeroPageDetection?: ZeroPageDetection },
+  measured: Pick<SeedRow, 'impl' | 'backend' | 'threads' | 'totalTimeMs' | 'endToEndMs' | 'wireBytes'> & {
+    sendCpuSeconds: number | null;
+    recvCpuSeconds: number | null;
+    experiment?: SeedRow['experiment'];
+    zeroPageDetection?: ZeroPageDetection;
+  },
 ): SeedRow {
   const bytes = cell.image.bytes;
   const seconds = measured.endToEndMs / 1000;
-  const round = (value: number, digits = 2) => Number(value.toFixed(digits));
+  const { sendCpuSeconds: send, recvCpuSeconds: recv } = measured;
   return {
     suite: 'seeds',
-    experiment: cell.experiment,
+    experiment: measured.experiment ?? cell.experiment,
     impl: measured.impl,
     data: cell.image.content,
     method: cell.method.label,
@@ -309,9 +357,9 @@ function row(
     mbps: round((bytes * 8) / 1e3 / measured.totalTimeMs, 0),
     pagesPerSec: Math.round(bytes / 4096 / (measured.totalTimeMs / 1000)),
     wireBytes: measured.wireBytes,
-    sendCpuPct: round((measured.sendCpuSeconds / seconds) * 100, 1),
-    recvCpuPct: round((measured.recvCpuSeconds / seconds) * 100, 1),
-    cpuSecondsPerGiB: round((measured.sendCpuSeconds + measured.recvCpuSeconds) / (bytes / GIB), 3),
+    sendCpuPct: send === null ? null : round((send / seconds) * 100, 1),
+    recvCpuPct: recv === null ? null : round((recv / seconds) * 100, 1),
+    cpuSecondsPerGiB: send === null || recv === null ? null : round((send + recv) / (bytes / GIB), 3),
     runsMs: [measured.totalTimeMs],
   };
 }

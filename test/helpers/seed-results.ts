@@ -1,6 +1,7 @@
 // A small seeds results set, as benchmarks/seeds.ts writes it, for the report's tests: a matrix
 // of two methods × three channel counts × two links (ours and QEMU), side-by-side rows of the
-// corpus and all-zero memory, and our legacy zero-page row that has no QEMU twin.
+// corpus and all-zero memory, the CLI file-to-file rows of the corpus cells (1.1× ours in
+// memory, zstd-1 at 4 channels 1.2×), and our legacy zero-page row that has no QEMU twin.
 import type { SeedRow } from '../../benchmarks/seeds-tables.js';
 import { comparisons, seedTargets } from '../../benchmarks/seeds-tables.js';
 import type { SeedsResults } from '../../benchmarks/report-html.js';
@@ -42,6 +43,9 @@ export function seedResults(): SeedsResults {
       }
     }
     rows.push(seedRow({ experiment: 'zero-page', impl, method: 'none', channels: 2, data: 'all-zero', wireBytes: impl === 'qemu' ? null : 4096 }, scale));
+  }
+  for (const method of ['none', 'zstd-1']) {
+    for (const channels of [1, 2, 4]) rows.push(seedRow({ experiment: 'cli-file', impl: 'multifd', method, channels, wireBytes: null }, method === 'zstd-1' && channels === 4 ? 1.2 : 1.1));
   }
   rows.push(seedRow({ experiment: 'zero-page', impl: 'multifd', method: 'none', channels: 4, data: 'all-zero', zeroPageDetection: 'legacy' }));
   const compared = comparisons(rows);

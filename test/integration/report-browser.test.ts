@@ -47,7 +47,7 @@ register('every chart renders with a non-zero box and its marks, and the screens
       return { width: box.width, height: box.height, marks: marks.length, visibleMarks: marks.filter((m) => m.width > 0 && m.height > 0).length };
     }),
   );
-  assert.is(charts.length, 7, 'two throughput charts, one CPU chart, two ours-vs-QEMU charts per data set');
+  assert.is(charts.length, 7, 'two throughput charts, one CPU chart, a total-time and a CPU chart per data set');
   for (const chart of charts) {
     assert.ok(chart.width > 300 && chart.height > 150, `chart box ${chart.width}×${chart.height}`);
     assert.ok(chart.marks > 0 && chart.visibleMarks === chart.marks, `${chart.visibleMarks} of ${chart.marks} marks visible`);

@@ -1,10 +1,10 @@
 // The seeds suite's bookkeeping and its HTML report, without running a migration or a browser:
-// which rows pair up as ours against QEMU, which targets are checked, and that the page is one
-// self-contained file whose charts plot every measured cell.
+// which rows pair up as ours against QEMU and as the CLI against ours in memory, which targets
+// are checked, and that the page is one self-contained file whose charts plot every measured cell.
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { cpuSecondsOfStat } from '../../../benchmarks/qemu.js';
-import { comparisons, seedTables, seedTargets } from '../../../benchmarks/seeds-tables.js';
+import { CLI_TARGET_MAX, comparisons, comparisonTable, seedTables, seedTargets } from '../../../benchmarks/seeds-tables.js';
 import { renderReport } from '../../../benchmarks/report-html.js';
 import { seedResults, seedRow } from '../../helpers/seed-results.js';
 
@@ -19,7 +19,30 @@ test('every QEMU row is paired with our row of the same cell, and the ratios are
   assert.is(pair.oursMs, ours.totalTimeMs);
   assert.is(pair.qemuMs, qemu.totalTimeMs);
   assert.is(pair.timeRatio, Number((ours.totalTimeMs / qemu.totalTimeMs).toFixed(3)));
-  assert.is(pair.cpuRatio, Number((ours.cpuSecondsPerGiB / qemu.cpuSecondsPerGiB).toFixed(3)));
+  assert.is(pair.cpuRatio, Number((ours.cpuSecondsPerGiB! / qemu.cpuSecondsPerGiB!).toFixed(3)));
+});
+
+test('a CLI file-to-file row sits beside our in-memory row of the same cell, its ratio the CLI over in memory, with or without QEMU', () => {
+  const { rows, comparisons: compared } = seedResults();
+  const pair = compared.find((c) => c.experiment === 'side-by-side' && c.method === 'none' && c.channels === 2)!;
+  const cli = rows.find((r) => r.experiment === 'cli-file' && r.method === 'none' && r.channels === 2)!;
+  assert.is(pair.cliMs, cli.totalTimeMs);
+  assert.is(pair.cliRatio, Number((cli.totalTimeMs / pair.oursMs).toFixed(3)));
+  assert.is(pair.cliCpuPerGiB, cli.cpuSecondsPerGiB);
+  assert.ok(compared.every((c) => c.experiment !== 'cli-file'), 'a CLI row is never a cell of its own');
+  assert.ok(compared.filter((c) => c.data === 'all-zero').every((c) => c.cliMs === null && c.cliRatio === null));
+
+  const alone = comparisons([
+    seedRow({ experiment: 'side-by-side', impl: 'multifd', method: 'zstd-1', channels: 1, totalTimeMs: 200 }),
+    seedRow({ experiment: 'cli-file', impl: 'multifd', method: 'zstd-1', channels: 1, totalTimeMs: 250, sendCpuPct: null, recvCpuPct: null, cpuSecondsPerGiB: null }),
+    seedRow({ experiment: 'side-by-side', impl: 'multifd', method: 'none', channels: 1 }),
+  ]);
+  assert.is(alone.length, 1, 'a cell with neither QEMU nor the CLI is no comparison');
+  assert.equal(
+    { qemuMs: alone[0]!.qemuMs, timeRatio: alone[0]!.timeRatio, cpuRatio: alone[0]!.cpuRatio, cliRatio: alone[0]!.cliRatio, cliCpuPerGiB: alone[0]!.cliCpuPerGiB },
+    { qemuMs: null, timeRatio: null, cpuRatio: null, cliRatio: 1.25, cliCpuPerGiB: null },
+  );
+  assert.match(comparisonTable(alone), /side-by-side +corpus +zstd-1 +1 +unlimited +200 +- +- +- +- +[\d.]+ +- +- +250 +1\.25× +-/);
 });
 
 test('QEMU all-zero rows pair with our multifd zero-page detection, never with our legacy row', () => {
@@ -35,11 +58,22 @@ test('QEMU all-zero rows pair with our multifd zero-page detection, never with o
 });
 
 test('targets cover none and zstd-1 on the corpus at up to 4 channels, time and CPU, and fail above 1×', () => {
-  const targets = seedTargets(seedResults().comparisons);
+  const targets = seedTargets(seedResults().comparisons).filter((t) => t.label.includes('ours/QEMU'));
   assert.is(targets.length, 2 * 3 * 2);
   assert.ok(targets.every((t) => /^(none|zstd-1), [124] ch: /.test(t.label)));
   assert.ok(targets.every((t) => t.pass === false && t.ratio > 1), 'the fixture makes ours 1.25× slower');
   assert.match(seedTables(seedResults().rows, seedResults().comparisons, targets), /MISS  none, 1 ch: total time ours\/QEMU: 1\.25×/);
+});
+
+test('every cell the CLI ran has a target of its time at most 1.15× ours in memory', () => {
+  const { rows, comparisons: compared } = seedResults();
+  const targets = seedTargets(compared).filter((t) => t.label.includes('CLI'));
+  assert.is(targets.length, rows.filter((r) => r.experiment === 'cli-file').length);
+  assert.ok(targets.every((t) => t.max === CLI_TARGET_MAX && CLI_TARGET_MAX === 1.15));
+  assert.equal(targets.filter((t) => !t.pass).map((t) => `${t.label} ${t.ratio}`), ['corpus zstd-1, 4 ch: total time CLI file to file/in memory 1.2']);
+  const tables = seedTables(rows, compared, targets);
+  assert.match(tables, /The CLI, file to file[^\n]*\n\nimpl/);
+  assert.match(tables, /pass  corpus none, 1 ch: total time CLI file to file\/in memory: 1\.10× \(target ≤ 1\.15×\)/);
 });
 
 test('the report is one self-contained page: no script, no external asset, markup escaped', () => {
@@ -56,8 +90,9 @@ test('the report charts every matrix cell per link, CPU per method, and ours aga
   const titled = (title: string) => charts.filter((c) => c.includes(title));
   assert.equal(titled('Throughput vs channels').map(marks), [12, 12], '2 methods × 3 channel counts × (ours + QEMU) per link');
   assert.equal(titled('CPU % per method').map(marks), [8], '2 methods × send and receive × (ours + QEMU)');
-  assert.equal(titled('Ours vs QEMU, corpus').map(marks), [12, 12], '6 pairs, time and CPU');
-  assert.equal(titled('Ours vs QEMU, all-zero').map(marks), [2, 2]);
+  assert.equal(titled(', corpus').map(marks), [18, 18], '6 cells × (in memory + CLI + QEMU), time and CPU');
+  assert.equal(titled(', all-zero').map(marks), [2, 2], 'in memory and QEMU: the CLI series is left out where it did not run');
+  assert.match(html, /<h3>The CLI, file to file[^<]*<\/h3><table>/);
 });
 
 test('CPU seconds come from utime and stime of /proc/<pid>/stat, even with spaces and parentheses in the name', () => {
