@@ -11,6 +11,7 @@ const info: CodecInfo = {
   unit: 'packet',
   levels: null,
   summary: 'normal pages sent raw',
+  payloadIsPages: true,
 };
 
 /** The `none` codec: raw pages, no compression. */

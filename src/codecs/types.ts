@@ -25,6 +25,12 @@ export interface CodecInfo {
   readonly levels: LevelRange | null;
   /** One line for `multifd codecs`. */
   readonly summary: string;
+  /**
+   * The payload is the normal pages verbatim (`none`): a sender may write the pages from
+   * guest memory behind the header and a receiver may hash and apply them in place, with no
+   * encoder or decoder in between.
+   */
+  readonly payloadIsPages?: boolean;
 }
 
 /** Which implementation runs a codec in this thread, and whether it can run. */

@@ -2,9 +2,6 @@
 // image file written in place under a temporary name until the checksum is confirmed.
 import { createImageSink } from '../memory/image-sink.js';
 import { GuestMemory } from '../memory/guest-memory.js';
-import { CHECKSUM_CHUNK_BYTES } from '../memory/checksum.js';
-import { fileChunkChecksums } from '../memory/file-windows.js';
-import type { WorkerPool } from '../pool/pool.js';
 import type { BlockTarget } from '../pool/protocol.js';
 import type { ControlMessage } from '../wire/index.js';
 
@@ -15,15 +12,11 @@ export type Hello = Extract<ControlMessage, { type: 'hello' }>;
 export interface Destination {
   /**
    * One write target per RAM block, in the hello's order. Targets start all zero (fresh memory,
-   * a new sparse file): zero pages never written are left alone and never-written checksum
-   * chunks are not read, as QEMU's receive bitmap does.
+   * a new sparse file): zero pages never written are left alone, as QEMU's receive bitmap
+   * does. A target is only written, never read back: the image checksum comes from the hashes
+   * the workers checked each packet with.
    */
   readonly targets: readonly BlockTarget[];
-  /**
-   * XXH64 of each 1 MiB checksum chunk of `byteLength` bytes of block `blockIndex` from
-   * `byteOffset` (a chunk boundary): the receiver builds the image checksum from these.
-   */
-  hashChunks(pool: WorkerPool, blockIndex: number, byteOffset: number, byteLength: number): Promise<bigint[]>;
   /** Called once the checksum is confirmed: the image becomes complete. */
   complete(): Promise<void>;
   /** Called on failure: nothing may look like a complete image afterwards. */
@@ -40,9 +33,6 @@ export function memoryDestination(onMemory?: (memory: GuestMemory) => void): Des
     onMemory?.(memory);
     return {
       targets: memory.blocks.map((b) => ({ memory: b.memory })),
-      async hashChunks(pool, blockIndex, byteOffset, byteLength) {
-        return [...(await pool.checksumChunks({ memory: memory.blocks[blockIndex]!.memory, byteOffset, byteLength }))];
-      },
       async complete() {},
       async abort() {},
     };
@@ -66,8 +56,6 @@ export function fileDestination(path: string): DestinationFactory {
     });
     return {
       targets,
-      hashChunks: (_pool, blockIndex, byteOffset, byteLength) =>
-        fileChunkChecksums(sink.fd, { byteOffset: targets[blockIndex]!.byteOffset + byteOffset, byteLength, windowBytes: 16 * CHECKSUM_CHUNK_BYTES }),
       complete: () => sink.complete(),
       abort: () => sink.abort(),
     };
@@ -101,7 +89,6 @@ export function trackDestination(factory: DestinationFactory, options: { holdCom
   let building: Promise<Destination> | undefined;
   const held = (d: Destination): Destination => ({
     targets: d.targets,
-    hashChunks: (pool, blockIndex, byteOffset, byteLength) => d.hashChunks(pool, blockIndex, byteOffset, byteLength),
     complete: async () => {},
     abort: () => d.abort(),
   });

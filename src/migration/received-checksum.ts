@@ -1,50 +1,65 @@
 // The receiver's image checksum, kept up to date while the migration runs instead of computed
-// from scratch at the end (where it would add to the downtime). Workers mark the checksum
-// chunks they write; at every round barrier the chunks written since they were last hashed are
-// hashed again in the background, so at completion only the last round's chunks remain. A
-// chunk never written is still all zero in fresh memory and is never read.
-import { CHECKSUM_CHUNK_BYTES, checksumChunkCount, combineChecksums, zeroChunkChecksum } from '../memory/checksum.js';
-
-/** Chunk hashes of a chunk-aligned byte range of one block. */
-export type HashRange = (blockIndex: number, byteOffset: number, byteLength: number) => Promise<bigint[]>;
-
-/** Checksum chunks one hashing task covers at most (64 MiB), so every worker hashes a share. */
-const CHUNKS_PER_RANGE = 64;
+// from scratch at the end (where it would add to the downtime), and never by reading the pages
+// again: workers write the 4 KiB unit hashes of every page they apply (the hashes they checked
+// the packet with) into a table per block and mark the checksum chunks they changed; at every
+// round barrier the changed chunks' hashes are taken from the table. A chunk never written is
+// still all zero in fresh memory, and its table entries start as the zero unit's hash.
+import {
+  CHECKSUM_CHUNK_BYTES,
+  HASH_UNIT_BYTES,
+  UNITS_PER_CHUNK,
+  checksumChunkCount,
+  chunkHashOfUnits,
+  combineChecksums,
+  fillZeroUnitHashes,
+  zeroChunkChecksum,
+} from '../memory/checksum.js';
 
 function newBitmap(bits: number): Int32Array {
   return new Int32Array(new SharedArrayBuffer(4 * Math.max(1, Math.ceil(bits / 32))));
 }
 
-/** Chunk hashes of what a receiver wrote, block by block. */
+/** Chunk hashes of what a receiver applied, block by block. */
 export class ReceivedChecksum {
-  /** One bit per chunk, per block: written at least once in this migration (shared with workers). */
-  readonly written: Int32Array[];
-  /** One bit per chunk, per block: written since its hash was last taken (shared with workers). */
+  /** Per block: 2 u32 (low, high) per 4 KiB unit, the hash of what is applied there (shared with workers). */
+  readonly unitHashes: Uint32Array[];
+  /** One bit per chunk, per block: changed since its hash was last taken (shared with workers). */
   readonly stale: Int32Array[];
   private readonly hashes: bigint[][];
-  private refreshing: Promise<void> = Promise.resolve();
 
-  constructor(
-    private readonly blockBytes: readonly number[],
-    private readonly hashRange: HashRange,
-  ) {
-    this.written = blockBytes.map((bytes) => newBitmap(checksumChunkCount(bytes)));
+  constructor(private readonly blockBytes: readonly number[]) {
+    this.unitHashes = blockBytes.map((bytes) => {
+      const table = new Uint32Array(new SharedArrayBuffer((8 * bytes) / HASH_UNIT_BYTES));
+      fillZeroUnitHashes(table, 0, bytes / HASH_UNIT_BYTES);
+      return table;
+    });
     this.stale = blockBytes.map((bytes) => newBitmap(checksumChunkCount(bytes)));
     this.hashes = blockBytes.map(() => []);
   }
 
-  /**
-   * Hashes, in the background, every chunk written since it was last hashed (call it at a
-   * round barrier: the round's pages are in place). Refreshes run one after another.
-   */
-  refresh(): Promise<void> {
-    this.refreshing = this.refreshing.then(() => this.hashStale());
-    return this.refreshing;
+  /** Takes the hash of every chunk changed since it was last taken (call it at a round barrier). */
+  refresh(): void {
+    this.blockBytes.forEach((bytes, block) => {
+      const stale = this.stale[block]!;
+      const table = this.unitHashes[block]!;
+      for (let word = 0; word < stale.length; word++) {
+        // Take the bits word by word: a chunk changed from now on is stale again.
+        let bits = Atomics.exchange(stale, word, 0);
+        while (bits) {
+          const bit = 31 - Math.clz32(bits);
+          bits &= ~(1 << bit);
+          const chunk = 32 * word + bit;
+          const firstUnit = chunk * UNITS_PER_CHUNK;
+          const units = Math.min(UNITS_PER_CHUNK, bytes / HASH_UNIT_BYTES - firstUnit);
+          this.hashes[block]![chunk] = chunkHashOfUnits(table.subarray(2 * firstUnit, 2 * (firstUnit + units)));
+        }
+      }
+    });
   }
 
-  /** The image checksum: the last refresh, then every chunk still stale; unwritten chunks are zero. */
-  async checksum(): Promise<bigint> {
-    await this.refresh();
+  /** The image checksum: a last refresh, then every chunk's hash; chunks never written are zero. */
+  checksum(): bigint {
+    this.refresh();
     const all: bigint[] = [];
     this.blockBytes.forEach((bytes, block) => {
       for (let chunk = 0; chunk < checksumChunkCount(bytes); chunk++) {
@@ -52,27 +67,5 @@ export class ReceivedChecksum {
       }
     });
     return combineChecksums(all);
-  }
-
-  private async hashStale(): Promise<void> {
-    const ranges: Promise<void>[] = [];
-    this.blockBytes.forEach((bytes, block) => {
-      const chunks = checksumChunkCount(bytes);
-      // Take the stale bits word by word: a chunk written again from now on is stale again.
-      const stale = this.stale[block]!.map((_, i) => Atomics.exchange(this.stale[block]!, i, 0));
-      const isStale = (c: number) => (stale[c >>> 5]! & (1 << (c & 31))) !== 0;
-      for (let c = 0; c < chunks; ) {
-        if (!isStale(c)) {
-          c++;
-          continue;
-        }
-        const first = c;
-        while (c < chunks && c - first < CHUNKS_PER_RANGE && isStale(c)) c++;
-        const byteOffset = first * CHECKSUM_CHUNK_BYTES;
-        const byteLength = Math.min(c * CHECKSUM_CHUNK_BYTES, bytes) - byteOffset;
-        ranges.push(this.hashRange(block, byteOffset, byteLength).then((hashes) => hashes.forEach((hash, i) => (this.hashes[block]![first + i] = hash))));
-      }
-    });
-    await Promise.all(ranges);
   }
 }

@@ -1,7 +1,9 @@
 // The destination side of a migration. Connections are told apart by their first four bytes
 // (control or data, as QEMU ≥ 8.0 peeks the magic). The hello fixes the session; data channels
 // must present its session id and a fresh id below the channel count. Packets are validated on
-// the main thread (header) and in a worker (checksum, payload) before anything is written.
+// the main thread (header, while it assembles them in a staging slot) and in a worker
+// (payload decoded into scratch, then the pages' unit hashes against the checksum) before
+// anything is written; the hashes also build the image checksum.
 // Rounds are a barrier: after its SYNC a channel is not read further until every live channel
 // synced, every packet of the round is applied and the round-end frame agreed on the count.
 // Applied packets are acknowledged on their channel. A data channel may break: the sender
@@ -35,6 +37,7 @@ import { ControlChannel } from './control-channel.js';
 import { PendingConnections, type PendingConnection } from './pending-connections.js';
 import type { Destination, DestinationFactory, Hello } from './destination.js';
 import { FailureLatch } from './failure-latch.js';
+import { PacketStaging } from './packet-staging.js';
 import { ReceivedChecksum } from './received-checksum.js';
 
 /** Receiver options. */
@@ -121,8 +124,6 @@ const MAX_IN_FLIGHT_TOTAL = 64;
 export const BARRIER_READ_AHEAD_PACKETS = 2;
 /** Longest an applied packet waits for its ack while more packets are in workers. */
 const ACK_DELAY_MS = 5;
-/** Packet buffers kept for reuse. */
-const MAX_SPARE_BUFFERS = 64;
 /** First two bytes of a TLS handshake record (content type 22, major version 3): a ClientHello. */
 const TLS_HANDSHAKE_RECORD = 0x1603;
 
@@ -185,8 +186,8 @@ export class MigrationReceiver {
   private inFlight = 0;
   /** Receive tasks in workers; a failed migration waits for them before it cleans up. */
   private readonly tasks = new Set<Promise<void>>();
-  /** Packet buffers workers handed back, for the next packets to be assembled in. */
-  private readonly spareBuffers: ArrayBuffer[] = [];
+  /** Where packets are assembled and read in place by the workers; sized once the hello is in. */
+  private staging: PacketStaging | undefined;
   /** Bytes of the largest valid packet of this session (its most normal pages, incompressible). */
   private largestPacketBytes = 0;
   /** See {@link BARRIER_READ_AHEAD_PACKETS}. */
@@ -338,11 +339,8 @@ export class MigrationReceiver {
     this.destination = await this.failure.race(this.building);
     this.targets = this.destination.targets;
     this.received = hello.blocks.map((b) => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(b.byteLength / hello.pageSize / 32))));
-    const destination = this.destination;
-    this.checksums = new ReceivedChecksum(
-      hello.blocks.map((b) => b.byteLength),
-      (block, byteOffset, byteLength) => destination.hashChunks(this.pool, block, byteOffset, byteLength),
-    );
+    this.checksums = new ReceivedChecksum(hello.blocks.map((b) => b.byteLength));
+    this.staging = new PacketStaging(this.largestPacketBytes);
     await control.send({ type: 'hello-ack', sessionId: hello.sessionId });
     this.sessionOpen = true;
     this.pending.release('hello');
@@ -427,7 +425,7 @@ export class MigrationReceiver {
         pagesPerPacket: hello.pagesPerPacket,
         blocks: hello.blocks.map((b) => ({ pageCount: b.byteLength / hello.pageSize })),
         codecWireId: hello.codecWireId,
-        allocate: (byteLength) => this.packetBuffer(byteLength),
+        allocate: (byteLength) => this.staging!.take(byteLength),
       }),
       ordinal: 0,
       syncedRound: 0,
@@ -495,7 +493,7 @@ export class MigrationReceiver {
       // A resend of a packet this round already has (its first channel broke before the ack
       // got through): acknowledge it here too, once it is applied, and apply it only once.
       this.duplicatePackets++;
-      this.recycle(packet.bytes.buffer);
+      this.staging!.give(packet.bytes);
       if (seen.applied) this.ack(state, header.sequence);
       else seen.ackTo.push(state);
       return;
@@ -508,14 +506,15 @@ export class MigrationReceiver {
     this.updateFlow(state);
     const task = this.pool
       .receive({
-        packet: packet.bytes.buffer,
+        staging: this.staging!.memory,
+        byteOffset: packet.bytes.byteOffset,
         packetBytes: packet.bytes.byteLength,
         header,
         channel: state.id,
         ordinal,
         target: this.targets[header.blockIndex]!,
         received: this.received[header.blockIndex]!,
-        writtenChunks: this.checksums!.written[header.blockIndex]!,
+        unitHashes: this.checksums!.unitHashes[header.blockIndex]!,
         staleChunks: this.checksums!.stale[header.blockIndex]!,
         codecWireId: header.codecWireId,
         pageSize: hello.pageSize,
@@ -524,8 +523,7 @@ export class MigrationReceiver {
         hardwareLibrary: this.options.hardwareLibrary,
         hardwarePages: this.hardwarePages,
       })
-      .then((buffer) => {
-        this.recycle(buffer);
+      .then(() => {
         this.lastActivity = performance.now();
         state.inFlight--;
         this.inFlight--;
@@ -538,7 +536,10 @@ export class MigrationReceiver {
         this.checkBarrier();
       })
       .catch((error: Error) => this.fail(error))
-      .finally(() => this.tasks.delete(task));
+      .finally(() => {
+        this.staging!.give(packet.bytes);
+        this.tasks.delete(task);
+      });
     this.tasks.add(task);
   }
 
@@ -563,10 +564,6 @@ export class MigrationReceiver {
       channel.acks = [];
     }
     this.ackQueue.clear();
-  }
-
-  private recycle(buffer: ArrayBuffer): void {
-    if (this.spareBuffers.length < MAX_SPARE_BUFFERS) this.spareBuffers.push(buffer);
   }
 
   /** Counts bytes from any connection; arriving bytes keep the idle timeout away. */
@@ -624,18 +621,6 @@ export class MigrationReceiver {
     else if (state.socket.isPaused()) state.socket.resume();
   }
 
-  /**
-   * A buffer for the next packet: one a worker handed back if it is large enough, else a new
-   * one sized for the largest packet of this session (so it can be reused for any other).
-   */
-  private packetBuffer(byteLength: number): ArrayBuffer {
-    while (this.spareBuffers.length) {
-      const buffer = this.spareBuffers.pop()!;
-      if (buffer.byteLength >= byteLength) return buffer;
-    }
-    return new ArrayBuffer(Math.max(byteLength, this.largestPacketBytes));
-  }
-
   /** Every channel id of the hello has connected at least once. */
   private channelsReady(): boolean {
     return this.hello !== undefined && this.channels.size === this.hello.channels;
@@ -665,8 +650,8 @@ export class MigrationReceiver {
     this.appliedInRound = 0;
     this.roundPackets.clear();
     this.round++;
-    // The round's pages are in place: hash what it changed while the next round streams in.
-    this.checksums!.refresh().catch((error: Error) => this.fail(error));
+    // The round's pages are in place: take the hashes of the chunks it changed.
+    this.checksums!.refresh();
     // Channels paused with their read-ahead full are resumed here: what they hold may start
     // with the next round's SYNC, which dispatches nothing that would resume them.
     for (const state of this.channels.values()) {
@@ -690,10 +675,13 @@ export class MigrationReceiver {
         throw protocolError('ERR_PACKET_PAGE_INDEX', { channel: 'control', field: 'zero-pages run', expected: `≤ ${pageCount}`, got: run.first + run.count });
       }
     }
-    for (const run of message.runs) {
-      const chunks = { writtenChunks: this.checksums!.written[message.blockIndex]!, staleChunks: this.checksums!.stale[message.blockIndex]! };
-      applyZeroRun(this.targets[message.blockIndex]!, this.received[message.blockIndex]!, chunks, run, hello.pageSize);
-    }
+    const applied = {
+      received: this.received[message.blockIndex]!,
+      unitHashes: this.checksums!.unitHashes[message.blockIndex]!,
+      staleChunks: this.checksums!.stale[message.blockIndex]!,
+      pageSize: hello.pageSize,
+    };
+    for (const run of message.runs) applyZeroRun(this.targets[message.blockIndex]!, applied, run);
     this.zeroPages += runsPageCount(message.runs);
   }
 
@@ -701,7 +689,7 @@ export class MigrationReceiver {
     if (message.rounds !== this.round - 1) {
       throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'complete.rounds', expected: this.round - 1, got: message.rounds });
     }
-    const checksum = await this.checksums!.checksum();
+    const checksum = this.checksums!.checksum();
     const cpu = process.cpuUsage(this.startCpu);
     await control.send({ type: 'report', normalPages: this.normalPages, zeroPages: this.zeroPages, checksum, cpuMicros: cpu.user + cpu.system });
     this.reported = true;

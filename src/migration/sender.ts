@@ -16,6 +16,7 @@ import type { CodecId, HardwarePolicy } from '../codecs/types.js';
 import { MultifdError, TransportError } from '../errors.js';
 import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
 import { WorkerPool } from '../pool/pool.js';
+import type { SentPacket } from '../pool/send-task.js';
 import type { ZeroPageDetection } from '../pool/protocol.js';
 import { ended } from '../transport/backpressure.js';
 import { drained, TokenBucket } from '../transport/index.js';
@@ -114,7 +115,7 @@ interface DataChannel {
 
 /** A data packet written but not acknowledged yet: kept to be written again if its channel breaks. */
 interface Unacked {
-  bytes: Uint8Array;
+  packet: SentPacket;
   channel: DataChannel;
   /** Called once the receiver acknowledged it. */
   release: () => void;
@@ -269,11 +270,11 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
         if (channels.every((c) => c.lost)) {
           throw new TransportError('ERR_CHANNEL_CLOSED', `every data channel broke (${stats.channelsLost} lost) and none could be reopened`);
         }
-        for (const packet of unacked.values()) {
-          if (packet.channel !== channel) continue;
+        for (const entry of unacked.values()) {
+          if (entry.channel !== channel) continue;
           stats.packetsResent++;
-          stats.resentBytes += packet.bytes.byteLength;
-          await write(packet.bytes, packet.release);
+          stats.resentBytes += entry.packet.byteLength;
+          await write(entry.packet, entry.release);
         }
       };
       recover().catch((error: Error) => failure.fail(error));
@@ -305,23 +306,27 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     };
 
     /**
-     * Writes a data packet on the least queued live channel. `release` runs once the receiver
-     * acknowledged it (for a stream file: once the file took it); until then it is kept in
-     * `unacked`, to be written again if its channel breaks.
+     * Writes a data packet on the least queued live channel, its parts corked into one writev.
+     * `release` runs once the receiver acknowledged it (for a stream file: once the file took
+     * it); until then it is kept in `unacked`, to be written again if its channel breaks.
      */
-    const write = async (bytes: Uint8Array, release: () => void) => {
+    const write = async (packet: SentPacket, release: () => void) => {
       let channel = await leastQueued();
       if (channel.socket.writableLength >= CHANNEL_HIGH_WATER) {
         // A channel that breaks during the wait is lost, not this packet: its loss handler
         // replaces it and resends what it held, and this packet goes to a live one below.
         await failure.race(drained(channel.socket)).catch(() => failure.check());
       }
-      if (bucket) await failure.race(bucket.acquire(bytes.byteLength));
+      if (bucket) await failure.race(bucket.acquire(packet.byteLength));
       failure.check();
       if (channel.lost) channel = await leastQueued();
-      if (awaitReceiver) unacked.set(packetSequence(bytes), { bytes, channel, release });
-      channel.socket.write(bytes, awaitReceiver ? undefined : release);
-      channel.bytesWritten += bytes.byteLength;
+      if (awaitReceiver) unacked.set(packet.sequence, { packet, channel, release });
+      const { socket } = channel;
+      const last = packet.parts.length - 1;
+      socket.cork();
+      packet.parts.forEach((part, i) => socket.write(part, i === last && !awaitReceiver ? release : undefined));
+      socket.uncork();
+      channel.bytesWritten += packet.byteLength;
     };
 
     /** Resolves once the receiver acknowledged every packet written so far. */
@@ -331,13 +336,20 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
 
     const chunkHashes: bigint[] = [];
     const blockChunkBase = chunkBases(source);
+    /** When a live migration paused its workload: from then on its pages hold still. */
+    let pausedAt: number | undefined;
     let round = 0;
     let packetsInRound = 0;
     const maxInFlight = 2 * pool.threads;
     const pagesPerTask = TASK_BYTES / pageSize;
 
-    /** Sends `runs` (window-relative; all pages when absent) of the window's pages [first, first + pageCount). */
-    const sendTask = async (window: SourceWindow, first: number, pageCount: number, runs: PageRun[] | undefined, hashChunks: boolean) => {
+    /**
+     * Sends `runs` (window-relative; all pages when absent) of the window's pages [first,
+     * first + pageCount). Resolves once the packets are written; `held` gets a promise that
+     * settles once the receiver has them all (or the migration failed): until then the
+     * packets may be views of the window's memory.
+     */
+    const sendTask = async (window: SourceWindow, first: number, pageCount: number, runs: PageRun[] | undefined, hashChunks: boolean, held?: Promise<void>[]) => {
       if (zeroPageDetection === 'legacy') {
         const split = legacyZeroPageSplit(window, first, pageCount, runs, pageSize);
         if (split.zeroRuns.length) await failure.race(control.send({ type: 'zero-pages', round, blockIndex: window.blockIndex, runs: split.zeroRuns }));
@@ -366,18 +378,25 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
         pagesPerPacket,
         zeroPageDetection,
         hashChunks,
+        stable: !live || pausedAt !== undefined,
       });
       failure.check();
       if (hashChunks) {
         const chunkBase = blockChunkBase[window.blockIndex]! + ((window.firstPage + first) * pageSize) / CHECKSUM_CHUNK_BYTES;
         result.chunkHashes.forEach((hash, i) => (chunkHashes[chunkBase + i] = hash));
       }
-      // The packets are views of one buffer: it goes back to the pool once the receiver
-      // acknowledged every one of them (for a stream file: once the file took them).
+      // The packets are views of one buffer (and of the window): it goes back to the pool once
+      // the receiver acknowledged every one of them (for a stream file: once the file took them).
       let outstanding = result.packets.length;
+      let allReleased!: () => void;
+      const released = new Promise<void>((resolve) => (allReleased = resolve));
+      held?.push(failure.race(released).catch(() => {}));
       const release = () => {
-        if (--outstanding === 0) pool.recycle(result.buffer);
+        if (--outstanding > 0) return;
+        pool.recycle(result.buffer);
+        allReleased();
       };
+      if (outstanding === 0) release();
       for (const packet of result.packets) await write(packet, release);
       packetsInRound += result.packets.length;
       stats.normalPages += result.normalPages;
@@ -438,19 +457,20 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     beginRound();
     await forEachWindow(source, failure, async (window) => {
       const tasks: Promise<void>[] = [];
+      const held: Promise<void>[] = [];
       try {
         for (let first = 0; first < window.pageCount; first += pagesPerTask) {
-          tasks.push((await submit(() => sendTask(window, first, Math.min(pagesPerTask, window.pageCount - first), undefined, true))).done);
+          tasks.push((await submit(() => sendTask(window, first, Math.min(pagesPerTask, window.pageCount - first), undefined, true, held))).done);
         }
       } finally {
-        // The window's memory may be refilled only once every task reading it has settled;
-        // failed ones too, or a failure would leave the ring without memory for good.
-        void Promise.allSettled(tasks).then(() => window.release());
+        // The window's memory may be refilled only once every task reading it has settled and
+        // the receiver has every packet that may be a view of it; failed ones too, or a failure
+        // would leave the ring without memory for good.
+        void Promise.allSettled(tasks).then(() => Promise.all(held)).then(() => window.release());
       }
     });
     await endRound();
 
-    let pausedAt: number | undefined;
     if (live) {
       const stale = new Set<number>(); // checksum chunks written since they were hashed
       const convergence = new Convergence(live);
@@ -568,11 +588,6 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
     if (!options.pool) await pool.close();
     options.onProgress?.(stats.snapshot());
   }
-}
-
-/** A packet's sequence number (header offset 16, u64; below 2^53 by construction). */
-function packetSequence(packet: Uint8Array): number {
-  return Number(new DataView(packet.buffer, packet.byteOffset, packet.byteLength).getBigUint64(16));
 }
 
 /**

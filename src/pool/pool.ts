@@ -49,12 +49,13 @@ export class WorkerPool {
 
   /**
    * Encodes one window of pages into packets (see SendTask). Give the result's buffer back
-   * with {@link recycle} once its packets are written: a later task reuses it.
+   * with {@link recycle} once its packets are acknowledged: a later task reuses it. Packets of
+   * a stable source may be views of `task.memory`, which must not change until then.
    */
   async send(task: Omit<SendTask, 'op' | 'spare'>): Promise<SendResult> {
     const spare = this.spares.pop();
     const result = await this.run({ op: 'send', ...task, spare }, spare ? [spare] : undefined);
-    return readSendResult(result as ArrayBuffer);
+    return readSendResult(result as ArrayBuffer, task.memory);
   }
 
   /** Hands back a send result's buffer for reuse (keeps a few; drops the rest). */
@@ -62,15 +63,12 @@ export class WorkerPool {
     if (this.spares.length < 2 * this.threads) this.spares.push(buffer);
   }
 
-  /**
-   * Verifies, decodes and applies one packet; `task.packet` is transferred and comes back
-   * (resolved) for the next packet to be assembled in.
-   */
-  async receive(task: Omit<ReceiveTask, 'op'>): Promise<ArrayBuffer> {
-    return (await this.run({ op: 'receive', ...task }, [task.packet])) as ArrayBuffer;
+  /** Decodes, verifies and applies one packet, read in place from the receiver's staging memory. */
+  async receive(task: Omit<ReceiveTask, 'op'>): Promise<void> {
+    await this.run({ op: 'receive', ...task });
   }
 
-  /** XXH64 of each 1 MiB checksum chunk of a range of a shared memory. */
+  /** The checksum of each 1 MiB chunk of a range of a shared memory. */
   async checksumChunks(task: Omit<ChecksumTask, 'op'>): Promise<BigUint64Array> {
     return new BigUint64Array((await this.run({ op: 'checksum', ...task })) as ArrayBuffer);
   }

@@ -41,6 +41,12 @@ export interface SendTask extends CodecSetting {
   zeroPageDetection: ZeroPageDetection;
   /** Also hash the window's 1 MiB checksum chunks (the window starts on a chunk boundary). */
   hashChunks: boolean;
+  /**
+   * The pages cannot change until the receiver has acknowledged them (a still source, a paused
+   * guest, a file window held until then): read in place, and `none` pages are sent from the
+   * source memory itself. False for a running guest: the worker snapshots the pages first.
+   */
+  stable: boolean;
   /** A result buffer the main thread is done with, for the worker to reuse (transferred). */
   spare?: ArrayBuffer;
 }
@@ -48,11 +54,12 @@ export interface SendTask extends CodecSetting {
 /** Where a receiver writes one block: a shared memory, or a file descriptor (same process). */
 export type BlockTarget = { memory: WebAssembly.Memory } | { fd: number; byteOffset: number };
 
-/** Verify, decode and apply one packet (already header-validated on the main thread). */
+/** Decode, verify and apply one packet (already header-validated on the main thread). */
 export interface ReceiveTask extends CodecSetting {
   op: 'receive';
-  /** The packet is the first `packetBytes` of this buffer (transferred, and handed back for reuse). */
-  packet: ArrayBuffer;
+  /** The receiver's staging memory: the packet is `packetBytes` bytes at `byteOffset`, read in place. */
+  staging: WebAssembly.Memory;
+  byteOffset: number;
   packetBytes: number;
   header: PacketHeader;
   channel: number;
@@ -60,15 +67,15 @@ export interface ReceiveTask extends CodecSetting {
   target: BlockTarget;
   /** One bit per page of the block: set once the page was received in this migration. */
   received: Int32Array;
-  /** One bit per 1 MiB checksum chunk of the block: set once a byte of it was written. */
-  writtenChunks: Int32Array;
-  /** Likewise, cleared whenever the receiver takes the chunk's hash: written since hashed. */
+  /** The block's unit-hash table: 2 u32 (low, high) per 4 KiB unit, the hash of what is applied there. */
+  unitHashes: Uint32Array;
+  /** One bit per 1 MiB checksum chunk of the block: set when a page of it changed since the receiver last hashed it. */
   staleChunks: Int32Array;
   /** One counter: normal pages decompressed on an accelerator, added to atomically. */
   hardwarePages?: Int32Array;
 }
 
-/** Hash `byteLength` bytes of a shared memory in 1 MiB checksum chunks. */
+/** The checksums of the 1 MiB chunks of `byteLength` bytes of a shared memory. */
 export interface ChecksumTask {
   op: 'checksum';
   memory: WebAssembly.Memory;

@@ -1,17 +1,24 @@
 // The receiver's unit of work, run on a pool worker: one packet whose header the main thread
-// has validated. Nothing reaches guest memory before the packet's checksum matches and its
-// payload decoded to exactly the right size (the decoders validate into their own scratch
-// first). Zero pages follow QEMU's receive bitmap rule: a page never written in this migration
-// is still zero in fresh memory (or a sparse file) and is left alone; one written before is
-// cleared, because a page can go normal → zero between rounds.
+// has validated, read in place from the receiver's shared staging memory. Nothing reaches
+// guest memory before the packet's checksum matches: the payload is decoded into scratch
+// (a `none` payload already is the pages), the decoded pages' 4 KiB units are hashed once,
+// the hashes must give the packet's checksum, and only then are the pages copied into place
+// and their hashes written into the block's unit-hash table, from which the receiver builds
+// the image checksum without reading the pages again. Zero pages follow QEMU's receive bitmap
+// rule: a page never written in this migration is still zero in fresh memory (or a sparse
+// file) and is left alone; one written before is cleared, because a page can go normal →
+// zero between rounds.
 import { writeSync } from 'node:fs';
+import { codecByWireId } from '../codecs/registry.js';
 import type { PacketDecoder } from '../codecs/types.js';
 import { CodecError } from '../errors.js';
-import { CHECKSUM_CHUNK_BYTES } from '../memory/checksum.js';
-import { verifyPacketChecksum, type PageRun } from '../wire/index.js';
+import { CHECKSUM_CHUNK_BYTES, HASH_UNIT_BYTES, fillZeroUnitHashes, unitHashes } from '../memory/checksum.js';
+import { runsPageCount, verifyPacketChecksum, type PageRun } from '../wire/index.js';
 import type { BlockTarget, ReceiveTask } from './protocol.js';
 
-let fileScratch = new Uint8Array(0);
+/** Decoded pages of compressed packets, in a shared memory the hash kernel reads in place. */
+let decodeArea: WebAssembly.Memory | undefined;
+let hashes = new Uint32Array(0);
 let zeroPage = new Uint8Array(0);
 
 /** Sets bit `index`; returns whether it was set before. Atomic: neighbouring pages may be on other workers. */
@@ -20,21 +27,16 @@ function setBit(bits: Int32Array, index: number): boolean {
   return (Atomics.or(bits, index >>> 5, bit) & bit) !== 0;
 }
 
-/**
- * Marks the checksum chunks holding pages `first .. first + count - 1` as written: a chunk
- * never written stays all zero in fresh memory, so the image checksum need not read it.
- */
-function markWritten(chunks: ChunkMarks, first: number, count: number, pageSize: number): void {
+/** The bitmaps and table a write updates (see ReceiveTask). */
+export type AppliedPages = Pick<ReceiveTask, 'received' | 'unitHashes' | 'staleChunks' | 'pageSize'>;
+
+/** Marks the checksum chunks holding pages `first .. first + count - 1` as changed since hashed. */
+function markStale(applied: AppliedPages, first: number, count: number): void {
+  const { pageSize } = applied;
   const firstChunk = Math.floor((first * pageSize) / CHECKSUM_CHUNK_BYTES);
   const lastChunk = Math.floor(((first + count) * pageSize - 1) / CHECKSUM_CHUNK_BYTES);
-  for (let chunk = firstChunk; chunk <= lastChunk; chunk++) {
-    setBit(chunks.writtenChunks, chunk);
-    setBit(chunks.staleChunks, chunk);
-  }
+  for (let chunk = firstChunk; chunk <= lastChunk; chunk++) setBit(applied.staleChunks, chunk);
 }
-
-/** The chunk bitmaps a write updates (see ReceiveTask). */
-export type ChunkMarks = Pick<ReceiveTask, 'writtenChunks' | 'staleChunks'>;
 
 function writeFilePages(target: { fd: number; byteOffset: number }, page: number, bytes: Uint8Array, pageSize: number): void {
   let done = 0;
@@ -43,60 +45,78 @@ function writeFilePages(target: { fd: number; byteOffset: number }, page: number
   }
 }
 
-/** Applies one packet to its block target. */
-export function runReceiveTask(task: ReceiveTask, decoder: PacketDecoder): void {
-  const { header, pageSize, target, received } = task;
-  const bytes = new Uint8Array(task.packet, 0, task.packetBytes);
-  verifyPacketChecksum(bytes, task.channel, task.ordinal);
-  const payload = bytes.subarray(bytes.byteLength - header.payloadLength);
-
-  const normalPages = header.normalRuns.reduce((n, r) => n + r.count, 0);
-  const decode = (pages: Uint8Array[]) => {
-    try {
-      const before = decoder.hardwarePages ?? 0;
-      decoder.decode(payload, pages);
-      if (task.hardwarePages) Atomics.add(task.hardwarePages, 0, (decoder.hardwarePages ?? 0) - before);
-    } catch (error) {
-      if (!(error instanceof CodecError)) throw error;
-      // Name where it happened, as every receiver error does.
-      throw new CodecError(error.code, `channel ${task.channel}, packet ${task.ordinal}: ${error.message}`, {
-        cause: error,
-        context: { channel: task.channel, packet: task.ordinal, field: 'payload', expected: `${normalPages * pageSize} bytes of pages`, got: error.message },
-      });
-    }
-  };
-  if ('memory' in target) {
-    decode(pageViews(target.memory.buffer, header.normalRuns, pageSize));
-  } else {
-    if (fileScratch.byteLength < normalPages * pageSize) fileScratch = new Uint8Array(normalPages * pageSize);
-    const scratch = fileScratch.subarray(0, normalPages * pageSize);
-    decode(Array.from({ length: normalPages }, (_, i) => scratch.subarray(i * pageSize, (i + 1) * pageSize)));
-    let at = 0;
-    for (const run of header.normalRuns) {
-      writeFilePages(target, run.first, scratch.subarray(at, at + run.count * pageSize), pageSize);
-      at += run.count * pageSize;
-    }
-  }
-  for (const run of header.normalRuns) {
-    for (let p = run.first; p < run.first + run.count; p++) setBit(received, p);
-    markWritten(task, run.first, run.count, pageSize);
-  }
-  for (const run of header.zeroRuns) applyZeroRun(target, received, task, run, pageSize);
+/** Where a packet's decoded pages are: `bytes` bytes at `byteOffset` of `memory`. */
+interface DecodedPages {
+  memory: WebAssembly.Memory;
+  byteOffset: number;
+  bytes: number;
 }
 
-function pageViews(buffer: ArrayBufferLike, runs: readonly PageRun[], pageSize: number): Uint8Array[] {
-  const views: Uint8Array[] = [];
-  for (const run of runs) {
-    for (let p = run.first; p < run.first + run.count; p++) views.push(new Uint8Array(buffer, p * pageSize, pageSize));
+/** Decodes the payload into the worker's decode area (a `none` payload is used where it is). */
+function decodePayload(task: ReceiveTask, decoder: PacketDecoder, normalPages: number): DecodedPages {
+  const { header, pageSize } = task;
+  const bytes = normalPages * pageSize;
+  const payloadOffset = task.byteOffset + task.packetBytes - header.payloadLength;
+  const payload = new Uint8Array(task.staging.buffer, payloadOffset, header.payloadLength);
+  try {
+    if (codecByWireId(header.codecWireId)?.info.payloadIsPages) {
+      if (header.payloadLength !== bytes) {
+        throw new CodecError('ERR_CODEC_SIZE_MISMATCH', `none decode failed: payload of ${header.payloadLength} bytes (expected ${bytes} bytes)`);
+      }
+      return { memory: task.staging, byteOffset: payloadOffset, bytes };
+    }
+    if (!decodeArea || decodeArea.buffer.byteLength < bytes) {
+      decodeArea = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536), maximum: 65536, shared: true });
+    }
+    const area = decodeArea;
+    const before = decoder.hardwarePages ?? 0;
+    decoder.decode(payload, Array.from({ length: normalPages }, (_, i) => new Uint8Array(area.buffer, i * pageSize, pageSize)));
+    if (task.hardwarePages) Atomics.add(task.hardwarePages, 0, (decoder.hardwarePages ?? 0) - before);
+    return { memory: area, byteOffset: 0, bytes };
+  } catch (error) {
+    if (!(error instanceof CodecError)) throw error;
+    // Name where it happened, as every receiver error does.
+    throw new CodecError(error.code, `channel ${task.channel}, packet ${task.ordinal}: ${error.message}`, {
+      cause: error,
+      context: { channel: task.channel, packet: task.ordinal, field: 'payload', expected: `${bytes} bytes of pages`, got: error.message },
+    });
   }
-  return views;
+}
+
+/** Verifies one packet and applies it to its block target. */
+export function runReceiveTask(task: ReceiveTask, decoder: PacketDecoder): void {
+  const { header, pageSize, target } = task;
+  const normalPages = runsPageCount(header.normalRuns);
+  const decoded = decodePayload(task, decoder, normalPages);
+  const units = decoded.bytes / HASH_UNIT_BYTES;
+  if (hashes.length < 2 * units) hashes = new Uint32Array(2 * units);
+  const packetHashes = hashes.subarray(0, 2 * units);
+  if (units) unitHashes(decoded.memory, decoded.byteOffset, decoded.bytes, packetHashes);
+  const headerBytes = task.packetBytes - header.payloadLength;
+  verifyPacketChecksum(new Uint8Array(task.staging.buffer, task.byteOffset, headerBytes), packetHashes, task.channel, task.ordinal);
+
+  const unitsPerPage = pageSize / HASH_UNIT_BYTES;
+  let at = 0;
+  for (const run of header.normalRuns) {
+    const source = new Uint8Array(decoded.memory.buffer, decoded.byteOffset + at * pageSize, run.count * pageSize);
+    if ('memory' in target) new Uint8Array(target.memory.buffer).set(source, run.first * pageSize);
+    else writeFilePages(target, run.first, source, pageSize);
+    task.unitHashes.set(packetHashes.subarray(2 * at * unitsPerPage, 2 * (at + run.count) * unitsPerPage), 2 * run.first * unitsPerPage);
+    for (let p = run.first; p < run.first + run.count; p++) setBit(task.received, p);
+    markStale(task, run.first, run.count);
+    at += run.count;
+  }
+  for (const run of header.zeroRuns) applyZeroRun(target, task, run);
 }
 
 /** Applies one zero run under the receive-bitmap rule (also used for legacy zero pages on the main thread). */
-export function applyZeroRun(target: BlockTarget, received: Int32Array, chunks: ChunkMarks, run: PageRun, pageSize: number): void {
+export function applyZeroRun(target: BlockTarget, applied: AppliedPages, run: PageRun): void {
+  const { pageSize } = applied;
+  const unitsPerPage = pageSize / HASH_UNIT_BYTES;
   for (let p = run.first; p < run.first + run.count; p++) {
-    if (!setBit(received, p)) continue;
-    markWritten(chunks, p, 1, pageSize);
+    if (!setBit(applied.received, p)) continue; // never written: still zero, its hash already the zero unit's
+    markStale(applied, p, 1);
+    fillZeroUnitHashes(applied.unitHashes, p * unitsPerPage, unitsPerPage);
     if ('memory' in target) {
       new Uint8Array(target.memory.buffer, p * pageSize, pageSize).fill(0);
     } else {

@@ -1,28 +1,48 @@
 // The sender's unit of work, run on a pool worker: one window of guest pages, read in place
-// from a shared memory. The worker finds the zero pages (zero-page-detection=multifd), cuts
-// the window into packets of at most `pagesPerPacket` normal pages, compresses each packet's
-// normal pages straight into the packet buffer, and hashes the window's checksum chunks while
-// the bytes are hot. Everything goes back in one transferred ArrayBuffer: piscina moves only
-// a top-level transferable, and one buffer per task keeps the hand-off to a single transfer.
+// from a shared memory. The worker finds the zero pages (zero-page-detection=multifd), hashes
+// every other page's 4 KiB units once (those hashes seal each packet's checksum and make the
+// window's checksum chunks), cuts the window into packets of at most `pagesPerPacket` normal
+// pages and compresses each packet's normal pages straight into the result buffer.
+//
+// A `none` packet of a stable source (pages that cannot change before the receiver has them)
+// carries no payload in the result: the main thread writes the header followed by views of
+// the pages themselves, so its bytes go from guest memory to the socket with no copy. Pages
+// of a running guest may change at any moment, so there the worker first copies them into a
+// snapshot and hashes and encodes the snapshot: what is sent is what was hashed.
+//
+// Everything goes back in one transferred ArrayBuffer: piscina moves only a top-level
+// transferable, and one buffer per task keeps the hand-off to a single transfer.
+import { codecByWireId } from '../codecs/registry.js';
 import type { PacketEncoder } from '../codecs/types.js';
-import { CHECKSUM_CHUNK_BYTES, zeroChunkChecksum } from '../memory/checksum.js';
-import { hashBytes } from '../wasm/kernels.js';
-import { appendPage, extendsLastRun, packetHeaderBytes, runsPageCount, writePacket, type PacketHeader, type PageRun } from '../wire/index.js';
+import { CHECKSUM_CHUNK_BYTES, HASH_UNIT_BYTES, chunkHashOfUnits, fillZeroUnitHashes, unitHashes } from '../memory/checksum.js';
+import { appendPage, extendsLastRun, packetHeaderBytes, runsPageCount, writePacket, writePacketHeader, type PacketHeader, type PageRun } from '../wire/index.js';
 import { scanZeroPages } from '../zero/scan.js';
 import type { SendTask } from './protocol.js';
 
 // A send result buffer: u32 bytes used | u32 packet count | u32 chunk count | u32 normal pages |
 // u32 zero pages | u32 payload bytes | u32 normal pages compressed on an accelerator |
-// chunk count × u64 chunk hash | packet count × u32 packet length | the packets.
+// chunk count × u64 chunk hash | then per packet: u32 bytes in the result | u32 page spans
+// written from the source | spans × (u32 byte offset in the task's memory, u32 bytes) | the
+// packet's bytes in the result (its header, and its payload unless the spans carry it).
 const RESULT_HEAD = 28;
+
+/** A packet as read back on the main thread: the byte views to write, in order. */
+export interface SentPacket {
+  /** The packet's header (and payload, when it is in the result), then views of source pages. */
+  parts: Uint8Array[];
+  /** Bytes over all parts. */
+  byteLength: number;
+  /** The packet's sequence number. */
+  sequence: number;
+}
 
 /** What a send task produced, as read back on the main thread from its result buffer. */
 export interface SendResult {
   /** The buffer holding everything: hand it back (WorkerPool.recycle) once the packets are written. */
   buffer: ArrayBuffer;
-  /** The packets, each a view into the result buffer, in page order. */
-  packets: Uint8Array[];
-  /** XXH64 of each checksum chunk the window covers (empty when the task did not hash). */
+  /** The packets, in page order. */
+  packets: SentPacket[];
+  /** The checksum of each checksum chunk the window covers (empty when the task did not hash). */
   chunkHashes: bigint[];
   /** Pages sent with payload, and as zero runs. */
   normalPages: number;
@@ -36,25 +56,20 @@ export interface SendResult {
 interface PacketDraft {
   normalRuns: PageRun[];
   zeroRuns: PageRun[];
-  normalPages: Uint8Array[];
+  /** Task-relative indices of the normal pages, in payload order. */
+  normalPages: number[];
 }
 
 /** Zero runs per packet: the wire format allows 4096; a window rarely needs more than a few. */
 const MAX_ZERO_RUNS = 4096;
 
-/**
- * Encodes one window into packets. Pages come from `task.runs` (window-relative) or the whole
- * window; with detection `multifd` zero pages become zero runs and cost no payload.
- */
-export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer {
-  const { memory, byteOffset, pageSize, pageCount, pagesPerPacket } = task;
-  const runs = task.runs ?? [{ first: 0, count: pageCount }];
-  const isZero = new Uint8Array(pageCount);
-  // Only the listed pages are scanned: a dirty round's task may span a whole block sparsely.
-  if (task.zeroPageDetection === 'multifd') {
-    for (const run of runs) scanZeroPages(memory, byteOffset + run.first * pageSize, pageSize, run.count, isZero.subarray(run.first, run.first + run.count));
-  }
+/** Worker-local: the unit hashes of a task, and the snapshot of a running guest's pages. */
+let hashes = new Uint32Array(0);
+let packetHashes = new Uint32Array(0);
+let snapshot: WebAssembly.Memory | undefined;
 
+/** Cuts the listed pages into packet drafts: zero pages into zero runs, the rest into normal runs. */
+function draftPackets(task: SendTask, runs: readonly PageRun[], isZero: Uint8Array): PacketDraft[] {
   const drafts: PacketDraft[] = [];
   let draft: PacketDraft = { normalRuns: [], zeroRuns: [], normalPages: [] };
   const flush = () => {
@@ -68,33 +83,75 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
         if (draft.zeroRuns.length === MAX_ZERO_RUNS && !extendsLastRun(draft.zeroRuns, page)) flush();
         appendPage(draft.zeroRuns, page);
       } else {
-        if (draft.normalPages.length === pagesPerPacket) flush();
+        if (draft.normalPages.length === task.pagesPerPacket) flush();
         appendPage(draft.normalRuns, page);
-        draft.normalPages.push(new Uint8Array(memory.buffer, byteOffset + i * pageSize, pageSize));
+        draft.normalPages.push(i);
       }
     }
   }
   flush();
+  return drafts;
+}
+
+/**
+ * Where the worker reads the task's pages: the source memory itself, or for a running guest a
+ * snapshot of the listed pages at the same task-relative offsets.
+ */
+function pageMemory(task: SendTask, runs: readonly PageRun[]): { memory: WebAssembly.Memory; byteOffset: number } {
+  if (task.stable) return { memory: task.memory, byteOffset: task.byteOffset };
+  const bytes = task.pageCount * task.pageSize;
+  if (!snapshot || snapshot.buffer.byteLength < bytes) snapshot = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536), maximum: 65536, shared: true });
+  const into = new Uint8Array(snapshot.buffer);
+  for (const run of runs) {
+    const at = run.first * task.pageSize;
+    into.set(new Uint8Array(task.memory.buffer, task.byteOffset + at, run.count * task.pageSize), at);
+  }
+  return { memory: snapshot, byteOffset: 0 };
+}
+
+/**
+ * Encodes one window into packets. Pages come from `task.runs` (window-relative) or the whole
+ * window; with detection `multifd` zero pages become zero runs and cost no payload.
+ */
+export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer {
+  const { pageSize, pageCount } = task;
+  const runs = task.runs ?? [{ first: 0, count: pageCount }];
+  const unitsPerPage = pageSize / HASH_UNIT_BYTES;
+  const pages = pageMemory(task, runs);
+  const isZero = new Uint8Array(pageCount);
+  // Only the listed pages are scanned and hashed: a dirty round's task may span a block sparsely.
+  if (hashes.length < 2 * pageCount * unitsPerPage) hashes = new Uint32Array(2 * pageCount * unitsPerPage);
+  // A task that hashes chunks but lists its pages left out the zero pages the main thread found
+  // (zero-page-detection=legacy): they hash as zero.
+  if (task.hashChunks && task.runs) fillZeroUnitHashes(hashes, 0, pageCount * unitsPerPage);
+  for (const run of runs) {
+    if (task.zeroPageDetection === 'multifd') scanZeroPages(pages.memory, pages.byteOffset + run.first * pageSize, pageSize, run.count, isZero.subarray(run.first, run.first + run.count));
+    hashRun(pages, run, isZero, pageSize);
+  }
+  const drafts = draftPackets(task, runs, isZero);
+  const inPlace = task.stable && codecByWireId(task.codecWireId)?.info.payloadIsPages === true;
 
   const chunkCount = task.hashChunks ? Math.ceil((pageCount * pageSize) / CHECKSUM_CHUNK_BYTES) : 0;
-  const lengthsAt = RESULT_HEAD + 8 * chunkCount;
-  let capacity = lengthsAt + 4 * drafts.length;
-  for (const d of drafts) capacity += packetHeaderBytes(d.normalRuns, d.zeroRuns) + encoder.payloadBound(d.normalPages.length);
-  // Reusing a buffer the main thread is done with spares the page faults of fresh memory,
-  // which cost more than the copy of `none` pages into it.
+  const packetsAt = RESULT_HEAD + 8 * chunkCount;
+  let capacity = packetsAt;
+  for (const d of drafts) {
+    capacity += 8 + 8 * d.normalRuns.length + packetHeaderBytes(d.normalRuns, d.zeroRuns) + (inPlace ? 0 : encoder.payloadBound(d.normalPages.length));
+  }
+  // Reusing a buffer the main thread is done with spares the page faults of fresh memory.
   const result = task.spare && task.spare.byteLength >= capacity ? task.spare : new ArrayBuffer(capacity);
   const bytes = new Uint8Array(result);
   const view = new DataView(result);
+  for (let c = 0; c < chunkCount; c++) {
+    const firstUnit = (c * CHECKSUM_CHUNK_BYTES) / HASH_UNIT_BYTES;
+    const units = Math.min(CHECKSUM_CHUNK_BYTES, pageCount * pageSize - c * CHECKSUM_CHUNK_BYTES) / HASH_UNIT_BYTES;
+    view.setBigUint64(RESULT_HEAD + 8 * c, chunkHashOfUnits(hashes.subarray(2 * firstUnit, 2 * (firstUnit + units))));
+  }
 
-  hashChunks(task, chunkCount, view, task.zeroPageDetection === 'multifd' && !task.runs ? isZero : undefined);
-  let at = lengthsAt + 4 * drafts.length;
+  let at = packetsAt;
   let payloadBytes = 0;
   const hardwarePagesBefore = encoder.hardwarePages ?? 0;
   drafts.forEach((d, index) => {
-    const headerBytes = packetHeaderBytes(d.normalRuns, d.zeroRuns);
-    const payloadLength = d.normalPages.length
-      ? encoder.encode(d.normalPages, bytes.subarray(at + headerBytes, capacity))
-      : 0;
+    const sealed = gatherHashes(d.normalPages, unitsPerPage);
     const header: PacketHeader = {
       codecWireId: task.codecWireId,
       flags: 0,
@@ -103,12 +160,27 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
       sequence: task.sequenceBase + index,
       normalRuns: d.normalRuns,
       zeroRuns: d.zeroRuns,
-      payloadLength,
+      payloadLength: d.normalPages.length * pageSize,
     };
-    payloadBytes += payloadLength;
-    const length = writePacket(bytes.subarray(at), header, payloadLength);
-    view.setUint32(lengthsAt + 4 * index, length);
-    at += length;
+    const spans = inPlace ? d.normalRuns.length : 0;
+    const packetAt = at + 8 + 8 * spans;
+    let length: number;
+    if (inPlace) {
+      d.normalRuns.forEach((run, s) => {
+        view.setUint32(at + 8 + 8 * s, task.byteOffset + (run.first - task.firstPage) * pageSize);
+        view.setUint32(at + 12 + 8 * s, run.count * pageSize);
+      });
+      length = writePacketHeader(bytes.subarray(packetAt), header, sealed);
+    } else {
+      const headerBytes = packetHeaderBytes(d.normalRuns, d.zeroRuns);
+      const pageViews = d.normalPages.map((i) => new Uint8Array(pages.memory.buffer, pages.byteOffset + i * pageSize, pageSize));
+      header.payloadLength = pageViews.length ? encoder.encode(pageViews, bytes.subarray(packetAt + headerBytes, capacity)) : 0;
+      length = writePacket(bytes.subarray(packetAt), header, header.payloadLength, sealed);
+    }
+    payloadBytes += header.payloadLength;
+    view.setUint32(at, length);
+    view.setUint32(at + 4, spans);
+    at = packetAt + length;
   });
   view.setUint32(0, at);
   view.setUint32(4, drafts.length);
@@ -120,37 +192,50 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
   return result;
 }
 
-/**
- * XXH64 of each checksum chunk of the window (windows start on chunk boundaries), into the
- * result. A chunk whose pages the zero scan found all zero is not read again: its hash is the
- * zero chunk's.
- */
-function hashChunks(task: SendTask, chunkCount: number, view: DataView, isZero: Uint8Array | undefined): void {
-  const windowBytes = task.pageCount * task.pageSize;
-  const pagesPerChunk = CHECKSUM_CHUNK_BYTES / task.pageSize;
-  for (let c = 0; c < chunkCount; c++) {
-    const start = c * CHECKSUM_CHUNK_BYTES;
-    const length = Math.min(CHECKSUM_CHUNK_BYTES, windowBytes - start);
-    const zero = isZero?.subarray(c * pagesPerChunk, c * pagesPerChunk + length / task.pageSize).every((z) => z === 1);
-    view.setBigUint64(RESULT_HEAD + 8 * c, zero ? zeroChunkChecksum(length) : hashBytes(task.memory, task.byteOffset + start, length));
+/** Hashes the units of a run's non-zero pages into `hashes` (task-relative); zero pages get the zero unit's hash. */
+function hashRun(pages: { memory: WebAssembly.Memory; byteOffset: number }, run: PageRun, isZero: Uint8Array, pageSize: number): void {
+  const unitsPerPage = pageSize / HASH_UNIT_BYTES;
+  for (let i = run.first, end = run.first + run.count; i < end; ) {
+    const zero = isZero[i] === 1;
+    let j = i + 1;
+    while (j < end && (isZero[j] === 1) === zero) j++;
+    if (zero) fillZeroUnitHashes(hashes, i * unitsPerPage, (j - i) * unitsPerPage);
+    else unitHashes(pages.memory, pages.byteOffset + i * pageSize, (j - i) * pageSize, hashes, 2 * i * unitsPerPage);
+    i = j;
   }
 }
 
-/** Reads a send task's result buffer (main thread): the packets and chunk hashes. */
-export function readSendResult(result: ArrayBuffer): SendResult {
+/** The unit hashes of a packet's normal pages (task-relative indices), in payload order. */
+function gatherHashes(normalPages: readonly number[], unitsPerPage: number): Uint32Array {
+  const needed = 2 * normalPages.length * unitsPerPage;
+  if (packetHashes.length < needed) packetHashes = new Uint32Array(needed);
+  normalPages.forEach((page, k) => packetHashes.set(hashes.subarray(2 * page * unitsPerPage, 2 * (page + 1) * unitsPerPage), 2 * k * unitsPerPage));
+  return packetHashes.subarray(0, needed);
+}
+
+/** Reads a send task's result buffer (main thread): the packets and chunk hashes. `memory` is the task's source memory. */
+export function readSendResult(result: ArrayBuffer, memory: WebAssembly.Memory): SendResult {
   const view = new DataView(result);
   const used = view.getUint32(0);
   const packetCount = view.getUint32(4);
   const chunkCount = view.getUint32(8);
   const chunkHashes: bigint[] = [];
   for (let c = 0; c < chunkCount; c++) chunkHashes.push(view.getBigUint64(RESULT_HEAD + 8 * c));
-  const lengthsAt = RESULT_HEAD + 8 * chunkCount;
-  const packets: Uint8Array[] = [];
-  let at = lengthsAt + 4 * packetCount;
+  const packets: SentPacket[] = [];
+  let at = RESULT_HEAD + 8 * chunkCount;
   for (let p = 0; p < packetCount; p++) {
-    const length = view.getUint32(lengthsAt + 4 * p);
-    packets.push(new Uint8Array(result, at, length));
-    at += length;
+    const length = view.getUint32(at);
+    const spans = view.getUint32(at + 4);
+    const packetAt = at + 8 + 8 * spans;
+    const parts = [new Uint8Array(result, packetAt, length)];
+    let byteLength = length;
+    for (let s = 0; s < spans; s++) {
+      const span = new Uint8Array(memory.buffer, view.getUint32(at + 8 + 8 * s), view.getUint32(at + 12 + 8 * s));
+      parts.push(span);
+      byteLength += span.byteLength;
+    }
+    packets.push({ parts, byteLength, sequence: Number(view.getBigUint64(packetAt + 16)) });
+    at = packetAt + length;
   }
   if (at !== used) throw new Error(`send result: packets end at ${at}, expected ${used}`);
   return { buffer: result, packets, chunkHashes, normalPages: view.getUint32(12), zeroPages: view.getUint32(16), payloadBytes: view.getUint32(20), hardwarePages: view.getUint32(24) };

@@ -1,9 +1,9 @@
-// The fixed numbers of wire format version 1 (docs/wire-format.md). Every magic spells four
+// The fixed numbers of wire format version 2 (docs/wire-format.md). Every magic spells four
 // ASCII letters so a hex dump of a capture names its connection and frames at a glance.
 import { MAX_PAGES_PER_PACKET } from '../codecs/common.js';
 
-/** The wire format version written in every frame, init and packet. */
-export const PROTOCOL_VERSION = 1;
+/** The wire format version written in every frame, init and packet (2: packet checksums over unit hashes; a peer refuses 1). */
+export const PROTOCOL_VERSION = 2;
 
 /** First 4 bytes of a control connection and of every control frame: "MFDC". */
 export const CONTROL_MAGIC = 0x4d464443;
@@ -20,7 +20,7 @@ export const ACK_MAGIC = 0x4d464441;
 /** Packet flag: the packet ends its round on its channel (QEMU's MULTIFD_FLAG_SYNC). */
 export const PACKET_FLAG_SYNC = 0x0001;
 
-/** Every packet flag version 1 knows; any other bit is refused. */
+/** Every packet flag version 2 knows; any other bit is refused. */
 export const KNOWN_PACKET_FLAGS = PACKET_FLAG_SYNC;
 
 /** Bytes a listener peeks to tell a control connection from a data connection. */

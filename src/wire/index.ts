@@ -39,6 +39,8 @@ export {
   packetHeaderBytes,
   verifyPacketChecksum,
   writePacket,
+  writePacketHeader,
+  packetChecksum,
   type PacketHeader,
   type ParsedPacket,
 } from './packet.js';

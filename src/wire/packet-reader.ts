@@ -1,9 +1,10 @@
 // The receiving side of one data channel, on the main thread. It validates each packet's
 // header against the session before it allocates the packet's buffer, so a hostile length or
 // count is refused while it is still 40 bytes of header, and it copies every later byte of
-// the packet straight into that buffer. What leaves is a whole packet in its own ArrayBuffer,
-// ready to transfer to the worker that verifies the checksum and decodes it: the main thread,
-// which moves every channel's bytes, does one copy per byte and no hashing.
+// the packet straight into that buffer. What leaves is a whole packet in the buffer its
+// `allocate` gave (a receiver's staging memory), ready for the worker that decodes it,
+// verifies the checksum and applies it: the main thread, which moves every channel's bytes,
+// does one copy per byte and no hashing.
 import { codecByWireId } from '../codecs/registry.js';
 import { outOfRange, protocolError, type ProtocolError } from '../errors.js';
 import { ByteReader } from './byte-cursor.js';
@@ -39,11 +40,11 @@ export interface PacketReaderOptions {
    */
   codecWireId?: number;
   /**
-   * Supplies the buffer a packet is assembled in (at least `byteLength` bytes; the packet is
-   * its first `byteLength`). A receiver recycles buffers its workers hand back, so packets do
-   * not cost fresh memory (and its page faults) each; default: a new ArrayBuffer.
+   * Supplies the buffer a packet is assembled in: exactly `byteLength` bytes. A receiver hands
+   * out slots of a shared staging memory its workers read in place and give back, so packets
+   * do not cost fresh memory (and its page faults) each; default: a new Uint8Array.
    */
-  allocate?: (byteLength: number) => ArrayBuffer;
+  allocate?: (byteLength: number) => Uint8Array;
 }
 
 /**
@@ -71,7 +72,7 @@ export class PacketReader extends StreamReader<ParsedPacket> {
   /** The fixed header once validated, while its runs are still arriving. */
   private fixed: RawPacketHeader | undefined;
   /** The packet being filled once its whole header is validated. */
-  private assembling: { header: PacketHeader; bytes: Uint8Array<ArrayBuffer>; filled: number } | undefined;
+  private assembling: { header: PacketHeader; bytes: Uint8Array; filled: number } | undefined;
   private ordinal = 0;
   /** payloadBound by (codec, normal pages): a WASM call per packet is avoidable. */
   private readonly bounds = new Map<number, number>();
@@ -106,9 +107,8 @@ export class PacketReader extends StreamReader<ParsedPacket> {
       this.scratchFilled = this.queue.fill(this.scratch, this.scratchFilled, headerBytes);
       if (this.scratchFilled < headerBytes) return undefined;
       const header = this.checkRuns(this.fixed);
-      // A fresh ArrayBuffer per packet (never a pool slice): it is transferred away whole.
       const byteLength = headerBytes + header.payloadLength;
-      const bytes = new Uint8Array(this.options.allocate?.(byteLength) ?? new ArrayBuffer(byteLength), 0, byteLength);
+      const bytes = this.options.allocate?.(byteLength) ?? new Uint8Array(byteLength);
       bytes.set(this.scratch.subarray(0, headerBytes));
       this.assembling = { header, bytes, filled: headerBytes };
       this.fixed = undefined;

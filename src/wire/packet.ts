@@ -1,7 +1,14 @@
 // Packets, the data channels' unit: a 40-byte fixed header, the page runs, then the payload.
 // The sender's worker compresses straight into the packet buffer behind the space the header
 // will take (packetHeaderBytes tells it where), then writePacket fills the header in front:
-// the payload is never copied to be framed.
+// the payload is never copied to be framed. A `none` packet's header may also be written on
+// its own (writePacketHeader) and sent followed by views of the pages themselves.
+//
+// The checksum (wire format v2) covers the header, the runs and the 4 KiB unit hashes of the
+// packet's normal pages, not the payload bytes: the hashes are the ones the image checksum
+// is built from, so each side reads a page once for both. A receiver decodes the payload
+// into scratch, hashes the pages it got, and applies them only if the checksum matches, so a
+// corrupt payload (or one that decodes to other pages) is refused before any write.
 import { outOfRange, protocolError } from '../errors.js';
 import { checksum64 } from '../wasm/kernels.js';
 import { ByteReader, ByteWriter } from './byte-cursor.js';
@@ -42,10 +49,11 @@ export interface ParsedPacket {
   /** The header, already validated against the session. */
   header: PacketHeader;
   /**
-   * The whole packet (header, runs, payload) in its own unpooled ArrayBuffer, so it can be
-   * transferred to a worker. Its checksum is not verified yet: see {@link verifyPacketChecksum}.
+   * The whole packet (header, runs, payload), in the buffer the reader's `allocate` gave (a
+   * receiver's staging memory, which its workers hash in place). Its checksum is not verified
+   * yet: see {@link verifyPacketChecksum}.
    */
-  bytes: Uint8Array<ArrayBuffer>;
+  bytes: Uint8Array;
   /** Where the payload starts in `bytes`. */
   payloadOffset: number;
 }
@@ -73,16 +81,27 @@ export function packetHeaderBytes(normalRuns: readonly PageRun[], zeroRuns: read
 /**
  * Frames a packet in place. The payload must already be at
  * `out[packetHeaderBytes(...) .. + payloadBytes)`; this writes the header and runs in front of
- * it, then the checksum over the whole packet. Returns the packet's length.
+ * it with the checksum over them and `unitHashes`, the 4 KiB unit hashes of the normal pages
+ * in payload order (2 u32 per unit, low first; see memory/checksum). Returns the packet's length.
  * @throws RangeError `ERR_OUT_OF_RANGE` when `out` is too short, `payloadBytes` differs from
  * `header.payloadLength`, or a field does not fit its width (`normalRuns[2].count`, ...).
  */
-export function writePacket(out: Uint8Array, header: PacketHeader, payloadBytes: number): number {
+export function writePacket(out: Uint8Array, header: PacketHeader, payloadBytes: number, unitHashes: Uint32Array): number {
   if (payloadBytes !== header.payloadLength) throw outOfRange('payloadBytes', `header.payloadLength (${header.payloadLength})`, payloadBytes);
-  const headerBytes = packetHeaderBytes(header.normalRuns, header.zeroRuns);
-  const total = headerBytes + payloadBytes;
+  const total = packetHeaderBytes(header.normalRuns, header.zeroRuns) + payloadBytes;
   if (out.byteLength < total) throw outOfRange('out.byteLength', `at least ${total}`, out.byteLength);
-  const w = new ByteWriter(out);
+  writePacketHeader(out, header, unitHashes);
+  return total;
+}
+
+/**
+ * Writes a packet's header and runs (with its checksum, see {@link writePacket}) at the start
+ * of `out`, without a payload behind it: the payload goes out separately. Returns the
+ * header's length.
+ */
+export function writePacketHeader(out: Uint8Array, header: PacketHeader, unitHashes: Uint32Array): number {
+  const headerBytes = packetHeaderBytes(header.normalRuns, header.zeroRuns);
+  const w = new ByteWriter(out.subarray(0, headerBytes));
   w.u32(PACKET_MAGIC, 'magic');
   w.u8(PROTOCOL_VERSION, 'version');
   w.u8(header.codecWireId, 'header.codecWireId');
@@ -92,14 +111,31 @@ export function writePacket(out: Uint8Array, header: PacketHeader, payloadBytes:
   w.u64(header.sequence, 'header.sequence');
   w.u16(header.normalRuns.length, 'header.normalRuns.length');
   w.u16(header.zeroRuns.length, 'header.zeroRuns.length');
-  w.u32(payloadBytes, 'header.payloadLength');
+  w.u32(header.payloadLength, 'header.payloadLength');
   w.u64(0n, 'checksum'); // hashed as zero, filled in below
   writeRuns(w, header.normalRuns, 'header.normalRuns');
   writeRuns(w, header.zeroRuns, 'header.zeroRuns');
-  const packet = out.subarray(0, total);
-  checksumView(packet).setBigUint64(0, checksum64(packet));
-  return total;
+  const head = out.subarray(0, headerBytes);
+  checksumView(head).setBigUint64(0, packetChecksum(head, unitHashes));
+  return headerBytes;
 }
+
+let checked = new Uint8Array(0);
+
+/**
+ * A packet's checksum: XXH64 of its header and runs with the checksum field read as zero,
+ * followed by the unit hashes of its normal pages as little-endian u64 values.
+ */
+export function packetChecksum(headerAndRuns: Uint8Array, unitHashes: Uint32Array): bigint {
+  const length = headerAndRuns.byteLength + unitHashes.byteLength;
+  if (checked.byteLength < length) checked = new Uint8Array(Math.max(length, 2 * checked.byteLength));
+  checked.set(headerAndRuns);
+  checked.fill(0, PACKET_CHECKSUM_OFFSET, PACKET_CHECKSUM_OFFSET + CHECKSUM_BYTES);
+  checked.set(new Uint8Array(unitHashes.buffer, unitHashes.byteOffset, unitHashes.byteLength), headerAndRuns.byteLength);
+  return checksum64(checked.subarray(0, length));
+}
+
+const NO_UNITS = new Uint32Array(0);
 
 /** The SYNC packet that ends `round` on a channel: no runs, no payload, codec 0, block 0. */
 export function encodeSyncPacket(round: number, sequence: number): Uint8Array {
@@ -114,7 +150,7 @@ export function encodeSyncPacket(round: number, sequence: number): Uint8Array {
     zeroRuns: [],
     payloadLength: 0,
   };
-  writePacket(out, header, 0);
+  writePacket(out, header, 0, NO_UNITS);
   return out;
 }
 
@@ -139,32 +175,23 @@ export function readRawPacketHeader(bytes: Uint8Array): RawPacketHeader {
 }
 
 /**
- * Checks a packet's checksum: XXH64 of the whole packet with the checksum field read as zero.
- * The decoding worker calls it before any byte reaches guest memory. The field is zeroed in
- * place for the hash and restored, so `bytes` must not be read by another thread meanwhile
- * (a transferred packet is not).
+ * Checks a packet's checksum against the unit hashes of the pages its payload decoded to (in
+ * payload order). The applying worker calls it before any byte reaches guest memory.
  * @throws ProtocolError `ERR_PACKET_TRUNCATED` for fewer bytes than a header, or
  * `ERR_PACKET_CHECKSUM`, naming `channel` and `packet` (its ordinal on the channel).
  */
-export function verifyPacketChecksum(bytes: Uint8Array, channel: number, packet: number): void {
-  if (bytes.byteLength < PACKET_FIXED_HEADER_BYTES) {
+export function verifyPacketChecksum(headerAndRuns: Uint8Array, unitHashes: Uint32Array, channel: number, packet: number): void {
+  if (headerAndRuns.byteLength < PACKET_FIXED_HEADER_BYTES) {
     throw protocolError('ERR_PACKET_TRUNCATED', {
       channel,
       packet,
       field: 'packet',
       expected: `at least ${PACKET_FIXED_HEADER_BYTES} bytes`,
-      got: `${bytes.byteLength} bytes`,
+      got: `${headerAndRuns.byteLength} bytes`,
     });
   }
-  const view = checksumView(bytes);
-  const stored = view.getBigUint64(0);
-  let actual: bigint;
-  view.setBigUint64(0, 0n);
-  try {
-    actual = checksum64(bytes);
-  } finally {
-    view.setBigUint64(0, stored);
-  }
+  const stored = checksumView(headerAndRuns).getBigUint64(0);
+  const actual = packetChecksum(headerAndRuns, unitHashes);
   if (actual !== stored) {
     throw protocolError('ERR_PACKET_CHECKSUM', { channel, packet, field: 'checksum', expected: hex(actual, 16), got: hex(stored, 16) });
   }

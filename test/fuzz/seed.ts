@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { getCodec, listCodecs } from '../../src/codecs/registry.js';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { readSendResult, runSendTask } from '../../src/pool/send-task.js';
+import { packetBytes } from '../helpers/pool-tasks.js';
 import type { ZeroPageDetection } from '../../src/pool/protocol.js';
 import { encodeAcks, encodeChannelInit, encodeControl, encodeSyncPacket, type ControlMessage } from '../../src/wire/index.js';
 import { PAGE_KINDS, makePages, concatPages } from '../helpers/pages.js';
@@ -45,14 +46,15 @@ function sentPackets(memory: GuestMemory, blockIndex: number, pageCount: number,
       sequenceBase: 0,
       zeroPageDetection: detection,
       hashChunks: false,
+      stable: true,
       codecWireId: codec.info.wireId,
       pageSize: PAGE,
       pagesPerPacket: PAGES_PER_PACKET,
     },
     encoder,
   );
-  const { packets } = readSendResult(result);
-  return concat([...packets, encodeSyncPacket(1, packets.length)]);
+  const { packets } = readSendResult(result, memory.blocks[blockIndex]!.memory);
+  return concat([...packets.map(packetBytes), encodeSyncPacket(1, packets.length)]);
 }
 
 function packetSeeds(): Uint8Array[] {

@@ -11,6 +11,7 @@ import { getCodec, listCodecs, codecByWireId } from '../../src/codecs/registry.j
 import type { PacketDecoder } from '../../src/codecs/types.js';
 import { runReceiveTask } from '../../src/pool/receive-task.js';
 import { checksum64 } from '../../src/wasm/kernels.js';
+import { unitHashesOfBytes } from '../../src/memory/checksum.js';
 import {
   ACK_MAGIC,
   AckReader,
@@ -25,12 +26,14 @@ import {
   encodeAcks,
   encodeChannelInit,
   encodeControl,
+  packetChecksum,
   parseChannelInit,
+  runsPageCount,
   type ParsedPacket,
 } from '../../src/wire/index.js';
 import { guardedPages } from '../helpers/codec-conformance.js';
 import { GuardedBlock } from '../helpers/guarded-memory.js';
-import { readAll, resealFrame, resealPacket, split } from '../unit/wire/fixtures.js';
+import { readAll, resealFrame, split } from '../unit/wire/fixtures.js';
 import type { FuzzTarget } from './engine.js';
 
 /** The session every target's bytes belong to: 4 KiB pages, up to 8 pages a packet, two blocks. */
@@ -57,21 +60,53 @@ function modeOf(data: Uint8Array): { reseal: boolean; sessionCodec: number | und
   return { reseal: (mode & 1) === 1, sessionCodec, chunks: (bytes) => split(bytes, cuts), rest: data.subarray(1) };
 }
 
-/** A guarded block with the receive bitmaps a worker updates. */
+/** A guarded block with the receive bitmaps and unit-hash table a worker updates. */
 class FuzzBlock extends GuardedBlock {
   readonly received: Int32Array;
-  readonly writtenChunks = new Int32Array(1);
   readonly staleChunks = new Int32Array(1);
+  readonly unitHashes: Uint32Array;
 
   constructor(pageCount: number) {
     super(pageCount, PAGE);
     this.received = new Int32Array(Math.ceil(pageCount / 32));
+    this.unitHashes = new Uint32Array(2 * pageCount);
   }
 
   override reset(): void {
     super.reset();
     this.received.fill(0);
   }
+}
+
+/** The staging memory the fuzzed packets are assembled in, as a receiver's. */
+const staging = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
+
+/** The packets of one input are applied one at a time: each is assembled at the start of the staging memory. */
+function stagingSlot(byteLength: number): Uint8Array {
+  if (staging.buffer.byteLength < byteLength) staging.grow(Math.ceil((byteLength - staging.buffer.byteLength) / 65536));
+  return new Uint8Array(staging.buffer, 0, byteLength);
+}
+
+/**
+ * Gives a packet a checksum that matches what its payload decodes to, so that the apply step
+ * runs (a payload that does not decode fails in the worker before any checksum).
+ */
+function resealDecoded(packet: ParsedPacket): void {
+  const pages = runsPageCount(packet.header.normalRuns);
+  const payload = packet.bytes.subarray(packet.payloadOffset);
+  let decoded: Uint8Array = new Uint8Array(0);
+  const codec = codecByWireId(packet.header.codecWireId)!;
+  if (codec.info.payloadIsPages) decoded = payload.byteLength === pages * PAGE ? payload : decoded;
+  else if (pages > 0) {
+    decoded = new Uint8Array(pages * PAGE);
+    try {
+      decoderFor(packet.header.codecWireId).decode(payload, Array.from({ length: pages }, (_, i) => decoded.subarray(i * PAGE, (i + 1) * PAGE)));
+    } catch {
+      return; // the worker will refuse it the same way
+    }
+  }
+  const hashes = decoded.byteLength ? unitHashesOfBytes(decoded) : new Uint32Array(0);
+  new DataView(packet.bytes.buffer, packet.bytes.byteOffset).setBigUint64(32, packetChecksum(packet.bytes.subarray(0, packet.payloadOffset), hashes));
 }
 
 const decoders = new Map<number, PacketDecoder>();
@@ -99,27 +134,28 @@ function packetTarget(): FuzzTarget {
     maxLength: 64 * 1024,
     dictionary: [PACKET_MAGIC, 1, 0x0001, PAGES_PER_PACKET, PAGES_PER_PACKET + 1, ...BLOCK_PAGES, BLOCK_PAGES[0] + 1, MAX_ZERO_RUNS, MAX_ZERO_RUNS + 1, PAGE, PAGE * PAGES_PER_PACKET, 2 ** 53 - 1],
     run(data) {
-      const { reseal, chunks, rest } = modeOf(data);
+      const { reseal, sessionCodec, chunks, rest } = modeOf(data);
       for (const block of blocks) block.reset();
       const named = blocks.map((b) => new Uint8Array(b.pageCount));
-      const reader = new PacketReader({ channel: 0, pageSize: PAGE, pagesPerPacket: PAGES_PER_PACKET, blocks });
+      const reader = new PacketReader({ channel: 0, pageSize: PAGE, pagesPerPacket: PAGES_PER_PACKET, blocks, codecWireId: sessionCodec, allocate: (n) => stagingSlot(n) });
       let ordinal = 0;
       const apply = (packet: ParsedPacket) => {
         if (++ordinal > readerLimit(rest)) throw new Error('the packet reader yielded more packets than its bytes hold');
         const { header } = packet;
-        if (reseal) resealPacket(packet.bytes);
+        if (reseal) resealDecoded(packet);
         const block = blocks[header.blockIndex]!;
         runReceiveTask(
           {
             op: 'receive',
-            packet: packet.bytes.buffer,
+            staging,
+            byteOffset: packet.bytes.byteOffset,
             packetBytes: packet.bytes.byteLength,
             header,
             channel: 0,
             ordinal,
             target: { memory: block.memory },
             received: block.received,
-            writtenChunks: block.writtenChunks,
+            unitHashes: block.unitHashes,
             staleChunks: block.staleChunks,
             codecWireId: header.codecWireId,
             pageSize: PAGE,

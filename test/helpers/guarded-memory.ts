@@ -51,9 +51,6 @@ export function guardedDestination(onBlocks: (blocks: GuardedBlock[]) => void): 
     onBlocks(blocks);
     return {
       targets: blocks.map((b) => ({ memory: b.memory })),
-      async hashChunks(pool, blockIndex, byteOffset, byteLength) {
-        return [...(await pool.checksumChunks({ memory: blocks[blockIndex]!.memory, byteOffset, byteLength }))];
-      },
       async complete() {},
       async abort() {},
     };

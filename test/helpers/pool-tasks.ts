@@ -1,23 +1,45 @@
-// Driving pool receive tasks directly, as a receiver does: packets in order on channel 0 into
-// one block's shared memory.
+// Driving pool tasks directly, as a sender and a receiver do: a send task's packets as the
+// bytes a channel carries, and packets applied in order on channel 0 into one block's shared
+// memory.
+import { HASH_UNIT_BYTES, fillZeroUnitHashes } from '../../src/memory/checksum.js';
 import type { CodecSetting } from '../../src/pool/protocol.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
+import type { SentPacket } from '../../src/pool/send-task.js';
 import type { ParsedPacket } from '../../src/wire/index.js';
 
-/** Applies `packets` (transferring their buffers) to a block of `pageCount` pages in `memory`. */
+/** The bytes of a sent packet as they go out on a channel: its parts back to back. */
+export function packetBytes(packet: SentPacket): Uint8Array {
+  const out = new Uint8Array(packet.byteLength);
+  let at = 0;
+  for (const part of packet.parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
+  return out;
+}
+
+/** Applies `packets` to a block of `pageCount` pages in `memory`, through a staging memory as a receiver does. */
 export async function receivePackets(pool: WorkerPool, packets: readonly ParsedPacket[], memory: WebAssembly.Memory, pageCount: number, setting: CodecSetting): Promise<void> {
+  const { pageSize } = setting;
   const bits = () => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(pageCount / 32)));
-  const [received, writtenChunks, staleChunks] = [bits(), bits(), bits()];
+  const [received, staleChunks] = [bits(), bits()];
+  const units = (pageCount * pageSize) / HASH_UNIT_BYTES;
+  const unitHashes = new Uint32Array(new SharedArrayBuffer(8 * units));
+  fillZeroUnitHashes(unitHashes, 0, units);
+  const largest = Math.max(1, ...packets.map((p) => p.bytes.byteLength));
+  const staging = new WebAssembly.Memory({ initial: Math.ceil(largest / 65536), maximum: 65536, shared: true });
   for (const [ordinal, packet] of packets.entries()) {
+    new Uint8Array(staging.buffer).set(packet.bytes);
     await pool.receive({
-      packet: packet.bytes.buffer,
+      staging,
+      byteOffset: 0,
       packetBytes: packet.bytes.byteLength,
       header: packet.header,
       channel: 0,
       ordinal,
       target: { memory },
       received,
-      writtenChunks,
+      unitHashes,
       staleChunks,
       ...setting,
     });

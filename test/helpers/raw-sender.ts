@@ -3,12 +3,14 @@
 import type { Duplex } from 'node:stream';
 import { getCodec } from '../../src/codecs/registry.js';
 import type { CodecId } from '../../src/codecs/types.js';
+import { unitHashesOfBytes } from '../../src/memory/checksum.js';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { ControlChannel } from '../../src/migration/control-channel.js';
 import { memoryDestination, type DestinationFactory } from '../../src/migration/destination.js';
 import { MigrationReceiver, type ReceiveOptions } from '../../src/migration/receiver.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
 import { memoryPair } from '../../src/transport/index.js';
+import { concatPages } from './pages.js';
 import { encodeChannelInit, packetHeaderBytes, writePacket, type PacketHeader, type PageRun } from '../../src/wire/index.js';
 
 export const PAGE = 4096;
@@ -94,5 +96,5 @@ export function dataPacket(
     zeroRuns,
     payloadLength,
   };
-  return out.slice(0, writePacket(out, header, payloadLength));
+  return out.slice(0, writePacket(out, header, payloadLength, unitHashesOfBytes(concatPages(pages))));
 }

@@ -22,7 +22,7 @@ import { connect, parseEndpoint } from '../../src/transport/index.js';
 import { PacketReader, runsPageCount, type ParsedPacket } from '../../src/wire/index.js';
 import { DEVICE_KNOB, fakeLibrary, hardwareSkipReason, VENDORS, withKnobs, zlibDecode } from '../helpers/hardware.js';
 import { filledMemory, sameContent } from '../helpers/migration.js';
-import { receivePackets } from '../helpers/pool-tasks.js';
+import { packetBytes, receivePackets } from '../helpers/pool-tasks.js';
 import { concatPages } from '../helpers/pages.js';
 import { failure, type CodedError } from '../helpers/support.js';
 
@@ -67,11 +67,12 @@ async function send(vendor: HardwareVendor, library: string, hardware: HardwareP
     pagesPerPacket: 128,
     zeroPageDetection: 'multifd',
     hashChunks: false,
+    stable: true,
   });
   const reader = new PacketReader({ channel: 0, pageSize: PAGE, pagesPerPacket: 128, blocks: [{ pageCount: PAGES }] });
   const packets: ParsedPacket[] = [];
   for (const packet of result.packets) {
-    reader.push(packet);
+    reader.push(packetBytes(packet));
     for (let p = reader.next(); p; p = reader.next()) packets.push(p);
   }
   reader.end();

@@ -346,7 +346,10 @@ test('a data channel that arrives while the destination is still being built wai
   assert.ok(sameContent(expected, memory!));
 });
 
-/** Replaces a packet's payload and recomputes its header (lengths, checksum) around it. */
+/**
+ * Replaces a packet's payload and recomputes its header (lengths, checksum) around it. The
+ * checksum is sealed without page hashes: the payload must fail to decode before any check.
+ */
 function rebuild(packet: Uint8Array, payload: Uint8Array): Uint8Array {
   const view = new DataView(packet.buffer, packet.byteOffset);
   const headerBytes = packet.byteLength - view.getUint32(28);
@@ -363,7 +366,7 @@ function rebuild(packet: Uint8Array, payload: Uint8Array): Uint8Array {
     zeroRuns: [],
     payloadLength: payload.byteLength,
   };
-  return out.slice(0, writePacket(out, header, payload.byteLength));
+  return out.slice(0, writePacket(out, header, payload.byteLength, new Uint32Array(0)));
 }
 
 test.run();

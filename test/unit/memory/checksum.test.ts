@@ -13,12 +13,17 @@ import { GuestMemory } from '../../../src/memory/guest-memory.js';
 import { fileChunkChecksums } from '../../../src/memory/file-windows.js';
 import { createImageSink } from '../../../src/memory/image-sink.js';
 import { openImageSource, type ImageSourceOptions } from '../../../src/memory/image-source.js';
-import { checksum64, hashBytes } from '../../../src/wasm/kernels.js';
+import { checksum64 } from '../../../src/wasm/kernels.js';
 import { useTempDir } from '../../helpers/support.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const test = suite('image checksum');
+
+/** The hash of one 4 KiB unit (the page hash kernel's algorithm), of bytes copied out of any memory. */
+function unitHash(unit: Uint8Array): bigint {
+  return checksum64(unit);
+}
 const temp = useTempDir(test, 'checksum');
 
 function memoryHolding(bytes: Uint8Array, blockSizes: number[] = [bytes.byteLength]): GuestMemory {
@@ -40,21 +45,28 @@ async function sourceChecksum(path: string, options?: ImageSourceOptions): Promi
   }
 }
 
-// The definition, written out independently: XXH64 per 1 MiB chunk, then XXH64 of the
-// little-endian list.
-function referenceChecksum(blocks: Uint8Array[]): bigint {
-  const hashes: bigint[] = [];
-  for (const block of blocks) {
-    for (let at = 0; at < block.byteLength; at += CHECKSUM_CHUNK_BYTES) {
-      hashes.push(checksum64(block.subarray(at, Math.min(at + CHECKSUM_CHUNK_BYTES, block.byteLength))));
-    }
-  }
+/** XXH64 of hashes written as consecutive little-endian u64 values. */
+function hashOfList(hashes: bigint[]): bigint {
   const list = Buffer.alloc(8 * hashes.length);
   hashes.forEach((h, i) => list.writeBigUInt64LE(h, 8 * i));
   return checksum64(list);
 }
 
-test('follows the definition: XXH64 per 1 MiB chunk, then XXH64 of the little-endian hashes', () => {
+// The definition, written out independently: a hash per 4 KiB unit, XXH64 of the
+// little-endian unit hashes per 1 MiB chunk, then XXH64 of the little-endian chunk hashes.
+function referenceChecksum(blocks: Uint8Array[]): bigint {
+  const hashes: bigint[] = [];
+  for (const block of blocks) {
+    for (let at = 0; at < block.byteLength; at += CHECKSUM_CHUNK_BYTES) {
+      const units: bigint[] = [];
+      for (let unit = at; unit < Math.min(at + CHECKSUM_CHUNK_BYTES, block.byteLength); unit += 4 * KiB) units.push(unitHash(block.subarray(unit, unit + 4 * KiB)));
+      hashes.push(hashOfList(units));
+    }
+  }
+  return hashOfList(hashes);
+}
+
+test('follows the definition: a hash per 4 KiB unit, XXH64 of those per 1 MiB chunk, then XXH64 of the chunk hashes', () => {
   const bytes = randomBytes(2 * MiB + 12 * KiB);
   const memory = memoryHolding(bytes, [2 * MiB + 8 * KiB, 4 * KiB]);
   assert.is(checksumChunkCount(2 * MiB + 8 * KiB), 3);
@@ -73,7 +85,7 @@ test('chunk slices hashed separately combine into the same checksum', () => {
     chunkChecksums(memory, 1, 1, 1),
   ];
   assert.equal(slices.map((s) => s.length), [2, 2, 1, 1]);
-  assert.is(slices[1]![1], hashBytes(memory.blocks[0]!.memory, 3 * MiB, 4 * KiB), 'the short last chunk');
+  assert.is(slices[1]![1], hashOfList([unitHash(memory.blocks[0]!.bytes().subarray(3 * MiB, 3 * MiB + 4 * KiB))]), 'the short last chunk');
   assert.is(combineChecksums(slices.flat()), imageChecksum(memory));
   assert.equal(chunkChecksums(memory, 1, 2, 0), []);
   assert.throws(() => chunkChecksums(memory, 0, 3, 2), RangeError);

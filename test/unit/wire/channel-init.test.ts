@@ -18,11 +18,11 @@ function patched(channelId: number, offset: number, bytes: number[]): Uint8Array
 test('an init is 32 bytes: magic, version, reserved, channel id, session id and XXH64 of the rest', () => {
   const init = encodeChannelInit({ sessionId: SESSION, channelId: 0x0102 });
   assert.is(init.byteLength, CHANNEL_INIT_BYTES);
-  assert.equal([...init.subarray(0, 8)], [0x4d, 0x46, 0x44, 0x44, 1, 0, 1, 2]);
+  assert.equal([...init.subarray(0, 8)], [0x4d, 0x46, 0x44, 0x44, 2, 0, 1, 2]);
   assert.equal(init.subarray(8, 24), SESSION);
   assert.is(new DataView(init.buffer).getBigUint64(24), checksum64(init.subarray(0, 24)));
   // The example of docs/wire-format.md; its checksum was computed independently with `xxh64sum`.
-  assert.is(Buffer.from(encodeChannelInit({ sessionId: SESSION, channelId: 1 })).toString('hex'), '4d46444401000001a0a1a2a3a4a5a6a7a8a9aaabacadaeaf53a158d1af8cc278');
+  assert.is(Buffer.from(encodeChannelInit({ sessionId: SESSION, channelId: 1 })).toString('hex'), '4d46444402000001a0a1a2a3a4a5a6a7a8a9aaabacadaeaf0028772091ea33a0');
 });
 
 test('every channel id below the channel count parses back, trailing bytes ignored', () => {
@@ -61,7 +61,7 @@ test('an init from another session is refused and names both session ids', () =>
 
 test('a wrong magic, version or reserved byte is refused even with a matching checksum', () => {
   throwsProtocol(() => parseChannelInit(patched(1, 3, [0x43]), expected), 'ERR_INIT_MAGIC', { field: 'magic', expected: '0x4D464444', got: '0x4D464443' });
-  throwsProtocol(() => parseChannelInit(patched(1, 4, [2]), expected), 'ERR_INIT_VERSION', { field: 'version', expected: 1, got: 2 });
+  throwsProtocol(() => parseChannelInit(patched(1, 4, [1]), expected), 'ERR_INIT_VERSION', { field: 'version', expected: 2, got: 1 });
   throwsProtocol(() => parseChannelInit(patched(1, 5, [9]), expected), 'ERR_INIT_FIELD', { field: 'reserved', got: 9 });
 });
 

@@ -45,16 +45,16 @@ roundTrip('all message types back to back decode in order, whole and one byte at
 roundTrip('a frame is its head, its body and an XXH64 of both, byte for byte as docs/wire-format.md shows', () => {
   // The checksum was computed independently with `xxh64sum` over the first 24 bytes.
   const frame = encodeControl({ type: 'round-end', round: 1, packets: 2 });
-  assert.is(Buffer.from(frame).toString('hex'), '4d464443' + '01' + '04' + '0000' + '0000000c' + '00000001' + '0000000000000002' + 'db6108e7bec6d92e');
+  assert.is(Buffer.from(frame).toString('hex'), '4d464443' + '02' + '04' + '0000' + '0000000c' + '00000001' + '0000000000000002' + '345d4376d483c9a9');
 });
 
 roundTrip('the hello of docs/wire-format.md encodes to the bytes shown there', () => {
   const frame = encodeControl({ ...HELLO, channels: 2, level: 1, blocks: [{ name: 'pc.ram', byteLength: 2 ** 30 }] });
   const expected = [
-    '4d464443 01 01 0000 00000030', // head: body of 48 bytes
+    '4d464443 02 01 0000 00000030', // head: body of 48 bytes
     'a0a1a2a3a4a5a6a7a8a9aaabacadaeaf 00001000 0002 02 00000001 02 0080 0001', // session .. block count
     '0006 70632e72616d 0000000040000000', // "pc.ram", 1 GiB
-    '64375b54b55b9f50', // XXH64 of the 60 bytes before
+    '610b13b4b20e25ac', // XXH64 of the 60 bytes before
   ];
   assert.is(Buffer.from(frame).toString('hex'), expected.join('').replace(/ /g, ''));
 });
@@ -175,7 +175,7 @@ const read = (frame: Uint8Array) => () => readControl([frame]);
 validate('a wrong magic, version, type, reserved field or oversized length is refused from the head', () => {
   const frame = frameOf({ type: 'complete', rounds: 1, checksum: 5n });
   throwsProtocol(read(patched(frame, 0, [0x51])), 'ERR_CONTROL_MAGIC', { channel: 'control', packet: 0, field: 'magic', expected: '0x4D464443' });
-  throwsProtocol(read(patched(frame, 4, [2])), 'ERR_CONTROL_VERSION', { field: 'version', expected: 1, got: 2 });
+  throwsProtocol(read(patched(frame, 4, [1])), 'ERR_CONTROL_VERSION', { field: 'version', expected: 2, got: 1 });
   throwsProtocol(read(patched(frame, 5, [0])), 'ERR_CONTROL_TYPE', { field: 'type', got: 0 });
   throwsProtocol(read(patched(frame, 5, [8])), 'ERR_CONTROL_TYPE', { field: 'type', got: 8 });
   throwsProtocol(read(patched(frame, 6, [0, 1])), 'ERR_CONTROL_FIELD', { field: 'reserved', got: 1 });

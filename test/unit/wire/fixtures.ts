@@ -2,11 +2,15 @@
 // readers in chunks, and asserting that an error is a ProtocolError that says where and what.
 import * as assert from 'uvu/assert';
 import { ProtocolError } from '../../../src/errors.js';
+import { unitHashesOfBytes } from '../../../src/memory/checksum.js';
 import { checksum64 } from '../../../src/wasm/kernels.js';
 import {
   ControlReader,
+  PROTOCOL_VERSION,
   PacketReader,
+  packetChecksum,
   packetHeaderBytes,
+  verifyPacketChecksum,
   writePacket,
   type ControlMessage,
   type PacketHeader,
@@ -39,13 +43,27 @@ export function header(fields: Partial<PacketHeader>): PacketHeader {
   };
 }
 
-/** A framed packet carrying `payload` (its length overrides `h.payloadLength`). */
-export function buildPacket(h: PacketHeader, payload: Uint8Array = new Uint8Array(0)): Uint8Array {
+/**
+ * A framed packet carrying `payload` (its length overrides `h.payloadLength`), its checksum
+ * sealed with the unit hashes of `pages` (the pages the payload decodes to; for codec none
+ * the payload itself; none when its length is not whole pages).
+ */
+export function buildPacket(h: PacketHeader, payload: Uint8Array = new Uint8Array(0), pages: Uint8Array = payload): Uint8Array {
   const at = packetHeaderBytes(h.normalRuns, h.zeroRuns);
   const out = new Uint8Array(at + payload.byteLength);
   out.set(payload, at);
-  writePacket(out, { ...h, payloadLength: payload.byteLength }, payload.byteLength);
+  writePacket(out, { ...h, payloadLength: payload.byteLength }, payload.byteLength, pageHashes(pages));
   return out;
+}
+
+/** The unit hashes of `pages` (empty unless they are whole 4 KiB units). */
+export function pageHashes(pages: Uint8Array): Uint32Array {
+  return pages.byteLength % PAGE === 0 ? unitHashesOfBytes(pages) : new Uint32Array(0);
+}
+
+/** Verifies a parsed packet's checksum as a receiver does, given the pages its payload decodes to (default: the payload, codec none). */
+export function verifyParsed(parsed: ParsedPacket, pages: Uint8Array = parsed.bytes.subarray(parsed.payloadOffset), channel = 3, ordinal = 0): void {
+  verifyPacketChecksum(parsed.bytes.subarray(0, parsed.payloadOffset), pageHashes(pages), channel, ordinal);
 }
 
 /** `length` bytes of a deterministic pattern, e.g. a raw (`none`) payload. */
@@ -124,8 +142,8 @@ export function throwsProtocol(fn: () => unknown, code: string, details: Record<
 /** Rewrites a packet's checksum after a test patched its bytes (the reader ignores it; workers do not). */
 export function resealPacket(packet: Uint8Array): Uint8Array {
   const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
-  view.setBigUint64(32, 0n);
-  view.setBigUint64(32, checksum64(packet));
+  const headerBytes = 40 + 8 * (view.getUint16(24) + view.getUint16(26));
+  view.setBigUint64(32, packetChecksum(packet.subarray(0, headerBytes), pageHashes(packet.subarray(headerBytes))));
   return packet;
 }
 
@@ -141,7 +159,7 @@ export function rawFrame(type: number, body: Uint8Array): Uint8Array {
   const frame = new Uint8Array(12 + body.byteLength + 8);
   const view = new DataView(frame.buffer);
   view.setUint32(0, 0x4d464443);
-  view.setUint8(4, 1);
+  view.setUint8(4, PROTOCOL_VERSION);
   view.setUint8(5, type);
   view.setUint32(8, body.byteLength);
   frame.set(body, 12);

@@ -1,13 +1,14 @@
 // Corrupt streams, as a broken or hostile sender would write them, through the receiver's
-// whole packet path: the main-thread reader, then the worker's checksum. Whatever the bytes,
-// the only acceptable failure is a ProtocolError, and a corrupted byte is always caught.
+// whole packet path: the main-thread reader, then the worker's decode and checksum over the
+// pages it got. Whatever the bytes, the only acceptable failure is a ProtocolError or a
+// CodecError (a payload that does not decode), and a corrupted byte is always caught.
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
-import { getCodec } from '../../../src/codecs/registry.js';
-import { ProtocolError } from '../../../src/errors.js';
-import { encodeSyncPacket, verifyPacketChecksum, type PageRun } from '../../../src/wire/index.js';
+import { codecByWireId, getCodec } from '../../../src/codecs/registry.js';
+import { CodecError, ProtocolError } from '../../../src/errors.js';
+import { encodeSyncPacket, runsPageCount, type PageRun, type ParsedPacket } from '../../../src/wire/index.js';
 import { makePages, seededRandom } from '../../helpers/pages.js';
-import { PAGE, buildPacket, concat, header, newPacketReader, pattern, split } from './fixtures.js';
+import { PAGE, PAGES_PER_PACKET, buildPacket, concat, header, newPacketReader, pattern, split, verifyParsed } from './fixtures.js';
 
 const test = suite('packet fuzzing');
 
@@ -15,8 +16,25 @@ function compressed(codecId: 'zstd' | 'lz4' | 'zlib', normalRuns: PageRun[], see
   const pageCount = normalRuns.reduce((n, r) => n + r.count, 0);
   const encoder = getCodec(codecId).createEncoder({ pageSize: PAGE, maxPages: pageCount });
   const out = new Uint8Array(encoder.payloadBound(pageCount));
-  const payload = out.subarray(0, encoder.encode(makePages('mixed', pageCount, PAGE, seed), out));
-  return buildPacket(header({ codecWireId: getCodec(codecId).info.wireId, normalRuns, sequence: seed }), payload);
+  const pages = makePages('mixed', pageCount, PAGE, seed);
+  const payload = out.subarray(0, encoder.encode(pages, out));
+  return buildPacket(header({ codecWireId: getCodec(codecId).info.wireId, normalRuns, sequence: seed }), payload, concat(pages));
+}
+
+/** What a receiving worker does with a parsed packet: decode its payload into scratch, then check the pages it got. */
+function decodeAndVerify(packet: ParsedPacket, ordinal: number): void {
+  const pages = runsPageCount(packet.header.normalRuns);
+  const payload = packet.bytes.subarray(packet.payloadOffset);
+  const codec = codecByWireId(packet.header.codecWireId)!;
+  let decoded = payload;
+  if (pages > 0 && !codec.info.payloadIsPages) {
+    decoded = new Uint8Array(pages * PAGE);
+    const views = Array.from({ length: pages }, (_, i) => decoded.subarray(i * PAGE, (i + 1) * PAGE));
+    codec.createDecoder({ pageSize: PAGE, maxPages: PAGES_PER_PACKET }).decode(payload, views);
+  } else if (payload.byteLength !== pages * PAGE) {
+    throw new CodecError('ERR_CODEC_SIZE_MISMATCH', `none: ${payload.byteLength} payload bytes for ${pages} pages`);
+  }
+  verifyParsed(packet, decoded, 3, ordinal);
 }
 
 /** A realistic round on one channel: compressed, raw and zero-only packets, then the SYNC. */
@@ -40,7 +58,7 @@ function receive(bytes: Uint8Array, random: () => number): unknown {
     for (const chunk of split(bytes, cuts)) {
       reader.push(chunk);
       for (let packet = reader.next(); packet; packet = reader.next()) {
-        verifyPacketChecksum(packet.bytes, 3, ordinal++);
+        decodeAndVerify(packet, ordinal++);
         if (ordinal > bytes.byteLength / 40) throw new Error('more packets than bytes allow');
       }
     }
@@ -95,7 +113,7 @@ const MUTATIONS: Record<string, Mutation> = {
   },
 };
 
-test('thousands of mutated streams only ever raise ProtocolError, and every corrupted byte is caught', () => {
+test('thousands of mutated streams only ever raise ProtocolError or CodecError, and every corrupted byte is caught', () => {
   const random = seededRandom(0x5eed);
   const names = Object.keys(MUTATIONS);
   const codes = new Map<string, number>();
@@ -105,6 +123,10 @@ test('thousands of mutated streams only ever raise ProtocolError, and every corr
     const { bytes, mustFail } = MUTATIONS[name]!(STREAM, random);
     const error = receive(bytes, random);
     if (error !== undefined) {
+      if (error instanceof CodecError) {
+        codes.set(error.code, (codes.get(error.code) ?? 0) + 1);
+        continue;
+      }
       if (!(error instanceof ProtocolError)) throw new Error(`${name} #${i}: ${String(error)}`, { cause: error });
       for (const key of ['channel', 'packet', 'field', 'expected', 'got']) assert.ok(error.context[key] !== undefined, `${name} #${i}: details.${key}`);
       codes.set(error.code, (codes.get(error.code) ?? 0) + 1);
@@ -123,24 +145,27 @@ test('the unmutated stream is accepted whole, so every failure above is the muta
 });
 
 test('every single-byte change of a sample packet fails its checksum', () => {
-  const sample = PACKETS[3]!.subarray(0, 100);
-  const packet = buildPacket(header({ normalRuns: [{ first: 1, count: 1 }], zeroRuns: [{ first: 2, count: 7 }] }), sample);
-  verifyPacketChecksum(packet, 3, 0);
-  for (let at = 0; at < packet.byteLength; at++) {
-    const original = packet[at]!;
-    for (let mask = 1; mask < 256; mask++) {
-      packet[at] = original ^ mask;
-      let caught: unknown;
-      try {
-        verifyPacketChecksum(packet, 3, 0);
-      } catch (error) {
-        caught = error;
-      }
-      if (!(caught instanceof ProtocolError) || caught.code !== 'ERR_PACKET_CHECKSUM') {
-        assert.unreachable(`byte ${at} ^ ${mask} passed the checksum`);
-      }
+  const packet = buildPacket(header({ normalRuns: [{ first: 1, count: 1 }], zeroRuns: [{ first: 2, count: 7 }] }), pattern(PAGE, 4));
+  const headerBytes = 56;
+  const check = () => {
+    try {
+      verifyParsed({ header: header({}), bytes: packet, payloadOffset: headerBytes });
+    } catch (error) {
+      return error instanceof ProtocolError && error.code === 'ERR_PACKET_CHECKSUM';
     }
-    packet[at] = original;
+    return false;
+  };
+  assert.is(check(), false, 'the unchanged packet passes');
+  // Every bit pattern of every header byte; every byte of the page with one pattern, and a
+  // sample of page bytes with every pattern (each is a whole page hash).
+  const changes: Array<[number, number]> = [];
+  for (let at = 0; at < headerBytes; at++) for (let mask = 1; mask < 256; mask++) changes.push([at, mask]);
+  for (let at = headerBytes; at < packet.byteLength; at++) changes.push([at, 0x80 >> at % 8]);
+  for (let at = headerBytes; at < packet.byteLength; at += 257) for (let mask = 1; mask < 256; mask++) changes.push([at, mask]);
+  for (const [at, mask] of changes) {
+    packet[at]! ^= mask;
+    if (!check()) assert.unreachable(`byte ${at} ^ ${mask} passed the checksum`);
+    packet[at]! ^= mask;
   }
 });
 

@@ -2,10 +2,12 @@ import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { getCodec } from '../../../src/codecs/registry.js';
 import { PacketReader, encodeSyncPacket, verifyPacketChecksum, type PageRun } from '../../../src/wire/index.js';
-import { PAGE, buildPacket, header, newPacketReader, pattern, readPackets, resealPacket, throwsProtocol } from './fixtures.js';
+import { PAGE, buildPacket, header, newPacketReader, pageHashes, pattern, readPackets, resealPacket, throwsProtocol } from './fixtures.js';
 
 const test = suite('packet reader validation');
 
+/** Header and runs of GOOD: 40 + 2 runs. */
+const GOOD_HEADER = 56;
 const GOOD = buildPacket(header({ normalRuns: [{ first: 4, count: 2 }], zeroRuns: [{ first: 6, count: 3 }] }), pattern(2 * PAGE));
 
 /** A copy of GOOD (or `packet`) with `bytes` at `offset`; the reader ignores checksums, so no reseal. */
@@ -32,8 +34,9 @@ test('a wrong magic is refused and names channel, packet, field, expected and go
   });
 });
 
-test('a version other than 1 is refused', () => {
-  throwsProtocol(readSecond(patched(4, [2])), 'ERR_PACKET_VERSION', { packet: 1, field: 'version', expected: 1, got: 2 });
+test('a version other than 2 is refused, the packets of wire format 1 too', () => {
+  throwsProtocol(readSecond(patched(4, [1])), 'ERR_PACKET_VERSION', { packet: 1, field: 'version', expected: 2, got: 1 });
+  throwsProtocol(readSecond(patched(4, [3])), 'ERR_PACKET_VERSION', { packet: 1, field: 'version', expected: 2, got: 3 });
 });
 
 test('a codec wire id no registered codec has is refused', () => {
@@ -122,19 +125,21 @@ test('a channel that closes mid-packet is truncated wherever it stops, and one t
   assert.is(readPackets([GOOD, GOOD]).length, 2);
 });
 
-test('the checksum covers header, runs and payload, and a mismatch names both values', () => {
-  verifyPacketChecksum(GOOD, 3, 0);
-  for (const offset of [5, 33, 45, GOOD.byteLength - 1]) {
+test('the checksum covers header, runs and the pages the payload holds, and a mismatch names both values', () => {
+  const verify = (packet: Uint8Array, ordinal = 0) =>
+    verifyPacketChecksum(packet.subarray(0, GOOD_HEADER), pageHashes(packet.subarray(GOOD_HEADER)), 3, ordinal);
+  verify(GOOD);
+  for (const offset of [5, 33, 45, GOOD_HEADER + 100, GOOD.byteLength - 1]) {
     const bad = GOOD.slice();
     bad[offset]! ^= 0x10;
-    const error = throwsProtocol(() => verifyPacketChecksum(bad, 3, 7), 'ERR_PACKET_CHECKSUM', { channel: 3, packet: 7, field: 'checksum' });
+    const error = throwsProtocol(() => verify(bad, 7), 'ERR_PACKET_CHECKSUM', { channel: 3, packet: 7, field: 'checksum' });
     assert.match(String(error.context.got), /^0x[0-9A-F]{16}$/);
   }
   const patchedButResealed = resealPacket(patched(40, [0, 0, 0, 9]));
   const before = patchedButResealed.slice();
-  verifyPacketChecksum(patchedButResealed, 3, 0);
-  assert.equal(patchedButResealed, before, 'the checksum field is restored after hashing');
-  throwsProtocol(() => verifyPacketChecksum(GOOD.subarray(0, 39), 3, 0), 'ERR_PACKET_TRUNCATED');
+  verify(patchedButResealed);
+  assert.equal(patchedButResealed, before, 'verifying leaves the packet as it was');
+  throwsProtocol(() => verifyPacketChecksum(GOOD.subarray(0, 39), new Uint32Array(0), 3, 0), 'ERR_PACKET_TRUNCATED');
 });
 
 test('after an error the reader keeps throwing the same error, even for good bytes', () => {
