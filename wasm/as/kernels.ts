@@ -1,7 +1,9 @@
 // Page kernels that run directly on the caller's shared WebAssembly.Memory (imported), so
 // scanning or hashing guest RAM copies nothing. The module owns no memory and no data
-// segments: instantiating it must never write a byte of guest memory. Built twice from this
-// one source (asconfig.json targets "simd" and "scalar"); ASC_FEATURE_SIMD picks the loop.
+// segments: instantiating it must never write a byte of guest memory. Built twice from the
+// same sources (asconfig.json targets "simd" and "scalar"); ASC_FEATURE_SIMD picks the loop.
+// XXH3 lives in ./xxh3.ts (partly generated, see there); this file exports it.
+import { xxh3Long } from './xxh3';
 
 // Bytes OR-reduced between two early-exit checks. QEMU's buffer_is_zero checks its
 // accumulator once per block of 8 vectors; 256 bytes (16 vectors) measured slightly faster
@@ -132,7 +134,18 @@ export function page_hash(ptr: usize, len: usize): u32 {
   return <u32>h;
 }
 
-/** The high 32 bits of the last `page_hash` result. */
+/**
+ * XXH3-64 (seed 0, default secret) of `len` bytes at `ptr`, for `len` ≥ 241 only (XXH3's
+ * long-input path; shorter inputs give a value that is not XXH3). Returns the low 32 bits;
+ * the high 32 bits are read with `page_hash_high()`.
+ */
+export function xxh3_hash(ptr: usize, len: usize): u32 {
+  const h = xxh3Long(ptr, len);
+  hashHigh = <u32>(h >> 32);
+  return <u32>h;
+}
+
+/** The high 32 bits of the last `page_hash` or `xxh3_hash` result. */
 export function page_hash_high(): u32 {
   return hashHigh;
 }
