@@ -8,7 +8,7 @@
 // work split: threads hash disjoint chunk ranges in place, a file streams through window by
 // window, and all of them agree because only the grids and the combining steps are fixed.
 import { outOfRange } from '../errors.js';
-import { checksum64, hashPages } from '../wasm/kernels.js';
+import { checksum64, xxh3Pages } from '../wasm/kernels.js';
 import type { GuestMemory } from './guest-memory.js';
 
 /** Bytes of one checksum chunk: each block is cut into chunks of 1 MiB (the last may be shorter). */
@@ -21,14 +21,14 @@ export const HASH_UNIT_BYTES = 4096;
 export const UNITS_PER_CHUNK = CHECKSUM_CHUNK_BYTES / HASH_UNIT_BYTES;
 
 /**
- * The hash of each 4 KiB unit of `byteLength` bytes (a multiple of 4 KiB) of a shared memory
- * from `byteOffset`, read in place, into `out` from index `at` as (low, high) u32 halves: the
- * bytes of `out` then hold the hashes as consecutive little-endian u64 values.
+ * The unit hash (XXH3-64, seed 0) of each 4 KiB unit of `byteLength` bytes (a multiple of
+ * 4 KiB) of a shared memory from `byteOffset`, read in place, into `out` from index `at` as
+ * (low, high) u32 halves: the bytes of `out` then hold the hashes as consecutive little-endian
+ * u64 values.
  */
 export function unitHashes(memory: WebAssembly.Memory, byteOffset: number, byteLength: number, out: Uint32Array, at = 0): void {
   if (byteLength % HASH_UNIT_BYTES !== 0) throw outOfRange('byteLength', `a multiple of ${HASH_UNIT_BYTES}`, byteLength);
-  const units = byteLength / HASH_UNIT_BYTES;
-  hashPages(memory, byteOffset, HASH_UNIT_BYTES, units, out.subarray(at, at + 2 * units));
+  xxh3Pages(memory, byteOffset, HASH_UNIT_BYTES, byteLength / HASH_UNIT_BYTES, out, at);
 }
 
 let zeroUnit: [number, number] | undefined;
