@@ -28,6 +28,17 @@ async function receive(threads: number, psk: string | undefined): Promise<void> 
   } catch (error) {
     say({ error: (error as Error).message });
   }
+  collectGarbage();
+}
+
+/**
+ * Frees the last migration's destination before the next one starts, as a new QEMU process
+ * starts with none: a receiver that reads into staging slots makes almost no garbage, so V8
+ * would keep gigabytes of finished destinations resident, and the next destination's pages
+ * would come from memory this machine has never touched (several times slower to fault in).
+ */
+function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
 }
 
 /** A plain Node TCP stream moving `bytes`: the baseline every channel count is compared with. */

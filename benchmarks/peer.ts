@@ -18,7 +18,7 @@ export class BenchPeer {
   private waiting: ((answer: Answer) => void) | undefined;
 
   constructor() {
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(packageRoot(), 'benchmarks', 'bench-receiver.ts')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', join(packageRoot(), 'benchmarks', 'bench-receiver.ts')], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stderr.pipe(process.stderr);
     createInterface({ input: this.child.stdout }).on('line', (line) => {
       const answer = JSON.parse(line) as Answer;

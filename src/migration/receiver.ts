@@ -16,7 +16,7 @@ import { codecByWireId } from '../codecs/registry.js';
 import type { HardwarePolicy } from '../codecs/types.js';
 import { MultifdError, ProtocolError, TransportError, protocolError } from '../errors.js';
 import { WorkerPool } from '../pool/pool.js';
-import type { BlockTarget } from '../pool/protocol.js';
+import type { BlockTarget, ReceiveSession } from '../pool/protocol.js';
 import {
   CONTROL_MAGIC,
   DATA_MAGIC,
@@ -37,6 +37,7 @@ import { ControlChannel } from './control-channel.js';
 import { PendingConnections, type PendingConnection } from './pending-connections.js';
 import type { Destination, DestinationFactory, Hello } from './destination.js';
 import { FailureLatch } from './failure-latch.js';
+import { detachForDirectRead } from '../transport/direct-read.js';
 import { PacketStaging } from './packet-staging.js';
 import { ReceivedChecksum } from './received-checksum.js';
 
@@ -148,6 +149,9 @@ interface RoundPacket {
   ackTo: ChannelState[];
 }
 
+/** Names each receiving session for the pool workers. */
+let nextSessionKey = 1;
+
 /** Receives one migration from the connections given to `accept`. */
 export class MigrationReceiver {
   /** Settles when the migration completed (checksum confirmed) or failed. */
@@ -188,6 +192,8 @@ export class MigrationReceiver {
   private readonly tasks = new Set<Promise<void>>();
   /** Where packets are assembled and read in place by the workers; sized once the hello is in. */
   private staging: PacketStaging | undefined;
+  /** What the workers share for this migration's packets (see WorkerPool.receive). */
+  private session: ReceiveSession | undefined;
   /** Bytes of the largest valid packet of this session (its most normal pages, incompressible). */
   private largestPacketBytes = 0;
   /** See {@link BARRIER_READ_AHEAD_PACKETS}. */
@@ -291,7 +297,7 @@ export class MigrationReceiver {
     socket.on('error', () => {});
     let head: Uint8Array = new Uint8Array(0);
     const onData = (chunk: Buffer) => {
-      this.arrived(chunk);
+      this.arrived(chunk.byteLength);
       head = concat(head, chunk);
       if (head.byteLength < 4) return;
       socket.off('data', onData);
@@ -307,7 +313,7 @@ export class MigrationReceiver {
         socket.on('error', (error) => this.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection failed: ${error.message}`, { cause: error })));
         this.control = new ControlChannel(socket, { initial: head, onFlood: (error) => this.fail(error) });
         this.controlArrived(this.control);
-        socket.on('data', (c: Buffer) => this.arrived(c));
+        socket.on('data', (c: Buffer) => this.arrived(c.byteLength));
       } else if (magic === DATA_MAGIC) {
         this.acceptData(pending, head);
       } else {
@@ -341,6 +347,20 @@ export class MigrationReceiver {
     this.received = hello.blocks.map((b) => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(b.byteLength / hello.pageSize / 32))));
     this.checksums = new ReceivedChecksum(hello.blocks.map((b) => b.byteLength));
     this.staging = new PacketStaging(this.largestPacketBytes);
+    this.session = {
+      key: nextSessionKey++,
+      staging: this.staging.memory,
+      targets: [...this.targets],
+      received: this.received,
+      unitHashes: this.checksums.unitHashes,
+      staleChunks: this.checksums.stale,
+      hardwarePages: this.hardwarePages,
+      codecWireId: hello.codecWireId,
+      pageSize: hello.pageSize,
+      pagesPerPacket: hello.pagesPerPacket,
+      hardware: this.options.hardware,
+      hardwareLibrary: this.options.hardwareLibrary,
+    };
     await control.send({ type: 'hello-ack', sessionId: hello.sessionId });
     this.sessionOpen = true;
     this.pending.release('hello');
@@ -374,7 +394,7 @@ export class MigrationReceiver {
     const { socket } = pending;
     let bytes = head;
     const onData = (chunk: Buffer) => {
-      if (chunk.byteLength) this.arrived(chunk);
+      if (chunk.byteLength) this.arrived(chunk.byteLength);
       bytes = concat(bytes, chunk);
       if (bytes.byteLength < DATA_INIT_BYTES) return;
       socket.off('data', onData);
@@ -398,7 +418,6 @@ export class MigrationReceiver {
   /** Checks a well-formed init against the hello, and starts its channel if it passes. */
   private startChannel(pending: PendingConnection, init: ChannelInit, bytes: Uint8Array): void {
     const hello = this.hello!;
-    const { socket } = pending;
     const live = [...this.channels.values()].filter((c) => !c.lost).map((c) => c.id);
     let id: number;
     try {
@@ -416,33 +435,43 @@ export class MigrationReceiver {
     }
     pending.accept();
     this.senderArrived();
-    const state: ChannelState = {
-      id,
-      socket,
-      reader: new PacketReader({
-        channel: id,
-        pageSize: hello.pageSize,
-        pagesPerPacket: hello.pagesPerPacket,
-        blocks: hello.blocks.map((b) => ({ pageCount: b.byteLength / hello.pageSize })),
-        codecWireId: hello.codecWireId,
-        allocate: (byteLength) => this.staging!.take(byteLength),
-      }),
-      ordinal: 0,
-      syncedRound: 0,
-      inFlight: 0,
-      lost: false,
-      acks: [],
-    };
+    const reader = new PacketReader({
+      channel: id,
+      pageSize: hello.pageSize,
+      pagesPerPacket: hello.pagesPerPacket,
+      blocks: hello.blocks.map((b) => ({ pageCount: b.byteLength / hello.pageSize })),
+      codecWireId: hello.codecWireId,
+      allocate: (byteLength) => this.staging!.take(byteLength),
+    });
+    const state: ChannelState = { id, socket: pending.socket, reader, ordinal: 0, syncedRound: 0, inFlight: 0, lost: false, acks: [] };
     this.channels.set(id, state);
-    socket.on('data', (chunk: Buffer) => {
-      this.arrived(chunk);
+    const took = (bytes: number, step: () => void) => {
+      this.arrived(bytes);
       if (state.lost) return;
       this.guard(() => {
-        state.reader.push(chunk);
+        step();
         this.pump(state);
         this.updateFlow(state);
       });
+    };
+    // A plain TCP connection reads straight into the packet's staging slot; any other (TLS, a
+    // test's in-memory pair) hands over chunks that are copied there. The bytes that came with
+    // the init go first: the direct socket's first read lands where they leave the reader.
+    const detached = detachForDirectRead(pending.socket);
+    this.guard(() => {
+      for (const chunk of [bytes.subarray(DATA_INIT_BYTES), ...(detached?.buffered ?? [])]) reader.push(chunk);
+      this.pump(state);
     });
+    if (detached) {
+      this.sockets.delete(pending.socket);
+      const socket = detached.attach({ buffer: () => reader.landing(), read: (n) => took(n, () => reader.landed(n)) });
+      state.socket = socket;
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    } else {
+      state.socket.on('data', (chunk: Buffer) => took(chunk.byteLength, () => reader.push(chunk)));
+    }
+    const { socket } = state;
     // A channel that ends or breaks before the migration completed is lost: its packets cut
     // short are dropped and the sender resends what was not acknowledged. A lost channel only
     // costs the migration if the sender cannot make up for it: then the round-end's packet
@@ -460,13 +489,11 @@ export class MigrationReceiver {
     socket.on('error', lost);
     socket.on('end', lost);
     socket.on('close', lost);
-    this.guard(() => this.pump(state, bytes.subarray(DATA_INIT_BYTES)));
     this.updateFlow(state);
   }
 
   /** Parses and dispatches the channel's packets until it reaches the SYNC of the current round. */
-  private pump(state: ChannelState, extra?: Uint8Array): void {
-    if (extra?.byteLength) state.reader.push(extra);
+  private pump(state: ChannelState): void {
     while (state.syncedRound < this.round) {
       const packet = state.reader.next();
       if (!packet) return;
@@ -500,29 +527,11 @@ export class MigrationReceiver {
     }
     const entry: RoundPacket = { applied: false, ackTo: [state] };
     this.roundPackets.set(header.sequence, entry);
-    const hello = this.hello!;
     state.inFlight++;
     this.inFlight++;
     this.updateFlow(state);
     const task = this.pool
-      .receive({
-        staging: this.staging!.memory,
-        byteOffset: packet.bytes.byteOffset,
-        packetBytes: packet.bytes.byteLength,
-        header,
-        channel: state.id,
-        ordinal,
-        target: this.targets[header.blockIndex]!,
-        received: this.received[header.blockIndex]!,
-        unitHashes: this.checksums!.unitHashes[header.blockIndex]!,
-        staleChunks: this.checksums!.stale[header.blockIndex]!,
-        codecWireId: header.codecWireId,
-        pageSize: hello.pageSize,
-        pagesPerPacket: hello.pagesPerPacket,
-        hardware: this.options.hardware,
-        hardwareLibrary: this.options.hardwareLibrary,
-        hardwarePages: this.hardwarePages,
-      })
+      .receive(this.session!, { byteOffset: packet.bytes.byteOffset, packetBytes: packet.bytes.byteLength, channel: state.id, ordinal })
       .then(() => {
         this.lastActivity = performance.now();
         state.inFlight--;
@@ -567,8 +576,8 @@ export class MigrationReceiver {
   }
 
   /** Counts bytes from any connection; arriving bytes keep the idle timeout away. */
-  private arrived(chunk: Uint8Array): void {
-    this.bytesReceived += chunk.byteLength;
+  private arrived(bytes: number): void {
+    this.bytesReceived += bytes;
     this.lastActivity = performance.now();
   }
 

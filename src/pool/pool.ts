@@ -14,7 +14,7 @@ import { Piscina } from 'piscina';
 import { deserializeError } from '../errors.js';
 import { exportModules, packageRoot } from '../wasm/load.js';
 import { memoryId } from './memory-reclaim.js';
-import { taskMemory, type ChecksumTask, type PoolTask, type PostedTask, type ReceiveTask, type SendTask, type TaskResult, type WorkerReport } from './protocol.js';
+import { MISSING_SESSION, taskMemory, type ChecksumTask, type PoolTask, type PostedTask, type ReceiveSession, type SendTask, type StagedPacket, type TaskResult, type WorkerReport } from './protocol.js';
 import { readSendResult, type SendResult } from './send-task.js';
 
 /** Pool options. */
@@ -63,9 +63,14 @@ export class WorkerPool {
     if (this.spares.length < 2 * this.threads) this.spares.push(buffer);
   }
 
-  /** Decodes, verifies and applies one packet, read in place from the receiver's staging memory. */
-  async receive(task: Omit<ReceiveTask, 'op'>): Promise<void> {
-    await this.run({ op: 'receive', ...task });
+  /**
+   * Decodes, verifies and applies one packet of `session`, read in place from its staging
+   * memory. The task names the session; a worker that does not hold it yet asks for it, and
+   * gets it once (so the session's memories are not cloned into a worker per packet).
+   */
+  async receive(session: ReceiveSession, packet: StagedPacket): Promise<void> {
+    const result = await this.run({ op: 'receive', session: session.key, ...packet });
+    if (result === MISSING_SESSION) await this.run({ op: 'receive', session: session.key, ...packet, full: session });
   }
 
   /** The checksum of each 1 MiB chunk of a range of a shared memory. */

@@ -5,7 +5,7 @@
 // thread rebuilds it.
 import type { HardwarePolicy } from '../codecs/types.js';
 import type { SerializedError } from '../errors.js';
-import type { PacketHeader, PageRun } from '../wire/index.js';
+import type { PageRun } from '../wire/index.js';
 
 /** Zero-page detection, QEMU's meanings: nowhere, on the main thread, or on the workers. */
 export type ZeroPageDetection = 'none' | 'legacy' | 'multifd';
@@ -54,26 +54,46 @@ export interface SendTask extends CodecSetting {
 /** Where a receiver writes one block: a shared memory, or a file descriptor (same process). */
 export type BlockTarget = { memory: WebAssembly.Memory } | { fd: number; byteOffset: number };
 
-/** Decode, verify and apply one packet (already header-validated on the main thread). */
-export interface ReceiveTask extends CodecSetting {
-  op: 'receive';
-  /** The receiver's staging memory: the packet is `packetBytes` bytes at `byteOffset`, read in place. */
+/**
+ * What every packet of one receiving session shares: sent to a worker once, with the first
+ * packet it applies for the session, and kept there (a worker keeps the latest session only).
+ */
+export interface ReceiveSession extends CodecSetting {
+  /** Names the session for the workers (unique in the process). */
+  key: number;
+  /** The receiver's staging memory, where packets are assembled and read in place. */
   staging: WebAssembly.Memory;
-  byteOffset: number;
-  packetBytes: number;
-  header: PacketHeader;
-  channel: number;
-  ordinal: number;
-  target: BlockTarget;
-  /** One bit per page of the block: set once the page was received in this migration. */
-  received: Int32Array;
-  /** The block's unit-hash table: 2 u32 (low, high) per 4 KiB unit, the hash of what is applied there. */
-  unitHashes: Uint32Array;
-  /** One bit per 1 MiB checksum chunk of the block: set when a page of it changed since the receiver last hashed it. */
-  staleChunks: Int32Array;
+  /** Per block of the hello: where its pages go. */
+  targets: BlockTarget[];
+  /** Per block: one bit per page, set once the page was received in this migration. */
+  received: Int32Array[];
+  /** Per block: 2 u32 (low, high) per 4 KiB unit, the hash of what is applied there. */
+  unitHashes: Uint32Array[];
+  /** Per block: one bit per 1 MiB checksum chunk, set when a page of it changed since the receiver last hashed it. */
+  staleChunks: Int32Array[];
   /** One counter: normal pages decompressed on an accelerator, added to atomically. */
   hardwarePages?: Int32Array;
 }
+
+/** Where one packet (already header-validated on the main thread) lies in the staging memory, and where it came from. */
+export interface StagedPacket {
+  byteOffset: number;
+  packetBytes: number;
+  channel: number;
+  /** The packet's ordinal on its channel, for error details. */
+  ordinal: number;
+}
+
+/** Decode, verify and apply one packet of a session. */
+export interface ReceiveTask extends StagedPacket {
+  op: 'receive';
+  session: number;
+  /** The session itself, for a worker that does not hold it yet (see {@link MISSING_SESSION}). */
+  full?: ReceiveSession;
+}
+
+/** A receive task's answer from a worker that does not hold the task's session: send it again with `full`. */
+export const MISSING_SESSION = 'missing-session';
 
 /** The checksums of the 1 MiB chunks of `byteLength` bytes of a shared memory. */
 export interface ChecksumTask {
@@ -99,8 +119,10 @@ export function taskMemory(task: PoolTask): WebAssembly.Memory | undefined {
     case 'send':
     case 'checksum':
       return task.memory;
-    case 'receive':
-      return 'memory' in task.target ? task.target.memory : undefined;
+    case 'receive': {
+      const target = task.full?.targets[0];
+      return target && 'memory' in target ? target.memory : undefined;
+    }
     case 'inspect':
       return undefined;
   }
@@ -112,5 +134,5 @@ export interface WorkerReport {
   wasmMemoryBytes: Record<string, number>;
 }
 
-/** A task's result: bytes produced (transferred back), nothing, or a serialised MultifdError. */
-export type TaskResult = ArrayBuffer | WorkerReport | null | { error: SerializedError };
+/** A task's result: bytes produced (transferred back), nothing, a request for the session, or a serialised MultifdError. */
+export type TaskResult = ArrayBuffer | WorkerReport | null | typeof MISSING_SESSION | { error: SerializedError };

@@ -13,8 +13,8 @@ import { codecByWireId } from '../codecs/registry.js';
 import type { PacketDecoder } from '../codecs/types.js';
 import { CodecError } from '../errors.js';
 import { CHECKSUM_CHUNK_BYTES, HASH_UNIT_BYTES, fillZeroUnitHashes, unitHashes } from '../memory/checksum.js';
-import { runsPageCount, verifyPacketChecksum, type PageRun } from '../wire/index.js';
-import type { BlockTarget, ReceiveTask } from './protocol.js';
+import { readValidatedHeader, runsPageCount, verifyPacketChecksum, type PacketHeader, type PageRun } from '../wire/index.js';
+import type { BlockTarget, ReceiveSession, StagedPacket } from './protocol.js';
 
 /** Decoded pages of compressed packets, in a shared memory the hash kernel reads in place. */
 let decodeArea: WebAssembly.Memory | undefined;
@@ -27,8 +27,13 @@ function setBit(bits: Int32Array, index: number): boolean {
   return (Atomics.or(bits, index >>> 5, bit) & bit) !== 0;
 }
 
-/** The bitmaps and table a write updates (see ReceiveTask). */
-export type AppliedPages = Pick<ReceiveTask, 'received' | 'unitHashes' | 'staleChunks' | 'pageSize'>;
+/** The bitmaps and table of one block that a write updates (see ReceiveSession). */
+export interface AppliedPages {
+  received: Int32Array;
+  unitHashes: Uint32Array;
+  staleChunks: Int32Array;
+  pageSize: number;
+}
 
 /** Marks the checksum chunks holding pages `first .. first + count - 1` as changed since hashed. */
 function markStale(applied: AppliedPages, first: number, count: number): void {
@@ -53,17 +58,17 @@ interface DecodedPages {
 }
 
 /** Decodes the payload into the worker's decode area (a `none` payload is used where it is). */
-function decodePayload(task: ReceiveTask, decoder: PacketDecoder, normalPages: number): DecodedPages {
-  const { header, pageSize } = task;
+function decodePayload(session: ReceiveSession, packet: StagedPacket, header: PacketHeader, decoder: PacketDecoder, normalPages: number): DecodedPages {
+  const { pageSize } = session;
   const bytes = normalPages * pageSize;
-  const payloadOffset = task.byteOffset + task.packetBytes - header.payloadLength;
-  const payload = new Uint8Array(task.staging.buffer, payloadOffset, header.payloadLength);
+  const payloadOffset = packet.byteOffset + packet.packetBytes - header.payloadLength;
+  const payload = new Uint8Array(session.staging.buffer, payloadOffset, header.payloadLength);
   try {
     if (codecByWireId(header.codecWireId)?.info.payloadIsPages) {
       if (header.payloadLength !== bytes) {
         throw new CodecError('ERR_CODEC_SIZE_MISMATCH', `none decode failed: payload of ${header.payloadLength} bytes (expected ${bytes} bytes)`);
       }
-      return { memory: task.staging, byteOffset: payloadOffset, bytes };
+      return { memory: session.staging, byteOffset: payloadOffset, bytes };
     }
     if (!decodeArea || decodeArea.buffer.byteLength < bytes) {
       decodeArea = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536), maximum: 65536, shared: true });
@@ -71,42 +76,50 @@ function decodePayload(task: ReceiveTask, decoder: PacketDecoder, normalPages: n
     const area = decodeArea;
     const before = decoder.hardwarePages ?? 0;
     decoder.decode(payload, Array.from({ length: normalPages }, (_, i) => new Uint8Array(area.buffer, i * pageSize, pageSize)));
-    if (task.hardwarePages) Atomics.add(task.hardwarePages, 0, (decoder.hardwarePages ?? 0) - before);
+    if (session.hardwarePages) Atomics.add(session.hardwarePages, 0, (decoder.hardwarePages ?? 0) - before);
     return { memory: area, byteOffset: 0, bytes };
   } catch (error) {
     if (!(error instanceof CodecError)) throw error;
     // Name where it happened, as every receiver error does.
-    throw new CodecError(error.code, `channel ${task.channel}, packet ${task.ordinal}: ${error.message}`, {
+    throw new CodecError(error.code, `channel ${packet.channel}, packet ${packet.ordinal}: ${error.message}`, {
       cause: error,
-      context: { channel: task.channel, packet: task.ordinal, field: 'payload', expected: `${bytes} bytes of pages`, got: error.message },
+      context: { channel: packet.channel, packet: packet.ordinal, field: 'payload', expected: `${bytes} bytes of pages`, got: error.message },
     });
   }
 }
 
-/** Verifies one packet and applies it to its block target. */
-export function runReceiveTask(task: ReceiveTask, decoder: PacketDecoder): void {
-  const { header, pageSize, target } = task;
+/** Verifies one packet of `session`, read in place from its staging memory, and applies it to its block. */
+export function runReceiveTask(session: ReceiveSession, packet: StagedPacket, decoder: PacketDecoder): void {
+  const { pageSize } = session;
+  const header = readValidatedHeader(new Uint8Array(session.staging.buffer, packet.byteOffset, packet.packetBytes));
   const normalPages = runsPageCount(header.normalRuns);
-  const decoded = decodePayload(task, decoder, normalPages);
+  const decoded = decodePayload(session, packet, header, decoder, normalPages);
   const units = decoded.bytes / HASH_UNIT_BYTES;
   if (hashes.length < 2 * units) hashes = new Uint32Array(2 * units);
   const packetHashes = hashes.subarray(0, 2 * units);
   if (units) unitHashes(decoded.memory, decoded.byteOffset, decoded.bytes, packetHashes);
-  const headerBytes = task.packetBytes - header.payloadLength;
-  verifyPacketChecksum(new Uint8Array(task.staging.buffer, task.byteOffset, headerBytes), packetHashes, task.channel, task.ordinal);
+  const headerBytes = packet.packetBytes - header.payloadLength;
+  verifyPacketChecksum(new Uint8Array(session.staging.buffer, packet.byteOffset, headerBytes), packetHashes, packet.channel, packet.ordinal);
 
+  const target = session.targets[header.blockIndex]!;
+  const applied: AppliedPages = {
+    received: session.received[header.blockIndex]!,
+    unitHashes: session.unitHashes[header.blockIndex]!,
+    staleChunks: session.staleChunks[header.blockIndex]!,
+    pageSize,
+  };
   const unitsPerPage = pageSize / HASH_UNIT_BYTES;
   let at = 0;
   for (const run of header.normalRuns) {
     const source = new Uint8Array(decoded.memory.buffer, decoded.byteOffset + at * pageSize, run.count * pageSize);
     if ('memory' in target) new Uint8Array(target.memory.buffer).set(source, run.first * pageSize);
     else writeFilePages(target, run.first, source, pageSize);
-    task.unitHashes.set(packetHashes.subarray(2 * at * unitsPerPage, 2 * (at + run.count) * unitsPerPage), 2 * run.first * unitsPerPage);
-    for (let p = run.first; p < run.first + run.count; p++) setBit(task.received, p);
-    markStale(task, run.first, run.count);
+    applied.unitHashes.set(packetHashes.subarray(2 * at * unitsPerPage, 2 * (at + run.count) * unitsPerPage), 2 * run.first * unitsPerPage);
+    for (let p = run.first; p < run.first + run.count; p++) setBit(applied.received, p);
+    markStale(applied, run.first, run.count);
     at += run.count;
   }
-  for (const run of header.zeroRuns) applyZeroRun(target, task, run);
+  for (const run of header.zeroRuns) applyZeroRun(target, applied, run);
 }
 
 /** Applies one zero run under the receive-bitmap rule (also used for legacy zero pages on the main thread). */

@@ -10,7 +10,7 @@ import { chunkChecksumsOf } from '../memory/checksum.js';
 import { cModuleMemoryBytes } from '../wasm/c-module.js';
 import { adoptModules, compilationCount, type exportModules } from '../wasm/load.js';
 import { MemoryReclaimer } from './memory-reclaim.js';
-import { taskMemory, type CodecSetting, type PoolTask, type PostedTask, type TaskResult } from './protocol.js';
+import { MISSING_SESSION, taskMemory, type CodecSetting, type PoolTask, type PostedTask, type ReceiveSession, type TaskResult } from './protocol.js';
 import { runReceiveTask } from './receive-task.js';
 import { runSendTask } from './send-task.js';
 
@@ -18,6 +18,8 @@ adoptModules(workerData as ReturnType<typeof exportModules>);
 
 const reclaimer = new MemoryReclaimer();
 const encoders = new Map<string, PacketEncoder>();
+/** The receiving session this worker applies packets for (the latest it was sent: it pins its memories). */
+let session: ReceiveSession | undefined;
 const decoders = new Map<string, PacketDecoder>();
 
 function codecOf(setting: CodecSetting) {
@@ -54,9 +56,12 @@ function run(task: PoolTask): TaskResult {
   switch (task.op) {
     case 'send':
       return move(runSendTask(task, encoderFor(task))) as ArrayBuffer;
-    case 'receive':
-      runReceiveTask(task, decoderFor(task));
+    case 'receive': {
+      if (task.full) session = task.full;
+      if (session?.key !== task.session) return MISSING_SESSION;
+      runReceiveTask(session, task, decoderFor(session));
       return null;
+    }
     case 'checksum':
       return move(chunkChecksumsOf(task.memory, task.byteOffset, task.byteLength).buffer) as ArrayBuffer;
     case 'inspect':

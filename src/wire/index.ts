@@ -40,6 +40,7 @@ export {
   verifyPacketChecksum,
   writePacket,
   writePacketHeader,
+  readValidatedHeader,
   packetChecksum,
   type PacketHeader,
   type ParsedPacket,

@@ -76,6 +76,10 @@ export class PacketReader extends StreamReader<ParsedPacket> {
   private ordinal = 0;
   /** payloadBound by (codec, normal pages): a WASM call per packet is avoidable. */
   private readonly bounds = new Map<number, number>();
+  /** Whether the last landing() was in place (slot or scratch) rather than the spare buffer. */
+  private landingInPlace = false;
+  /** Where bytes land that cannot go into place yet (see landing()). */
+  private readonly spare = new Uint8Array(64 * 1024);
 
   constructor(options: PacketReaderOptions) {
     super();
@@ -89,6 +93,37 @@ export class PacketReader extends StreamReader<ParsedPacket> {
 
   protected partialBytes(): number {
     return this.assembling ? this.assembling.filled : this.scratchFilled;
+  }
+
+  /**
+   * Where the connection's next bytes should land, for a socket that reads straight into a
+   * buffer of the caller's choice (see transport/direct-read): the rest of the packet being
+   * assembled (its staging slot) or of the header scratch, so the kernel copies the bytes into
+   * place and nothing else does. When bytes are still queued, or a whole header waits for
+   * `next()` to take it, they land in a spare buffer and queue like a pushed chunk. Report
+   * how many landed with {@link landed} before calling `next()`.
+   */
+  landing(): Uint8Array {
+    this.landingInPlace = false;
+    if (this.queue.length === 0 && !this.broken) {
+      if (this.assembling && this.assembling.filled < this.assembling.bytes.byteLength) {
+        this.landingInPlace = true;
+        return this.assembling.bytes.subarray(this.assembling.filled);
+      }
+      const want = this.assembling ? 0 : this.fixed ? this.headerBytes(this.fixed) : PACKET_FIXED_HEADER_BYTES;
+      if (this.scratchFilled < want) {
+        this.landingInPlace = true;
+        return this.scratch.subarray(this.scratchFilled, want);
+      }
+    }
+    return this.spare;
+  }
+
+  /** Takes `n` bytes that landed in the buffer the last {@link landing} returned. */
+  landed(n: number): void {
+    if (!this.landingInPlace) return this.push(this.spare.slice(0, n));
+    if (this.assembling) this.assembling.filled += n;
+    else this.scratchFilled += n;
   }
 
   protected truncated(bufferedBytes: number): ProtocolError {

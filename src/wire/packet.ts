@@ -22,7 +22,7 @@ import {
   PROTOCOL_VERSION,
   hex,
 } from './constants.js';
-import { writeRuns, type PageRun } from './page-runs.js';
+import { readRuns, writeRuns, type PageRun } from './page-runs.js';
 
 /** A packet's header as the sender writes it and the reader returns it. */
 export interface PacketHeader {
@@ -172,6 +172,19 @@ export function readRawPacketHeader(bytes: Uint8Array): RawPacketHeader {
     payloadLength: r.u32('payloadLength'),
     checksum: r.u64('checksum'),
   };
+}
+
+/**
+ * The header and runs at the start of `bytes`, read as they are: for a packet whose header a
+ * PacketReader has already validated (a worker reading it again from the staging memory).
+ */
+export function readValidatedHeader(bytes: Uint8Array): PacketHeader {
+  const raw = readRawPacketHeader(bytes);
+  const r = new ByteReader(bytes.subarray(PACKET_FIXED_HEADER_BYTES));
+  const normalRuns = readRuns(r, raw.normalRunCount, 'normalRuns');
+  const zeroRuns = readRuns(r, raw.zeroRunCount, 'zeroRuns');
+  const { codecWireId, flags, blockIndex, round, payloadLength } = raw;
+  return { codecWireId, flags, blockIndex, round, sequence: Number(raw.sequence), normalRuns, zeroRuns, payloadLength };
 }
 
 /**

@@ -10,6 +10,11 @@ export abstract class StreamReader<T> {
   protected readonly queue = new ChunkQueue();
   private failure: ProtocolError | undefined;
 
+  /** Whether the reader has thrown: it holds nothing any more and takes nothing. */
+  protected get broken(): boolean {
+    return this.failure !== undefined;
+  }
+
   /**
    * Queues bytes from the connection: a chunk may end mid-field or hold many items. The
    * chunk is kept by reference until its bytes are read, so it must not be reused before.

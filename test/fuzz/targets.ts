@@ -9,6 +9,7 @@
 // get past the checksum to the field checks and decoders behind it.
 import { getCodec, listCodecs, codecByWireId } from '../../src/codecs/registry.js';
 import type { PacketDecoder } from '../../src/codecs/types.js';
+import type { ReceiveSession } from '../../src/pool/protocol.js';
 import { runReceiveTask } from '../../src/pool/receive-task.js';
 import { checksum64 } from '../../src/wasm/kernels.js';
 import { unitHashesOfBytes } from '../../src/memory/checksum.js';
@@ -128,6 +129,18 @@ const readerLimit = (bytes: Uint8Array) => bytes.byteLength / 20 + 2;
  */
 function packetTarget(): FuzzTarget {
   const blocks = BLOCK_PAGES.map((pages) => new FuzzBlock(pages));
+  /** The guarded blocks as a receiving session whose packets name `codecWireId`. */
+  const session = (codecWireId: number): ReceiveSession => ({
+    key: 0,
+    staging,
+    targets: blocks.map((b) => ({ memory: b.memory })),
+    received: blocks.map((b) => b.received),
+    unitHashes: blocks.map((b) => b.unitHashes),
+    staleChunks: blocks.map((b) => b.staleChunks),
+    codecWireId,
+    pageSize: PAGE,
+    pagesPerPacket: PAGES_PER_PACKET,
+  });
   return {
     name: 'packet',
     sources: ['/src/wire/', '/src/pool/receive-task', '/src/codecs/'],
@@ -143,26 +156,7 @@ function packetTarget(): FuzzTarget {
         if (++ordinal > readerLimit(rest)) throw new Error('the packet reader yielded more packets than its bytes hold');
         const { header } = packet;
         if (reseal) resealDecoded(packet);
-        const block = blocks[header.blockIndex]!;
-        runReceiveTask(
-          {
-            op: 'receive',
-            staging,
-            byteOffset: packet.bytes.byteOffset,
-            packetBytes: packet.bytes.byteLength,
-            header,
-            channel: 0,
-            ordinal,
-            target: { memory: block.memory },
-            received: block.received,
-            unitHashes: block.unitHashes,
-            staleChunks: block.staleChunks,
-            codecWireId: header.codecWireId,
-            pageSize: PAGE,
-            pagesPerPacket: PAGES_PER_PACKET,
-          },
-          decoderFor(header.codecWireId),
-        );
+        runReceiveTask(session(header.codecWireId), { byteOffset: packet.bytes.byteOffset, packetBytes: packet.bytes.byteLength, channel: 0, ordinal }, decoderFor(header.codecWireId));
         for (const run of [...header.normalRuns, ...header.zeroRuns]) named[header.blockIndex]!.fill(1, run.first, run.first + run.count);
       };
       try {

@@ -18,6 +18,9 @@ export function packetBytes(packet: SentPacket): Uint8Array {
   return out;
 }
 
+/** Sessions of this helper (negative keys: a receiver's are positive). */
+let sessions = 0;
+
 /** Applies `packets` to a block of `pageCount` pages in `memory`, through a staging memory as a receiver does. */
 export async function receivePackets(pool: WorkerPool, packets: readonly ParsedPacket[], memory: WebAssembly.Memory, pageCount: number, setting: CodecSetting): Promise<void> {
   const { pageSize } = setting;
@@ -28,20 +31,9 @@ export async function receivePackets(pool: WorkerPool, packets: readonly ParsedP
   fillZeroUnitHashes(unitHashes, 0, units);
   const largest = Math.max(1, ...packets.map((p) => p.bytes.byteLength));
   const staging = new WebAssembly.Memory({ initial: Math.ceil(largest / 65536), maximum: 65536, shared: true });
+  const session = { key: -++sessions, staging, targets: [{ memory }], received: [received], unitHashes: [unitHashes], staleChunks: [staleChunks], ...setting };
   for (const [ordinal, packet] of packets.entries()) {
     new Uint8Array(staging.buffer).set(packet.bytes);
-    await pool.receive({
-      staging,
-      byteOffset: 0,
-      packetBytes: packet.bytes.byteLength,
-      header: packet.header,
-      channel: 0,
-      ordinal,
-      target: { memory },
-      received,
-      unitHashes,
-      staleChunks,
-      ...setting,
-    });
+    await pool.receive(session, { byteOffset: 0, packetBytes: packet.bytes.byteLength, channel: 0, ordinal });
   }
 }
