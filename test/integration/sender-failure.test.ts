@@ -90,9 +90,11 @@ async function watchProcess<T>(run: () => Promise<T>): Promise<{ value: T; probl
  * A receiver that dies: a TCP server that reads what arrives (or passes it on to `upstream`)
  * and, once `cutAfterBytes` came in, stops listening and destroys every connection, as a
  * killed process's kernel would. With `only`, it destroys just that connection (by accept
- * order: 0 is the control connection) and carries on.
+ * order: 0 is the control connection) and carries on. With `stallMs`, it first stops reading
+ * every connection for that long, so the sender's socket buffers fill and its writers wait
+ * for `drain`, and cuts then.
  */
-async function dyingReceiver(cutAfterBytes: number, upstream?: string, only?: number): Promise<{ address: string; cut: Promise<number>; close(): void }> {
+async function dyingReceiver(cutAfterBytes: number, upstream?: string, only?: number, stallMs = 0): Promise<{ address: string; cut: Promise<number>; close(): void }> {
   const connections: Socket[][] = [];
   let received = 0;
   let announce!: (at: number) => void;
@@ -125,9 +127,15 @@ async function dyingReceiver(cutAfterBytes: number, upstream?: string, only?: nu
       received += chunk.byteLength;
       if (cutDone || received < cutAfterBytes) return;
       cutDone = true;
-      announce(performance.now());
-      if (only === undefined) die();
-      else for (const victim of connections[only]!) victim.destroy();
+      const cutNow = () => {
+        announce(performance.now());
+        if (only === undefined) die();
+        else for (const victim of connections[only]!) victim.destroy();
+        for (const [client] of connections) client!.resume();
+      };
+      if (stallMs === 0) return cutNow();
+      for (const [client] of connections) client!.pause();
+      setTimeout(cutNow, stallMs);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -192,6 +200,33 @@ test('24 threads, no bandwidth cap, a data channel cut while tasks wait for it t
     assert.is(sent.value.status, 'completed');
     assert.is(sent.value['channels-lost'], 1);
     assert.is(sent.value['destination-checksum'], sent.value['source-checksum']);
+  } finally {
+    proxy.close();
+    await source.close();
+    await pool.close();
+  }
+});
+
+test('1 GiB over 4 channels, no bandwidth cap: a data channel cut while the writers wait for drain is replaced, its packets resent, and the checksums agree', async () => {
+  const pool = new WorkerPool({ threads: 2 });
+  const source = await openImageSource(bigImage);
+  const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination(), pool: receiverPool });
+  // Once 128 MiB went through, every connection stalls for 500 ms (the sender fills its socket
+  // buffers and its writers wait for drain), then data channel 1 (connection 2) is cut.
+  const proxy = await dyingReceiver(128 * MiB, receiver.address, 2, 500);
+  try {
+    const { value, problems } = await watchProcess(() =>
+      Promise.allSettled([migrate({ source, connect: () => connect(parseEndpoint(proxy.address)), pool, channels: 4, codec: 'none' }), receiver.result]),
+    );
+    const [sent, received] = value;
+    assert.equal(problems, []);
+    if (sent.status === 'rejected') throw sent.reason;
+    if (received.status === 'rejected') throw received.reason;
+    assert.is(sent.value.status, 'completed');
+    assert.is(sent.value['channels-lost'], 1);
+    assert.ok(sent.value['packets-resent'] > 0, 'the cut channel held unacknowledged packets');
+    assert.is(sent.value['destination-checksum'], sent.value['source-checksum']);
+    assert.is(received.value.checksum.toString(16).padStart(16, '0'), sent.value['source-checksum']);
   } finally {
     proxy.close();
     await source.close();
