@@ -30,6 +30,7 @@ import {
   type ChannelInit,
   type ControlMessage,
   runsPageCount,
+  type PacketHeader,
   type ParsedPacket,
 } from '../wire/index.js';
 import { applyZeroRun } from '../pool/receive-task.js';
@@ -149,6 +150,18 @@ interface RoundPacket {
   ackTo: ChannelState[];
 }
 
+/** A packet on its way to a worker: where it came from and where it lies in the staging memory. */
+interface Applying {
+  state: ChannelState;
+  header: PacketHeader;
+  entry: RoundPacket;
+  bytes: Uint8Array;
+  ordinal: number;
+}
+
+/** Most packets one receive task carries (a batch forms only while every worker is busy). */
+const MAX_PACKETS_PER_TASK = 8;
+
 /** Names each receiving session for the pool workers. */
 let nextSessionKey = 1;
 
@@ -190,6 +203,8 @@ export class MigrationReceiver {
   private inFlight = 0;
   /** Receive tasks in workers; a failed migration waits for them before it cleans up. */
   private readonly tasks = new Set<Promise<void>>();
+  /** Packets dispatched while every worker was busy, for the next task. */
+  private waiting: Applying[] = [];
   /** Where packets are assembled and read in place by the workers; sized once the hello is in. */
   private staging: PacketStaging | undefined;
   /** What the workers share for this migration's packets (see WorkerPool.receive). */
@@ -530,26 +545,44 @@ export class MigrationReceiver {
     state.inFlight++;
     this.inFlight++;
     this.updateFlow(state);
-    const task = this.pool
-      .receive(this.session!, { byteOffset: packet.bytes.byteOffset, packetBytes: packet.bytes.byteLength, channel: state.id, ordinal })
-      .then(() => {
-        this.lastActivity = performance.now();
-        state.inFlight--;
-        this.inFlight--;
-        this.appliedInRound++;
-        this.normalPages += runsPageCount(header.normalRuns);
-        this.zeroPages += runsPageCount(header.zeroRuns);
-        entry.applied = true;
-        for (const channel of entry.ackTo) this.ack(channel, header.sequence);
-        for (const channel of this.channels.values()) this.updateFlow(channel);
-        this.checkBarrier();
-      })
-      .catch((error: Error) => this.fail(error))
-      .finally(() => {
-        this.staging!.give(packet.bytes);
-        this.tasks.delete(task);
-      });
-    this.tasks.add(task);
+    this.waiting.push({ state, header, entry, bytes: packet.bytes, ordinal });
+    this.submitWaiting();
+  }
+
+  /**
+   * Hands waiting packets to the workers: at once while a worker is free, else together once
+   * one is, so that under load a task carries several packets and its hand-off costs less per
+   * packet.
+   */
+  private submitWaiting(): void {
+    while (this.waiting.length > 0 && this.tasks.size < this.pool.threads) {
+      const batch = this.waiting.splice(0, MAX_PACKETS_PER_TASK);
+      const staged = batch.map(({ bytes, state, ordinal }) => ({ byteOffset: bytes.byteOffset, packetBytes: bytes.byteLength, channel: state.id, ordinal }));
+      const task: Promise<void> = this.pool
+        .receive(this.session!, staged)
+        .then(() => batch.forEach((applying) => this.applied(applying)))
+        .catch((error: Error) => this.fail(error))
+        .finally(() => {
+          for (const { bytes } of batch) this.staging!.give(bytes);
+          this.tasks.delete(task);
+          if (!this.failure.error) this.submitWaiting();
+        });
+      this.tasks.add(task);
+    }
+  }
+
+  /** A packet is in place: count it, acknowledge it wherever it arrived, and read on. */
+  private applied({ state, header, entry }: Applying): void {
+    this.lastActivity = performance.now();
+    state.inFlight--;
+    this.inFlight--;
+    this.appliedInRound++;
+    this.normalPages += runsPageCount(header.normalRuns);
+    this.zeroPages += runsPageCount(header.zeroRuns);
+    entry.applied = true;
+    for (const channel of entry.ackTo) this.ack(channel, header.sequence);
+    for (const channel of this.channels.values()) this.updateFlow(channel);
+    this.checkBarrier();
   }
 
   /**

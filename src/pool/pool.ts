@@ -64,13 +64,13 @@ export class WorkerPool {
   }
 
   /**
-   * Decodes, verifies and applies one packet of `session`, read in place from its staging
-   * memory. The task names the session; a worker that does not hold it yet asks for it, and
-   * gets it once (so the session's memories are not cloned into a worker per packet).
+   * Decodes, verifies and applies packets of `session` in order, read in place from its
+   * staging memory. The task names the session; a worker that does not hold it yet asks for
+   * it, and gets it once (so the session's memories are not cloned into a worker per task).
    */
-  async receive(session: ReceiveSession, packet: StagedPacket): Promise<void> {
-    const result = await this.run({ op: 'receive', session: session.key, ...packet });
-    if (result === MISSING_SESSION) await this.run({ op: 'receive', session: session.key, ...packet, full: session });
+  async receive(session: ReceiveSession, packets: StagedPacket[]): Promise<void> {
+    const result = await this.run({ op: 'receive', session: session.key, packets });
+    if (result === MISSING_SESSION) await this.run({ op: 'receive', session: session.key, packets, full: session });
   }
 
   /** The checksum of each 1 MiB chunk of a range of a shared memory. */

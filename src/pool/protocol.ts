@@ -84,10 +84,11 @@ export interface StagedPacket {
   ordinal: number;
 }
 
-/** Decode, verify and apply one packet of a session. */
-export interface ReceiveTask extends StagedPacket {
+/** Decode, verify and apply packets of a session, in order. */
+export interface ReceiveTask {
   op: 'receive';
   session: number;
+  packets: StagedPacket[];
   /** The session itself, for a worker that does not hold it yet (see {@link MISSING_SESSION}). */
   full?: ReceiveSession;
 }

@@ -59,7 +59,7 @@ function run(task: PoolTask): TaskResult {
     case 'receive': {
       if (task.full) session = task.full;
       if (session?.key !== task.session) return MISSING_SESSION;
-      runReceiveTask(session, task, decoderFor(session));
+      for (const packet of task.packets) runReceiveTask(session, packet, decoderFor(session));
       return null;
     }
     case 'checksum':

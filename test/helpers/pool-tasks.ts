@@ -34,6 +34,6 @@ export async function receivePackets(pool: WorkerPool, packets: readonly ParsedP
   const session = { key: -++sessions, staging, targets: [{ memory }], received: [received], unitHashes: [unitHashes], staleChunks: [staleChunks], ...setting };
   for (const [ordinal, packet] of packets.entries()) {
     new Uint8Array(staging.buffer).set(packet.bytes);
-    await pool.receive(session, { byteOffset: 0, packetBytes: packet.bytes.byteLength, channel: 0, ordinal });
+    await pool.receive(session, [{ byteOffset: 0, packetBytes: packet.bytes.byteLength, channel: 0, ordinal }]);
   }
 }

@@ -253,7 +253,7 @@ test('a packet naming another codec than the hello (zstd after none) fails with 
   const session = await rawSession(pool, { codec: 'none' });
   const receive = pool.receive;
   let tasks = 0;
-  pool.receive = (session, packet) => (tasks++, receive.call(pool, session, packet));
+  pool.receive = (session, packets) => (tasks++, receive.call(pool, session, packets));
   try {
     // A well-formed zstd packet with a correct checksum, then all a sender says to complete
     // with it: only the session's codec is wrong.
