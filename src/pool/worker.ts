@@ -69,10 +69,32 @@ function run(task: PoolTask): TaskResult {
   }
 }
 
+/** The last few memories tasks brought, by the main thread's number: see {@link sameMemory}. */
+const recentMemories = new Map<number, WebAssembly.Memory>();
+const RECENT_MEMORIES = 4;
+
+/**
+ * The wrapper this worker already holds for memory `id`, else `memory` (now held). Every task
+ * brings its memory as a new wrapper, and the page kernels are instantiated per wrapper: one
+ * instance per memory keeps their calls monomorphic, where a fresh instance per task cost an
+ * instantiation and left the kernel calls on V8's generic JS-to-WASM path. Only a few are
+ * held, so that memories no task uses any more can still be collected (memory-reclaim.ts).
+ */
+function sameMemory(id: number, memory: WebAssembly.Memory): WebAssembly.Memory {
+  const held = recentMemories.get(id);
+  if (held) return held;
+  recentMemories.set(id, memory);
+  if (recentMemories.size > RECENT_MEMORIES) recentMemories.delete(recentMemories.keys().next().value!);
+  return memory;
+}
+
 /** Runs one task; MultifdErrors come back as data so their class, code and details survive. */
 export default function handle(task: PostedTask): TaskResult {
   const memory = taskMemory(task);
-  if (memory && task.memoryId !== undefined) reclaimer.note(task.memoryId, memory.buffer.byteLength);
+  if (memory && task.memoryId !== undefined) {
+    reclaimer.note(task.memoryId, memory.buffer.byteLength);
+    if (task.op === 'send' || task.op === 'checksum') task.memory = sameMemory(task.memoryId, task.memory);
+  }
   try {
     return run(task);
   } catch (error) {
