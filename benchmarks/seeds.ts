@@ -18,7 +18,7 @@ import { listCodecs } from '../src/codecs/registry.js';
 import type { CodecId } from '../src/codecs/types.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import { guestMemorySource } from '../src/migration/source.js';
-import type { ZeroPageDetection } from '../src/pool/protocol.js';
+import type { ZeroPageDetection } from '../src/wire/index.js';
 import { WorkerPool } from '../src/pool/pool.js';
 import { fillMemoryFromFile } from '../src/cli/demo-content.js';
 import { cliFileCheck, cliFileMigrate } from './cli-file.js';

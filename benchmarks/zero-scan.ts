@@ -5,7 +5,7 @@
 // a plain JS loop showing what the kernels buy.
 import { once } from 'node:events';
 import { startWorker } from '../src/pool/start-worker.js';
-import { scanZeroPages } from '../src/zero/scan.js';
+import { scanZeroPages } from '../src/wasm/zero-scan.js';
 import { wasmVariant } from '../src/wasm/load.js';
 import { nativeZeroScan } from './native-baselines.js';
 import type { ZeroScanRow } from './results.js';

@@ -14,8 +14,8 @@ export type {
 } from './codecs/types.js';
 export { codecByWireId, getCodec, listCodecs } from './codecs/registry.js';
 export { probeHardware, type HardwareProbe, type HardwareVendor } from './native/addon.js';
-export { countLeadingZeroPages, scanZeroPages } from './zero/scan.js';
-export { hashBytes, hashPages } from './wasm/kernels.js';
+export { countLeadingZeroPages, scanZeroPages } from './wasm/zero-scan.js';
+export { hashBytes, hashPages, xxh3Bytes, xxh3Pages } from './wasm/kernels.js';
 export { wasmVariant, type WasmVariant } from './wasm/load.js';
 export { GuestMemory, imageChecksum, openImageSource, type GuestMemoryOptions, type RamBlock } from './memory/index.js';
 export { migrate, type LiveOptions, type MigrateOptions } from './migration/sender.js';
@@ -29,5 +29,5 @@ export { fileDestination, memoryDestination, type Destination, type DestinationF
 export { guestMemorySource, type PageSource, type SourceWindow } from './migration/source.js';
 export type { MigrationStats, MigrationStatus } from './migration/stats.js';
 export { WorkerPool, type PoolOptions } from './pool/pool.js';
-export type { ZeroPageDetection } from './pool/protocol.js';
+export type { ZeroPageDetection } from './wire/index.js';
 export { connect, FileMuxReader, FileMuxWriter, memoryPair, parseEndpoint, type Endpoint } from './transport/index.js';

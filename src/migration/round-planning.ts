@@ -5,7 +5,7 @@
 import { CHECKSUM_CHUNK_BYTES } from '../memory/checksum.js';
 import type { WorkerPool } from '../pool/pool.js';
 import { appendPage, type PageRun } from '../wire/index.js';
-import { scanZeroPages } from '../zero/scan.js';
+import { scanZeroPages } from '../wasm/zero-scan.js';
 import { bitmapRuns, type DirtyBitmaps } from './dirty/index.js';
 import type { FailureLatch } from './failure-latch.js';
 import { forEachWindow, type PageSource, type SourceWindow } from './source.js';

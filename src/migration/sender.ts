@@ -17,7 +17,7 @@ import { MultifdError, TransportError } from '../errors.js';
 import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
 import { WorkerPool } from '../pool/pool.js';
 import type { SentPacket } from '../pool/send-task.js';
-import type { ZeroPageDetection } from '../pool/protocol.js';
+import type { ZeroPageDetection } from '../wire/index.js';
 import { ended } from '../transport/backpressure.js';
 import { drained, TokenBucket } from '../transport/index.js';
 import { AckReader, encodeChannelInit, encodeSyncPacket, runsPageCount, type PageRun } from '../wire/index.js';

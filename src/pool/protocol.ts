@@ -5,10 +5,7 @@
 // thread rebuilds it.
 import type { HardwarePolicy } from '../codecs/types.js';
 import type { SerializedError } from '../errors.js';
-import type { PageRun } from '../wire/index.js';
-
-/** Zero-page detection, QEMU's meanings: nowhere, on the main thread, or on the workers. */
-export type ZeroPageDetection = 'none' | 'legacy' | 'multifd';
+import type { PageRun, ZeroPageDetection } from '../wire/index.js';
 
 /** Codec settings a task names; a worker keeps one encoder or decoder per distinct setting. */
 export interface CodecSetting {

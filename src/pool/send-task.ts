@@ -16,7 +16,7 @@ import { codecByWireId } from '../codecs/registry.js';
 import type { PacketEncoder } from '../codecs/types.js';
 import { CHECKSUM_CHUNK_BYTES, HASH_UNIT_BYTES, chunkHashOfUnits, fillZeroUnitHashes, unitHashes } from '../memory/checksum.js';
 import { appendPage, extendsLastRun, packetHeaderBytes, runsPageCount, writePacket, writePacketHeader, type PacketHeader, type PageRun } from '../wire/index.js';
-import { scanZeroPages } from '../zero/scan.js';
+import { scanZeroPages } from '../wasm/zero-scan.js';
 import type { SendTask } from './protocol.js';
 
 // A send result buffer: u32 bytes used | u32 packet count | u32 chunk count | u32 normal pages |

@@ -4,7 +4,6 @@
 // parsing (a ProtocolError names the peer's bad field), so nothing this module writes can be
 // refused by this module's reader.
 import { codecByWireId } from '../codecs/registry.js';
-import type { ZeroPageDetection } from '../pool/protocol.js';
 import type { ByteReader, ByteWriter } from './byte-cursor.js';
 import { checkSessionIdLength } from './channel-init.js';
 import {
@@ -17,7 +16,8 @@ import {
 } from './constants.js';
 import { checkRuns, readRuns, writeRuns, type PageRun } from './page-runs.js';
 
-export type { ZeroPageDetection };
+/** Zero-page detection, QEMU's meanings: nowhere, on the main thread, or on the workers (the hello names it). */
+export type ZeroPageDetection = 'none' | 'legacy' | 'multifd';
 
 /** One RAM block of the session: its unique name and size. */
 export interface BlockDescriptor {

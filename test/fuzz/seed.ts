@@ -9,7 +9,7 @@ import { getCodec, listCodecs } from '../../src/codecs/registry.js';
 import { GuestMemory } from '../../src/memory/guest-memory.js';
 import { readSendResult, runSendTask } from '../../src/pool/send-task.js';
 import { packetBytes } from '../helpers/pool-tasks.js';
-import type { ZeroPageDetection } from '../../src/pool/protocol.js';
+import type { ZeroPageDetection } from '../../src/wire/index.js';
 import { encodeAcks, encodeChannelInit, encodeControl, encodeSyncPacket, type ControlMessage } from '../../src/wire/index.js';
 import { PAGE_KINDS, makePages, concatPages } from '../helpers/pages.js';
 import { encodePayload } from '../helpers/codec-conformance.js';

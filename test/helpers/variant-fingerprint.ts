@@ -6,7 +6,7 @@ import { isMainThread, parentPort } from 'node:worker_threads';
 import { getCodec, listCodecs } from '../../src/codecs/registry.js';
 import { hashPages } from '../../src/wasm/kernels.js';
 import { wasmVariant } from '../../src/wasm/load.js';
-import { scanZeroPages } from '../../src/zero/scan.js';
+import { scanZeroPages } from '../../src/wasm/zero-scan.js';
 import { concatPages, makePages } from './pages.js';
 
 export interface Fingerprint {

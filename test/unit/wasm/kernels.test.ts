@@ -1,7 +1,7 @@
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { hashBytes, hashPages, kernelsFor } from '../../../src/wasm/kernels.js';
-import { countLeadingZeroPages, scanZeroPages } from '../../../src/zero/scan.js';
+import { countLeadingZeroPages, scanZeroPages } from '../../../src/wasm/zero-scan.js';
 
 function sharedMemory(bytes: number): { memory: WebAssembly.Memory; u8: Uint8Array } {
   const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / 65536), maximum: 65536, shared: true });

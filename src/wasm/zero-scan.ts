@@ -1,7 +1,7 @@
 // Zero-page detection over runs of pages, in place on a shared memory. The kernel answers 32
 // pages per call as a bit mask, so a 128-page packet costs four calls across the JS/WASM
 // boundary rather than 128.
-import { checkPageRun, kernelsFor } from '../wasm/kernels.js';
+import { checkPageRun, kernelsFor } from './kernels.js';
 
 const PAGES_PER_CALL = 32;
 
