@@ -209,6 +209,8 @@ export class MigrationReceiver {
   private staging: PacketStaging | undefined;
   /** What the workers share for this migration's packets (see WorkerPool.receive). */
   private session: ReceiveSession | undefined;
+  /** The staging memory's size when the session got its key. */
+  private sessionStagingBytes = 0;
   /** Bytes of the largest valid packet of this session (its most normal pages, incompressible). */
   private largestPacketBytes = 0;
   /** See {@link BARRIER_READ_AHEAD_PACKETS}. */
@@ -556,6 +558,13 @@ export class MigrationReceiver {
    */
   private submitWaiting(): void {
     while (this.waiting.length > 0 && this.tasks.size < this.pool.threads) {
+      // A worker's view of the staging memory keeps the length it had when the worker got the
+      // session (V8 updates another thread's view of a grown shared memory only lazily): after
+      // a growth the session gets a new key, so every worker takes the memory afresh.
+      if (this.sessionStagingBytes !== this.staging!.byteLength) {
+        this.session = { ...this.session!, key: nextSessionKey++ };
+        this.sessionStagingBytes = this.staging!.byteLength;
+      }
       const batch = this.waiting.splice(0, MAX_PACKETS_PER_TASK);
       const staged = batch.map(({ bytes, state, ordinal }) => ({ byteOffset: bytes.byteOffset, packetBytes: bytes.byteLength, channel: state.id, ordinal }));
       const task: Promise<void> = this.pool
