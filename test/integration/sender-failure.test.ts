@@ -14,6 +14,7 @@ import { openImageSource } from '../../src/memory/image-source.js';
 import { memoryDestination } from '../../src/migration/destination.js';
 import { listen } from '../../src/migration/listen.js';
 import { migrate, type MigrateOptions } from '../../src/migration/sender.js';
+import type { MigrationStats } from '../../src/migration/stats.js';
 import { WorkerPool } from '../../src/pool/pool.js';
 import { connect, parseEndpoint } from '../../src/transport/index.js';
 import { concatPages, makePages } from '../helpers/pages.js';
@@ -184,14 +185,19 @@ for (const threads of THREAD_COUNTS) {
   }
 }
 
-test('24 threads, no bandwidth cap, a data channel cut while tasks wait for it to drain: the channel is replaced and the migration completes', async () => {
-  const pool = new WorkerPool({ threads: 24 });
-  const source = await openImageSource(image);
+/**
+ * Migrates `imagePath` through a proxy that cuts one data channel (see dyingReceiver) to a
+ * receiver that must complete anyway: one channel lost, and both sides' checksums agree.
+ */
+async function survivesChannelCut(imagePath: string, threads: number, options: Partial<MigrateOptions>, cut: Parameters<typeof dyingReceiver>): Promise<MigrationStats> {
+  const pool = new WorkerPool({ threads });
+  const source = await openImageSource(imagePath);
   const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination(), pool: receiverPool });
-  const proxy = await dyingReceiver(32 * MiB, receiver.address, 1);
+  const [cutAfterBytes, , only, stallMs] = cut;
+  const proxy = await dyingReceiver(cutAfterBytes, receiver.address, only, stallMs);
   try {
     const { value, problems } = await watchProcess(() =>
-      Promise.allSettled([migrate({ source, connect: () => connect(parseEndpoint(proxy.address)), pool, codec: 'zstd' }), receiver.result]),
+      Promise.allSettled([migrate({ source, connect: () => connect(parseEndpoint(proxy.address)), pool, ...options }), receiver.result]),
     );
     const [sent, received] = value;
     assert.equal(problems, []);
@@ -200,38 +206,24 @@ test('24 threads, no bandwidth cap, a data channel cut while tasks wait for it t
     assert.is(sent.value.status, 'completed');
     assert.is(sent.value['channels-lost'], 1);
     assert.is(sent.value['destination-checksum'], sent.value['source-checksum']);
+    assert.is(received.value.checksum.toString(16).padStart(16, '0'), sent.value['source-checksum']);
+    return sent.value;
   } finally {
     proxy.close();
     await source.close();
     await pool.close();
   }
+}
+
+test('24 threads, no bandwidth cap, a data channel cut while tasks wait for it to drain: the channel is replaced and the migration completes', async () => {
+  await survivesChannelCut(image, 24, { codec: 'zstd' }, [32 * MiB, undefined, 1]);
 });
 
 test('1 GiB over 4 channels, no bandwidth cap: a data channel cut while the writers wait for drain is replaced, its packets resent, and the checksums agree', async () => {
-  const pool = new WorkerPool({ threads: 2 });
-  const source = await openImageSource(bigImage);
-  const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination(), pool: receiverPool });
   // Once 128 MiB went through, every connection stalls for 500 ms (the sender fills its socket
   // buffers and its writers wait for drain), then data channel 1 (connection 2) is cut.
-  const proxy = await dyingReceiver(128 * MiB, receiver.address, 2, 500);
-  try {
-    const { value, problems } = await watchProcess(() =>
-      Promise.allSettled([migrate({ source, connect: () => connect(parseEndpoint(proxy.address)), pool, channels: 4, codec: 'none' }), receiver.result]),
-    );
-    const [sent, received] = value;
-    assert.equal(problems, []);
-    if (sent.status === 'rejected') throw sent.reason;
-    if (received.status === 'rejected') throw received.reason;
-    assert.is(sent.value.status, 'completed');
-    assert.is(sent.value['channels-lost'], 1);
-    assert.ok(sent.value['packets-resent'] > 0, 'the cut channel held unacknowledged packets');
-    assert.is(sent.value['destination-checksum'], sent.value['source-checksum']);
-    assert.is(received.value.checksum.toString(16).padStart(16, '0'), sent.value['source-checksum']);
-  } finally {
-    proxy.close();
-    await source.close();
-    await pool.close();
-  }
+  const stats = await survivesChannelCut(bigImage, 2, { channels: 4, codec: 'none' }, [128 * MiB, undefined, 2, 500]);
+  assert.ok(stats['packets-resent'] > 0, 'the cut channel held unacknowledged packets');
 });
 
 test('24 threads queued behind max-bandwidth, receiver destroyed: once migrate rejected, no bandwidth timer keeps the process alive', async () => {
