@@ -8,7 +8,7 @@
 // work split: threads hash disjoint chunk ranges in place, a file streams through window by
 // window, and all of them agree because only the grids and the combining steps are fixed.
 import { outOfRange } from '../errors.js';
-import { checksum64, xxh3Pages } from '../wasm/kernels.js';
+import { checksum64, inScratch, xxh3Pages } from '../wasm/kernels.js';
 import type { GuestMemory } from './guest-memory.js';
 
 /** Bytes of one checksum chunk: each block is cut into chunks of 1 MiB (the last may be shorter). */
@@ -144,17 +144,12 @@ export function imageChecksum(memory: GuestMemory): bigint {
   return combineChecksums(all);
 }
 
-let bytesScratch: WebAssembly.Memory | undefined;
-
 /**
  * The unit hashes of bytes outside any shared memory (a multiple of 4 KiB), copied into a
  * scratch memory first: for tools and tests that build packets from plain buffers.
  */
 export function unitHashesOfBytes(bytes: Uint8Array): Uint32Array {
-  const pages = Math.max(1, Math.ceil(bytes.byteLength / 65536));
-  if (!bytesScratch || bytesScratch.buffer.byteLength < bytes.byteLength) bytesScratch = new WebAssembly.Memory({ initial: pages, maximum: 65536, shared: true });
-  new Uint8Array(bytesScratch.buffer, 0, bytes.byteLength).set(bytes);
   const out = new Uint32Array((2 * bytes.byteLength) / HASH_UNIT_BYTES);
-  unitHashes(bytesScratch, 0, bytes.byteLength, out);
+  unitHashes(inScratch(bytes), 0, bytes.byteLength, out);
   return out;
 }

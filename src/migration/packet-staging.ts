@@ -1,9 +1,10 @@
 // Where a receiver assembles packets: fixed-size slots of one shared WebAssembly.Memory. The
-// main thread copies a packet's bytes from its socket chunks into a slot (the one user-space
-// copy before the pages' own), and the worker that applies it reads the slot in place: it
-// hashes a `none` payload there and copies the pages from there into guest memory. Slots are
-// handed back when their packet is applied (or dropped), so a migration's packets reuse a few
-// slots instead of costing fresh memory, and its page faults, each.
+// kernel reads a plain TCP channel's packet straight into its slot (other streams' chunks are
+// copied there, the one user-space copy before the pages' own), and the worker that applies it
+// reads the slot in place: it hashes a `none` payload there and copies the pages from there
+// into guest memory. Slots are handed back when their packet is applied (or dropped), so a
+// migration's packets reuse a few slots instead of costing fresh memory, and its page faults,
+// each.
 
 const WASM_PAGE_BYTES = 65536;
 

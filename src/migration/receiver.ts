@@ -33,7 +33,7 @@ import {
   type PacketHeader,
   type ParsedPacket,
 } from '../wire/index.js';
-import { applyZeroRun } from '../pool/receive-task.js';
+import { applyZeroRun, blockPages } from '../pool/receive-task.js';
 import { ControlChannel } from './control-channel.js';
 import { PendingConnections, type PendingConnection } from './pending-connections.js';
 import type { Destination, DestinationFactory, Hello } from './destination.js';
@@ -726,12 +726,7 @@ export class MigrationReceiver {
         throw protocolError('ERR_PACKET_PAGE_INDEX', { channel: 'control', field: 'zero-pages run', expected: `≤ ${pageCount}`, got: run.first + run.count });
       }
     }
-    const applied = {
-      received: this.received[message.blockIndex]!,
-      unitHashes: this.checksums!.unitHashes[message.blockIndex]!,
-      staleChunks: this.checksums!.stale[message.blockIndex]!,
-      pageSize: hello.pageSize,
-    };
+    const applied = blockPages(this.session!, message.blockIndex);
     for (const run of message.runs) applyZeroRun(this.targets[message.blockIndex]!, applied, run);
     this.zeroPages += runsPageCount(message.runs);
   }

@@ -4,10 +4,10 @@
 // transfer lists, never cloned. Codec work is synchronous, so workers block on Atomics
 // between tasks (piscina's default 'sync' mode) and start no timers or sockets.
 //
-// Sockets stay on the main threads (DESIGN §2 asks to decide by measurement): in profiled
-// migrations of 1 GiB both main threads were 85–90 % idle while the two cores were busy with
-// page faults, copies and the workers' codec work, so moving channel I/O into workers would
-// not have removed the bottleneck (docs/benchmarks.md, "Reading the misses").
+// Sockets stay on the main threads (DESIGN §2 asks to decide by measurement): a profile of
+// the receiver named garbage per socket read, per-packet task cloning and chunk copies as its
+// main thread's costs, each fixed where it was, after which that thread was 74 % idle during a
+// 1 GiB transfer (docs/data-path.md, "Where the I/O runs, and why").
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Piscina } from 'piscina';

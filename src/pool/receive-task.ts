@@ -35,6 +35,16 @@ export interface AppliedPages {
   pageSize: number;
 }
 
+/** Block `blockIndex`'s share of `session`: what writing its pages updates. */
+export function blockPages(session: ReceiveSession, blockIndex: number): AppliedPages {
+  return {
+    received: session.received[blockIndex]!,
+    unitHashes: session.unitHashes[blockIndex]!,
+    staleChunks: session.staleChunks[blockIndex]!,
+    pageSize: session.pageSize,
+  };
+}
+
 /** Marks the checksum chunks holding pages `first .. first + count - 1` as changed since hashed. */
 function markStale(applied: AppliedPages, first: number, count: number): void {
   const { pageSize } = applied;
@@ -102,12 +112,7 @@ export function runReceiveTask(session: ReceiveSession, packet: StagedPacket, de
   verifyPacketChecksum(new Uint8Array(session.staging.buffer, packet.byteOffset, headerBytes), packetHashes, packet.channel, packet.ordinal);
 
   const target = session.targets[header.blockIndex]!;
-  const applied: AppliedPages = {
-    received: session.received[header.blockIndex]!,
-    unitHashes: session.unitHashes[header.blockIndex]!,
-    staleChunks: session.staleChunks[header.blockIndex]!,
-    pageSize,
-  };
+  const applied = blockPages(session, header.blockIndex);
   const unitsPerPage = pageSize / HASH_UNIT_BYTES;
   let at = 0;
   for (const run of header.normalRuns) {

@@ -59,7 +59,8 @@ function run(task: PoolTask): TaskResult {
     case 'receive': {
       if (task.full) session = task.full;
       if (session?.key !== task.session) return MISSING_SESSION;
-      for (const packet of task.packets) runReceiveTask(session, packet, decoderFor(session));
+      const decoder = decoderFor(session);
+      for (const packet of task.packets) runReceiveTask(session, packet, decoder);
       return null;
     }
     case 'checksum':

@@ -131,12 +131,20 @@ export function xxh3Pages(
 // (packets, checksum lists): they are copied in once, then hashed by the same kernel.
 let scratch: WebAssembly.Memory | undefined;
 
-/** XXH64 (seed 0) of any bytes: packet checksums and image checksums use it. */
-export function checksum64(bytes: Uint8Array): bigint {
+/**
+ * `bytes` copied to the start of this thread's scratch memory (valid until the next call):
+ * how bytes outside any shared memory reach the kernels.
+ */
+export function inScratch(bytes: Uint8Array): WebAssembly.Memory {
   const needed = Math.max(1, Math.ceil(bytes.byteLength / 65536));
   if (!scratch || scratch.buffer.byteLength < bytes.byteLength) {
     scratch = new WebAssembly.Memory({ initial: needed, maximum: 65536, shared: true });
   }
   new Uint8Array(scratch.buffer, 0, bytes.byteLength).set(bytes);
-  return hashBytes(scratch, 0, bytes.byteLength);
+  return scratch;
+}
+
+/** XXH64 (seed 0) of any bytes: packet checksums and image checksums use it. */
+export function checksum64(bytes: Uint8Array): bigint {
+  return hashBytes(inScratch(bytes), 0, bytes.byteLength);
 }

@@ -1,10 +1,11 @@
 // The receiving side of one data channel, on the main thread. It validates each packet's
 // header against the session before it allocates the packet's buffer, so a hostile length or
-// count is refused while it is still 40 bytes of header, and it copies every later byte of
-// the packet straight into that buffer. What leaves is a whole packet in the buffer its
-// `allocate` gave (a receiver's staging memory), ready for the worker that decodes it,
-// verifies the checksum and applies it: the main thread, which moves every channel's bytes,
-// does one copy per byte and no hashing.
+// count is refused while it is still 40 bytes of header, and every later byte of the packet
+// goes straight into that buffer: copied from pushed chunks, or read there by the kernel
+// (landing/landed, for a socket that reads into buffers of its choice). What leaves is a whole
+// packet in the buffer its `allocate` gave (a receiver's staging memory), ready for the worker
+// that decodes it, verifies the checksum and applies it: the main thread, which moves every
+// channel's bytes, copies each at most once and hashes none.
 import { codecByWireId } from '../codecs/registry.js';
 import { outOfRange, protocolError, type ProtocolError } from '../errors.js';
 import { ByteReader } from './byte-cursor.js';
@@ -19,7 +20,7 @@ import {
   PROTOCOL_VERSION,
   hex,
 } from './constants.js';
-import { readRawPacketHeader, type PacketHeader, type ParsedPacket, type RawPacketHeader } from './packet.js';
+import { packetHeaderOf, readRawPacketHeader, type PacketHeader, type ParsedPacket, type RawPacketHeader } from './packet.js';
 import { checkDisjoint, checkRuns, readRuns, runsPageCount, type RunError } from './page-runs.js';
 import { StreamReader } from './stream-reader.js';
 
@@ -216,8 +217,7 @@ export class PacketReader extends StreamReader<ParsedPacket> {
         throw this.error('ERR_PACKET_PAYLOAD_LENGTH', 'payloadLength', `<= ${bound} for ${normalPages} pages`, raw.payloadLength);
       }
     }
-    const { codecWireId, flags, blockIndex, round, payloadLength } = raw;
-    return { codecWireId, flags, blockIndex, round, sequence: Number(raw.sequence), normalRuns, zeroRuns, payloadLength };
+    return packetHeaderOf(raw, normalRuns, zeroRuns);
   }
 
   private payloadBound(codecWireId: number, pages: number, pageSize: number): number {

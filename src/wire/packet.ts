@@ -181,8 +181,11 @@ export function readRawPacketHeader(bytes: Uint8Array): RawPacketHeader {
 export function readValidatedHeader(bytes: Uint8Array): PacketHeader {
   const raw = readRawPacketHeader(bytes);
   const r = new ByteReader(bytes.subarray(PACKET_FIXED_HEADER_BYTES));
-  const normalRuns = readRuns(r, raw.normalRunCount, 'normalRuns');
-  const zeroRuns = readRuns(r, raw.zeroRunCount, 'zeroRuns');
+  return packetHeaderOf(raw, readRuns(r, raw.normalRunCount, 'normalRuns'), readRuns(r, raw.zeroRunCount, 'zeroRuns'));
+}
+
+/** The header a raw fixed header and its runs make (the sequence, checked below 2^53, as a number). */
+export function packetHeaderOf(raw: RawPacketHeader, normalRuns: PageRun[], zeroRuns: PageRun[]): PacketHeader {
   const { codecWireId, flags, blockIndex, round, payloadLength } = raw;
   return { codecWireId, flags, blockIndex, round, sequence: Number(raw.sequence), normalRuns, zeroRuns, payloadLength };
 }

@@ -6,16 +6,11 @@ import type { CodecSetting } from '../../src/pool/protocol.js';
 import type { WorkerPool } from '../../src/pool/pool.js';
 import type { SentPacket } from '../../src/pool/send-task.js';
 import type { ParsedPacket } from '../../src/wire/index.js';
+import { concat } from '../unit/wire/fixtures.js';
 
 /** The bytes of a sent packet as they go out on a channel: its parts back to back. */
 export function packetBytes(packet: SentPacket): Uint8Array {
-  const out = new Uint8Array(packet.byteLength);
-  let at = 0;
-  for (const part of packet.parts) {
-    out.set(part, at);
-    at += part.byteLength;
-  }
-  return out;
+  return concat(packet.parts);
 }
 
 /** Sessions of this helper (negative keys: a receiver's are positive). */
