@@ -6,6 +6,7 @@ export type {
   Codec,
   CodecId,
   CodecInfo,
+  AcceleratorOptions,
   CodecOptions,
   HardwarePolicy,
   LevelRange,

@@ -1,7 +1,7 @@
 // Parsing of option values shared by the subcommands: integers in a range, sizes with
 // QEMU-style suffixes, enumerations. Every mistake is a UsageError (exit status 2).
 import { isIP } from 'node:net';
-import type { HardwarePolicy } from '../codecs/types.js';
+import type { AcceleratorOptions } from '../codecs/types.js';
 import { MultifdError } from '../errors.js';
 import { loadTlsCredentials, parseEndpoint, type Endpoint, type TlsCredentials } from '../transport/index.js';
 import { UsageError, type OptionSpec } from './usage.js';
@@ -41,14 +41,14 @@ export function sizeOption(values: Record<string, unknown>, name: string): numbe
   return Math.round(Number(match[1]) * SIZE_SUFFIXES[match[2]!.toLowerCase()]!);
 }
 
-/** `--hardware`, shared by `send`, `receive` and `demo`: what a qatzip, qpl or uadk codec does without its accelerator. */
+/** `--hardware`, shared by `send` and `receive`: what a qatzip, qpl or uadk codec does without its accelerator. */
 export const HARDWARE_OPTION: Record<string, OptionSpec> = {
   hardware: { type: 'string', valueName: 'POLICY', description: 'qatzip|qpl|uadk accelerator: prefer (default; software without one) or require' },
 };
 
-/** The `--hardware` policy (CodecOptions.hardware), or undefined when absent so MULTIFD_HARDWARE stays in force. */
-export function hardwareOption(values: Record<string, unknown>): HardwarePolicy | undefined {
-  return values.hardware === undefined ? undefined : choiceOption(values, 'hardware', ['prefer', 'require'] as const, 'prefer');
+/** The codec's accelerator options from `--hardware` (its policy), or undefined when absent so MULTIFD_HARDWARE stays in force. */
+export function acceleratorOption(values: Record<string, unknown>): AcceleratorOptions | undefined {
+  return values.hardware === undefined ? undefined : { policy: choiceOption(values, 'hardware', ['prefer', 'require'] as const, 'prefer') };
 }
 
 /** One of `choices`, or `fallback` when absent. */

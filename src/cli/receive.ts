@@ -10,7 +10,7 @@ import { receiveFile } from '../migration/receive-file.js';
 import type { ReceiveOptions, ReceiveResult } from '../migration/receiver.js';
 import { checkOutputPath, partialPathOf } from '../partial-file.js';
 import { formatEndpoint } from '../transport/index.js';
-import { endpointOption, HARDWARE_OPTION, hardwareOption, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
+import { acceleratorOption, endpointOption, HARDWARE_OPTION, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
 import { formatBytes } from './report.js';
 import { interruptible } from './signals.js';
 import { parseCommand, UsageError } from './usage.js';
@@ -55,7 +55,7 @@ export async function runReceive(args: string[]): Promise<void> {
     idleTimeoutMs: integerOption(values, 'idle-timeout', 1, 86_400_000, 60_000),
     maxChannels: integerOption(values, 'max-channels', 1, 255, 255),
     maxImageBytes: sizeOption(values, 'max-image-size'),
-    hardware: hardwareOption(values),
+    accelerator: acceleratorOption(values),
   };
   const tls = await tlsOption(values);
   if (tls && where.kind === 'file') throw new UsageError('TLS applies to --listen, not to a stream file');

@@ -11,7 +11,7 @@ import type { MigrationStats } from '../migration/stats.js';
 import { checkOutputPath } from '../partial-file.js';
 import { connect, FileMuxWriter, formatEndpoint, type Endpoint, type TlsCredentials } from '../transport/index.js';
 import { describeSenderTlsFailure } from '../transport/tls.js';
-import { choiceOption, endpointOption, HARDWARE_OPTION, hardwareOption, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
+import { acceleratorOption, choiceOption, endpointOption, HARDWARE_OPTION, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
 import { progressReporter, reportMode, summary } from './report.js';
 import { interruptible } from './signals.js';
 import { parseCommand, UsageError, type OptionSpec } from './usage.js';
@@ -72,7 +72,7 @@ export function migrationParameters(values: Record<string, unknown>, defaults: M
     codec,
     level,
     zeroPageDetection: choiceOption(values, 'zero-page-detection', ['none', 'legacy', 'multifd'] as const, 'multifd'),
-    hardware: hardwareOption(values),
+    accelerator: acceleratorOption(values),
     maxBandwidth: sizeOption(values, 'max-bandwidth'),
     threads: integerOption(values, 'threads', 1, 256),
     pageSize,

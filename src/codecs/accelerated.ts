@@ -14,7 +14,7 @@ import type { BackendStatus, Codec, CodecOptions, HardwarePolicy, PacketDecoder,
 type Path = 'device' | 'software' | 'raw';
 
 function policyOf(options: CodecOptions): HardwarePolicy {
-  const policy = options.hardware ?? (process.env.MULTIFD_HARDWARE as HardwarePolicy | undefined) ?? 'prefer';
+  const policy = options.accelerator?.policy ?? (process.env.MULTIFD_HARDWARE as HardwarePolicy | undefined) ?? 'prefer';
   if (policy !== 'prefer' && policy !== 'require') throw new RangeError(`hardware policy must be "prefer" or "require", got "${String(policy)}"`);
   return policy;
 }
@@ -29,7 +29,7 @@ function unavailable(id: string, why: string): CodecError {
  */
 function checkPolicy(vendor: HardwareVendor, options: CodecOptions): void {
   if (policyOf(options) !== 'require') return;
-  const probe = probeHardware(vendor, options.hardwareLibrary);
+  const probe = probeHardware(vendor, options.accelerator?.library);
   if (!probe.available) throw unavailable(vendor, probe.reason);
 }
 
@@ -39,12 +39,12 @@ function checkPolicy(vendor: HardwareVendor, options: CodecOptions): void {
  */
 function openPath(vendor: HardwareVendor, options: CodecOptions, compress: boolean, level: number): { path: Path; session?: NativeSession } {
   const require = policyOf(options) === 'require';
-  const probe = probeHardware(vendor, options.hardwareLibrary);
+  const probe = probeHardware(vendor, options.accelerator?.library);
   if (require && !probe.available) throw unavailable(vendor, probe.reason);
   // QATzip compresses in software itself (sw_backup); QPL and UADK need their device.
   if (!probe.loaded || (vendor !== 'qatzip' && !probe.available)) return { path: vendor === 'uadk' && compress && probe.loaded ? 'raw' : 'software' };
   try {
-    const session = nativeAddon()!.open(vendor, libraryPath(vendor, options.hardwareLibrary), compress, level, options.pageSize, options.maxPages, require);
+    const session = nativeAddon()!.open(vendor, libraryPath(vendor, options.accelerator?.library), compress, level, options.pageSize, options.maxPages, require);
     return { path: 'device', session };
   } catch (error) {
     if (require) throw unavailable(vendor, (error as Error).message);

@@ -49,14 +49,19 @@ export interface CodecOptions {
   readonly maxPages: number;
   /** Compression level within `info.levels`; the codec's default when omitted. */
   readonly level?: number;
+  /** qatzip, qpl, uadk: how to use their accelerator; every other codec ignores it. */
+  readonly accelerator?: AcceleratorOptions;
+}
+
+/** How a codec with an accelerator (qatzip, qpl, uadk) uses it. */
+export interface AcceleratorOptions {
   /**
-   * Codecs with an accelerator (qatzip, qpl, uadk): `prefer` (default, or MULTIFD_HARDWARE)
-   * uses the device when there is one and software otherwise; `require` fails with
-   * `ERR_CODEC_HW_UNAVAILABLE` instead.
+   * `prefer` (default, or MULTIFD_HARDWARE) uses the device when there is one and software
+   * otherwise; `require` fails with `ERR_CODEC_HW_UNAVAILABLE` instead.
    */
-  readonly hardware?: HardwarePolicy;
+  readonly policy?: HardwarePolicy;
   /** The accelerator library to load instead of its soname (or MULTIFD_QATZIP_LIB, MULTIFD_QPL_LIB, MULTIFD_UADK_LIB). */
-  readonly hardwareLibrary?: string;
+  readonly library?: string;
 }
 
 /** Whether a codec with an accelerator may fall back to software. */

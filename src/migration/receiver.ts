@@ -13,7 +13,7 @@
 // are refused one by one, without touching the migration or the destination.
 import type { Duplex } from 'node:stream';
 import { codecByWireId } from '../codecs/registry.js';
-import type { HardwarePolicy } from '../codecs/types.js';
+import type { AcceleratorOptions } from '../codecs/types.js';
 import { MultifdError, ProtocolError, TransportError, protocolError } from '../errors.js';
 import { WorkerPool } from '../pool/pool.js';
 import type { BlockTarget, ReceiveSession } from '../pool/protocol.js';
@@ -85,10 +85,8 @@ export interface ReceiveOptions {
   /** Told of every connection refused without failing the migration. */
   onRefused?: (error: MultifdError) => void;
   signal?: AbortSignal;
-  /** qatzip, qpl, uadk: decode on the accelerator if there is one (`prefer`, default) or fail without one (`require`). */
-  hardware?: HardwarePolicy;
-  /** The accelerator library to load instead of its soname. */
-  hardwareLibrary?: string;
+  /** qatzip, qpl, uadk: the codec's accelerator options (decode on the device if there is one, or require it; which library). */
+  accelerator?: AcceleratorOptions;
 }
 
 /** What a receiver ends with. */
@@ -375,8 +373,7 @@ export class MigrationReceiver {
       codecWireId: hello.codecWireId,
       pageSize: hello.pageSize,
       pagesPerPacket: hello.pagesPerPacket,
-      hardware: this.options.hardware,
-      hardwareLibrary: this.options.hardwareLibrary,
+      accelerator: this.options.accelerator,
     };
     await control.send({ type: 'hello-ack', sessionId: hello.sessionId });
     this.sessionOpen = true;

@@ -12,7 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { getCodec } from '../codecs/registry.js';
-import type { CodecId, HardwarePolicy } from '../codecs/types.js';
+import type { AcceleratorOptions, CodecId } from '../codecs/types.js';
 import { MultifdError, TransportError } from '../errors.js';
 import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
 import { WorkerPool } from '../pool/pool.js';
@@ -51,10 +51,8 @@ export interface MigrateOptions {
   codec?: CodecId;
   /** The codec's level (multifd-zlib-level, multifd-zstd-level, ...); its default when omitted. */
   level?: number;
-  /** qatzip, qpl, uadk: use the accelerator if there is one (`prefer`, default) or fail without one (`require`). */
-  hardware?: HardwarePolicy;
-  /** The accelerator library to load instead of its soname. */
-  hardwareLibrary?: string;
+  /** qatzip, qpl, uadk: the codec's accelerator options (use the device if there is one, or require it; which library). */
+  accelerator?: AcceleratorOptions;
   /** zero-page-detection (default 'multifd'). */
   zeroPageDetection?: ZeroPageDetection;
   /** max-bandwidth in bytes per second over all channels; 0 or absent = unlimited. */
@@ -136,8 +134,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
   const codec = getCodec(options.codec ?? 'none');
   const pagesPerPacket = options.pagesPerPacket ?? Math.max(1, (512 * 1024) / pageSize);
   const level = codec.info.levels ? (options.level ?? codec.info.levels.default) : undefined;
-  const { hardware, hardwareLibrary } = options;
-  codec.createEncoder({ pageSize, maxPages: pagesPerPacket, level, hardware, hardwareLibrary }); // validates the options up front
+  const { accelerator } = options;
+  codec.createEncoder({ pageSize, maxPages: pagesPerPacket, level, accelerator }); // validates the options up front
   const zeroPageDetection = options.zeroPageDetection ?? 'multifd';
   const stats = new StatsTracker(source.blocks.reduce((n, b) => n + b.byteLength, 0), pageSize);
   const pool = options.pool ?? new WorkerPool({ threads: options.threads });
@@ -372,8 +370,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationStats> 
         sequenceBase,
         codecWireId: codec.info.wireId,
         level,
-        hardware,
-        hardwareLibrary,
+        accelerator,
         pageSize,
         pagesPerPacket,
         zeroPageDetection,

@@ -3,7 +3,7 @@
 // transfer lists (never cloned), and errors travel as plain objects because structured clone
 // drops an error's class and `code` (piscina#141): the worker returns `{ error }`, the main
 // thread rebuilds it.
-import type { HardwarePolicy } from '../codecs/types.js';
+import type { AcceleratorOptions } from '../codecs/types.js';
 import type { SerializedError } from '../errors.js';
 import type { PageRun, ZeroPageDetection } from '../wire/index.js';
 
@@ -13,9 +13,8 @@ export interface CodecSetting {
   level?: number;
   pageSize: number;
   pagesPerPacket: number;
-  /** Accelerated codecs: the hardware policy and library (CodecOptions). */
-  hardware?: HardwarePolicy;
-  hardwareLibrary?: string;
+  /** The codec's own accelerator options (CodecOptions.accelerator). */
+  accelerator?: AcceleratorOptions;
 }
 
 /**

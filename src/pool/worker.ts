@@ -29,14 +29,14 @@ function codecOf(setting: CodecSetting) {
 }
 
 function settingKey(s: CodecSetting): string {
-  return `${s.codecWireId}/${s.level ?? ''}/${s.pageSize}/${s.pagesPerPacket}/${s.hardware ?? ''}/${s.hardwareLibrary ?? ''}`;
+  return `${s.codecWireId}/${s.level ?? ''}/${s.pageSize}/${s.pagesPerPacket}/${s.accelerator?.policy ?? ''}/${s.accelerator?.library ?? ''}`;
 }
 
 function encoderFor(s: CodecSetting): PacketEncoder {
   const key = settingKey(s);
   let encoder = encoders.get(key);
   if (!encoder) {
-    encoder = codecOf(s).createEncoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, level: s.level, hardware: s.hardware, hardwareLibrary: s.hardwareLibrary });
+    encoder = codecOf(s).createEncoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, level: s.level, accelerator: s.accelerator });
     encoders.set(key, encoder);
   }
   return encoder;
@@ -46,7 +46,7 @@ function decoderFor(s: CodecSetting): PacketDecoder {
   const key = settingKey(s);
   let decoder = decoders.get(key);
   if (!decoder) {
-    decoder = codecOf(s).createDecoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, hardware: s.hardware, hardwareLibrary: s.hardwareLibrary });
+    decoder = codecOf(s).createDecoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, accelerator: s.accelerator });
     decoders.set(key, decoder);
   }
   return decoder;

@@ -18,8 +18,8 @@ export const DEVICE_KNOB: Record<HardwareVendor, string> = { qatzip: 'FAKE_QZ_HW
 export function onLibrary(codec: Codec, library: string, policy: 'prefer' | 'require' = 'require'): Codec {
   return {
     ...codec,
-    createEncoder: (options) => codec.createEncoder({ ...options, hardware: policy, hardwareLibrary: library }),
-    createDecoder: (options) => codec.createDecoder({ ...options, hardware: policy, hardwareLibrary: library }),
+    createEncoder: (options) => codec.createEncoder({ ...options, accelerator: { policy, library } }),
+    createDecoder: (options) => codec.createDecoder({ ...options, accelerator: { policy, library } }),
   };
 }
 

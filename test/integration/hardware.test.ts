@@ -61,8 +61,7 @@ async function send(vendor: HardwareVendor, library: string, hardware: HardwareP
     round: 1,
     sequenceBase: 0,
     codecWireId: getCodec(vendor).info.wireId,
-    hardware,
-    hardwareLibrary: library,
+    accelerator: { policy: hardware, library },
     pageSize: PAGE,
     pagesPerPacket: 128,
     zeroPageDetection: 'multifd',
@@ -101,7 +100,7 @@ function assertDecodesInSoftware(vendor: HardwareVendor, packets: ParsedPacket[]
 /** Applies packets through pool receive tasks and checks the destination equals the source. */
 async function receive(vendor: HardwareVendor, library: string, packets: ParsedPacket[]): Promise<void> {
   const destination = GuestMemory.create({ pageSize: PAGE, blocks: [{ name: 'pc.ram', byteLength: PAGES * PAGE }] });
-  const setting = { codecWireId: getCodec(vendor).info.wireId, hardware: 'prefer' as const, hardwareLibrary: library, pageSize: PAGE, pagesPerPacket: 128 };
+  const setting = { codecWireId: getCodec(vendor).info.wireId, accelerator: { policy: 'prefer' as const, library }, pageSize: PAGE, pagesPerPacket: 128 };
   await receivePackets(pool, packets, destination.blocks[0]!.memory, PAGES, setting);
   assert.ok(sameContent(destination, source), `${vendor}: destination differs`);
 }
@@ -202,7 +201,7 @@ for (const vendor of VENDORS) {
 const memory = filledMemory({ blocks: [{ name: 'pc.ram', byteLength: 8 << 20 }] });
 
 /** One migration over 127.0.0.1 through the test pool, the receiver with its own hardware options. */
-async function migrateWith(codec: HardwareVendor, sender: Partial<MigrateOptions>, receiverHardware: Pick<ReceiveOptions, 'hardware' | 'hardwareLibrary'>) {
+async function migrateWith(codec: HardwareVendor, sender: Partial<MigrateOptions>, receiverHardware: Pick<ReceiveOptions, 'accelerator'>) {
   let destination: GuestMemory | undefined;
   const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination((m) => (destination = m)), pool, ...receiverHardware });
   const [sent, received] = await Promise.allSettled([
@@ -214,7 +213,7 @@ async function migrateWith(codec: HardwareVendor, sender: Partial<MigrateOptions
 
 for (const vendor of VENDORS) {
   register(`${vendor}: a migration over 127.0.0.1 with the device on both ends arrives with the same checksum`, async () => {
-    const hardware = { hardware: 'require', hardwareLibrary: fakeLibrary(vendor, 'migration') } as const;
+    const hardware = { accelerator: { policy: 'require', library: fakeLibrary(vendor, 'migration') } } as const;
     const run = await withKnobs({ [DEVICE_KNOB[vendor]]: '1' }, () => migrateWith(vendor, hardware, hardware));
     if (run.sent.status === 'rejected') throw run.sent.reason;
     if (run.received.status === 'rejected') throw run.received.reason;
@@ -233,7 +232,7 @@ for (const vendor of VENDORS) {
 
 register('a receiver that requires hardware fails the migration when it has no device', async () => {
   const library = fakeLibrary('qpl', 'receiver-without-device');
-  const run = await withKnobs({ FAKE_QPL_HW: '0' }, () => migrateWith('qpl', {}, { hardware: 'require', hardwareLibrary: library }));
+  const run = await withKnobs({ FAKE_QPL_HW: '0' }, () => migrateWith('qpl', {}, { accelerator: { policy: 'require', library } }));
   assert.is(run.received.status, 'rejected');
   const error = (run.received as PromiseRejectedResult).reason as CodedError;
   assert.is(error.code, 'ERR_CODEC_HW_UNAVAILABLE');
