@@ -1,46 +1,30 @@
-// The destination side of a migration. Connections are told apart by their first four bytes
-// (control or data, as QEMU ≥ 8.0 peeks the magic). The hello fixes the session; data channels
-// must present its session id and a fresh id below the channel count. Packets are validated on
-// the main thread (header, while it assembles them in a staging slot) and in a worker
-// (payload decoded into scratch, then the pages' unit hashes against the checksum) before
-// anything is written; the hashes also build the image checksum.
-// Rounds are a barrier: after its SYNC a channel is not read further until every live channel
-// synced, every packet of the round is applied and the round-end frame agreed on the count.
-// Applied packets are acknowledged on their channel. A data channel may break: the sender
-// resends what was not acknowledged on another channel (or a reconnected one with the same
-// id), and a packet that arrives twice in a round is applied once. Connections that are not
-// part of the session (wrong session, duplicate id, bad init, too slow to say who they are)
-// are refused one by one, without touching the migration or the destination.
+// The destination side of a migration: the session. Connections are sorted into the control
+// connection and data channels (src/migration/connection-sorting.ts: magic, init, pending
+// limits); each data channel reads its packets into staging slots (src/channel/receive-
+// channel.ts). The hello fixes the session. Packets are validated on the main thread (header,
+// while a channel assembles them) and in a worker (payload decoded into scratch, then the
+// pages' unit hashes against the checksum) before anything is written; the hashes also build
+// the image checksum. Rounds are a barrier (src/migration/round-barrier.ts): after its SYNC a
+// channel is not read further until the round is over. Applied packets are acknowledged on
+// their channel. A data channel may break: the sender resends what was not acknowledged on
+// another channel (or a reconnected one with the same id), and a packet that arrives twice in
+// a round is applied once.
 import type { Duplex } from 'node:stream';
 import { codecByWireId } from '../codecs/registry.js';
 import type { AcceleratorOptions } from '../codecs/types.js';
 import { MultifdError, ProtocolError, TransportError, protocolError } from '../errors.js';
+import { ReceiveChannel } from '../channel/receive-channel.js';
 import { WorkerPool } from '../pool/pool.js';
 import type { BlockTarget, ReceiveSession } from '../pool/protocol.js';
-import {
-  CONTROL_MAGIC,
-  DATA_MAGIC,
-  MAX_CHANNELS,
-  encodeAcks,
-  PACKET_FLAG_SYNC,
-  PacketReader,
-  checkChannelInit,
-  packetHeaderBytes,
-  readChannelInit,
-  type ChannelInit,
-  type ControlMessage,
-  runsPageCount,
-  type PacketHeader,
-  type ParsedPacket,
-} from '../wire/index.js';
 import { applyZeroRun, blockPages } from '../pool/receive-task.js';
+import { MAX_CHANNELS, PACKET_FLAG_SYNC, PacketReader, packetHeaderBytes, runsPageCount, type ControlMessage, type PacketHeader, type ParsedPacket } from '../wire/index.js';
+import { ConnectionSorting, DATA_INIT_BYTES } from './connection-sorting.js';
 import { ControlChannel } from './control-channel.js';
-import { PendingConnections, type PendingConnection } from './pending-connections.js';
 import type { Destination, DestinationFactory, Hello } from './destination.js';
 import { FailureLatch } from './failure-latch.js';
-import { detachForDirectRead } from '../transport/direct-read.js';
 import { PacketStaging } from './packet-staging.js';
 import { ReceivedChecksum } from './received-checksum.js';
+import { RoundBarrier, type RoundPacket } from './round-barrier.js';
 
 /** Receiver options. */
 export interface ReceiveOptions {
@@ -111,7 +95,6 @@ export const DEFAULT_MAX_IMAGE_BYTES = 2 ** 40;
 /** Most refusals a receiver keeps for inspection (the oldest go first). */
 const MAX_REFUSALS_KEPT = 100;
 
-const DATA_INIT_BYTES = 32;
 /** Packets one channel may have in workers before its socket is paused (backpressure). */
 const MAX_IN_FLIGHT_PER_CHANNEL = 32;
 /** Packets all channels together may have in workers: memory stays bounded whatever the channel count. */
@@ -124,35 +107,12 @@ const MAX_IN_FLIGHT_TOTAL = 64;
 export const BARRIER_READ_AHEAD_PACKETS = 2;
 /** Longest an applied packet waits for its ack while more packets are in workers. */
 const ACK_DELAY_MS = 5;
-/** First two bytes of a TLS handshake record (content type 22, major version 3): a ClientHello. */
-const TLS_HANDSHAKE_RECORD = 0x1603;
-
-interface ChannelState {
-  id: number;
-  socket: Duplex;
-  reader: PacketReader;
-  /** Packets seen on this channel (the ordinal errors name). */
-  ordinal: number;
-  /** The last round whose SYNC arrived on this channel. */
-  syncedRound: number;
-  inFlight: number;
-  /** Set once the connection ended or broke: from then on no barrier waits for it. */
-  lost: boolean;
-  /** Applied packets not yet acknowledged on this channel. */
-  acks: number[];
-}
-
-/** A packet of the current round, by sequence number: applied yet, and where to acknowledge it. */
-interface RoundPacket {
-  applied: boolean;
-  ackTo: ChannelState[];
-}
 
 /** A packet on its way to a worker: where it came from and where it lies in the staging memory. */
 interface Applying {
-  state: ChannelState;
+  channel: ReceiveChannel;
   header: PacketHeader;
-  entry: RoundPacket;
+  entry: RoundPacket<ReceiveChannel>;
   bytes: Uint8Array;
   ordinal: number;
 }
@@ -173,31 +133,26 @@ export class MigrationReceiver {
   private readonly pool: WorkerPool;
   private readonly sockets = new Set<Duplex>();
   /** The current connection of every channel id that connected, lost ones included. */
-  private readonly channels = new Map<number, ChannelState>();
-  /** Packets of the current round by sequence number, so a resent one is applied once. */
-  private readonly roundPackets = new Map<number, RoundPacket>();
-  private readonly ackQueue = new Set<ChannelState>();
+  private readonly channels = new Map<number, ReceiveChannel>();
+  private readonly barrier = new RoundBarrier<ReceiveChannel>(() => this.roundSynced(), this.failure);
+  /** Channels owing acks, written together (see {@link ack}). */
+  private readonly ackQueue = new Set<ReceiveChannel>();
   private ackTimer: NodeJS.Timeout | undefined;
   private lastActivity = performance.now();
   private channelsLost = 0;
   private duplicatePackets = 0;
-  /** Connections not yet accepted into the migration (counted, each under its deadline). */
-  private readonly pending: PendingConnections;
+  private readonly sorting: ConnectionSorting;
   private control: ControlChannel | undefined;
   private controlArrived!: (control: ControlChannel) => void;
   private readonly controlReady = new Promise<ControlChannel>((resolve) => (this.controlArrived = resolve));
   /** Set once the report is sent: from then on the sender may close its connections. */
   private reported = false;
   private hello: Hello | undefined;
-  /** Set once the hello is acknowledged (its destination built): data channels start from then on. */
-  private sessionOpen = false;
   private destination: Destination | undefined;
   /** The destination factory's promise, from the hello on: a failure aborts what it builds. */
   private building: Promise<Destination> | undefined;
   private targets: readonly BlockTarget[] = [];
-  private received: Int32Array[] = [];
   private checksums: ReceivedChecksum | undefined;
-  private round = 1;
   private inFlight = 0;
   /** Receive tasks in workers; a failed migration waits for them before it cleans up. */
   private readonly tasks = new Set<Promise<void>>();
@@ -209,14 +164,9 @@ export class MigrationReceiver {
   private session: ReceiveSession | undefined;
   /** The staging memory's size when the session got its key. */
   private sessionStagingBytes = 0;
-  /** Bytes of the largest valid packet of this session (its most normal pages, incompressible). */
-  private largestPacketBytes = 0;
   /** See {@link BARRIER_READ_AHEAD_PACKETS}. */
   private maxReadAheadBytes = 0;
-  private appliedInRound = 0;
-  private roundBarrier: (() => void) | undefined;
   private normalPages = 0;
-  /** Added to by the workers' receive tasks. */
   private readonly hardwarePages = new Int32Array(new SharedArrayBuffer(4));
   private zeroPages = 0;
   private bytesReceived = 0;
@@ -229,11 +179,20 @@ export class MigrationReceiver {
 
   constructor(private readonly options: ReceiveOptions) {
     this.pool = options.pool ?? new WorkerPool({ threads: options.threads });
-    this.pending = new PendingConnections({
-      max: options.maxPendingConnections ?? 64,
-      timeoutMs: options.connectionTimeoutMs ?? 10_000,
-      refuse: (error) => this.refuse(error),
-    });
+    this.sorting = new ConnectionSorting(
+      { maxPending: options.maxPendingConnections ?? 64, connectionTimeoutMs: options.connectionTimeoutMs ?? 10_000, refuse: (error) => this.refuse(error) },
+      {
+        arrived: (bytes) => this.arrived(bytes),
+        track: (socket) => this.track(socket),
+        control: (socket, head) => this.controlConnected(socket, head),
+        data: (socket, id, head) => this.startChannel(socket, id, head),
+        channels: () => ({
+          live: new Set([...this.channels.values()].filter((c) => !c.lost).map((c) => c.id)),
+          blocked: (id) => this.channels.get(id)?.blocked === true,
+        }),
+        fail: (error) => this.fail(error),
+      },
+    );
     const acceptMs = options.acceptTimeoutMs;
     if (acceptMs !== undefined) {
       this.acceptTimer = setTimeout(() => {
@@ -252,26 +211,14 @@ export class MigrationReceiver {
     options.signal?.addEventListener('abort', () => this.fail(new MultifdError('ERR_CANCELLED', 'receive cancelled')), { once: true });
     this.result = this.failure
       .race(this.run())
-      .catch(async (error: Error) => {
-        // Let workers finish what they hold (they never write a packet that failed), tell the
-        // sender why (best effort), and leave nothing that looks like a complete image.
-        for (const socket of this.sockets) socket.pause();
-        await Promise.allSettled([...this.tasks]);
-        await this.control?.send({ type: 'error', code: (error as MultifdError).code ?? 'ERR_RECEIVER', message: error.message }).catch(() => {});
-        // A destination still being built (an image file being created) is awaited: aborted
-        // only once it exists, or its `.partial` file would outlive the migration.
-        const destination = this.destination ?? (await this.building?.catch(() => undefined));
-        await destination?.abort();
-        for (const socket of this.sockets) socket.destroy();
-        throw error;
-      })
+      .catch((error: Error) => this.cleanUpFailed(error))
       .finally(async () => {
         this.settled = true;
         clearTimeout(this.acceptTimer);
         clearTimeout(this.handshakeTimer);
         clearTimeout(this.ackTimer);
         clearInterval(idle);
-        this.pending.closeAll();
+        this.sorting.closeAll();
         for (const socket of this.sockets) socket.end();
         if (!options.pool) await this.pool.close();
       });
@@ -279,6 +226,32 @@ export class MigrationReceiver {
     // a caller that only wanted the destination): its failure must not become an unhandled
     // rejection that kills the process with a stack trace. Awaiting it still throws.
     this.result.catch(() => {});
+  }
+
+  /**
+   * Hands a new connection to the receiver (control or data, told apart by its magic). It is
+   * pending until accepted: see src/migration/connection-sorting.ts.
+   */
+  accept(socket: Duplex): void {
+    if (this.settled) return void socket.destroy();
+    this.sorting.accept(socket);
+  }
+
+  /**
+   * A failed migration: lets workers finish what they hold (they never write a packet that
+   * failed), tells the sender why (best effort), and leaves nothing that looks like a complete
+   * image.
+   */
+  private async cleanUpFailed(error: Error): Promise<never> {
+    for (const socket of this.sockets) socket.pause();
+    await Promise.allSettled([...this.tasks]);
+    await this.control?.send({ type: 'error', code: (error as MultifdError).code ?? 'ERR_RECEIVER', message: error.message }).catch(() => {});
+    // A destination still being built (an image file being created) is awaited: aborted
+    // only once it exists, or its `.partial` file would outlive the migration.
+    const destination = this.destination ?? (await this.building?.catch(() => undefined));
+    await destination?.abort();
+    for (const socket of this.sockets) socket.destroy();
+    throw error;
   }
 
   /**
@@ -297,54 +270,18 @@ export class MigrationReceiver {
     }, handshakeMs);
   }
 
-  /**
-   * Hands a new connection to the receiver (control or data, told apart by its magic). It is
-   * pending (see src/migration/pending-connections.ts) until accepted: a control connection at
-   * its magic, a data connection once its init checked out against the hello.
-   */
-  accept(socket: Duplex): void {
-    if (this.settled) return void socket.destroy();
-    const pending = this.pending.admit(socket);
-    if (!pending) return;
+  /** Keeps `socket` to close with the migration. */
+  private track(socket: Duplex): void {
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
-    // Until it is known, a connection's failure is its own; a known one reports below.
-    socket.on('error', () => {});
-    let head: Uint8Array = new Uint8Array(0);
-    const onData = (chunk: Buffer) => {
-      this.arrived(chunk.byteLength);
-      head = concat(head, chunk);
-      if (head.byteLength < 4) return;
-      socket.off('data', onData);
-      const magic = new DataView(head.buffer, head.byteOffset).getUint32(0);
-      if (magic >>> 16 === TLS_HANDSHAKE_RECORD) {
-        // A TLS ClientHello at a receiver without TLS: a configuration mismatch, not an
-        // attack. Say so in words and keep waiting for a sender that speaks plainly.
-        return pending.refuse(new TransportError('ERR_TLS_HANDSHAKE', 'the sender uses TLS but this receiver does not: give both ends the same --tls-* options', { context: { got: `0x${magic.toString(16)}` } }));
-      }
-      if (magic === CONTROL_MAGIC && !this.control) {
-        pending.accept();
-        this.senderArrived();
-        socket.on('error', (error) => this.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection failed: ${error.message}`, { cause: error })));
-        this.control = new ControlChannel(socket, { initial: head, onFlood: (error) => this.fail(error) });
-        this.controlArrived(this.control);
-        socket.on('data', (c: Buffer) => this.arrived(c.byteLength));
-      } else if (magic === DATA_MAGIC) {
-        this.acceptData(pending, head);
-      } else {
-        // A second control connection, or one that speaks something else: dropped. Before the
-        // session exists a wrong magic fails fast (a misconfigured sender hears why); once it
-        // exists, a stray connection must not be able to end the migration.
-        const error = protocolError('ERR_CONNECTION_MAGIC', { channel: 'control', field: 'magic', expected: magic === CONTROL_MAGIC ? 'one control connection' : 'MFDC or MFDD', got: `0x${magic.toString(16)}` });
-        if (magic !== CONTROL_MAGIC && !this.hello) {
-          pending.close();
-          this.fail(error);
-        } else {
-          pending.refuse(error);
-        }
-      }
-    };
-    socket.on('data', onData);
+  }
+
+  private controlConnected(socket: Duplex, head: Uint8Array): void {
+    this.senderArrived();
+    socket.on('error', (error) => this.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection failed: ${error.message}`, { cause: error })));
+    this.control = new ControlChannel(socket, { initial: head, onFlood: (error) => this.fail(error) });
+    this.controlArrived(this.control);
+    socket.on('data', (c: Buffer) => this.arrived(c.byteLength));
   }
 
   private async run(): Promise<ReceiveResult> {
@@ -354,30 +291,12 @@ export class MigrationReceiver {
     if (!codecByWireId(hello.codecWireId)) throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', packet: 0, field: 'codecWireId', expected: 'a known codec', got: hello.codecWireId });
     this.checkLimits(hello);
     this.hello = hello;
-    this.largestPacketBytes = largestPacketBytes(hello);
-    this.maxReadAheadBytes = BARRIER_READ_AHEAD_PACKETS * this.largestPacketBytes;
+    this.sorting.helloRead(hello);
     this.building = this.options.destination(hello);
     this.destination = await this.failure.race(this.building);
-    this.targets = this.destination.targets;
-    this.received = hello.blocks.map((b) => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(b.byteLength / hello.pageSize / 32))));
-    this.checksums = new ReceivedChecksum(hello.blocks.map((b) => b.byteLength));
-    this.staging = new PacketStaging(this.largestPacketBytes);
-    this.session = {
-      key: nextSessionKey++,
-      staging: this.staging.memory,
-      targets: [...this.targets],
-      received: this.received,
-      unitHashes: this.checksums.unitHashes,
-      staleChunks: this.checksums.stale,
-      hardwarePages: this.hardwarePages,
-      codecWireId: hello.codecWireId,
-      pageSize: hello.pageSize,
-      pagesPerPacket: hello.pagesPerPacket,
-      accelerator: this.options.accelerator,
-    };
+    this.openSession(hello, this.destination);
     await control.send({ type: 'hello-ack', sessionId: hello.sessionId });
-    this.sessionOpen = true;
-    this.pending.release('hello');
+    this.sorting.opened();
 
     for (;;) {
       const message = await this.failure.race(control.next(0));
@@ -398,57 +317,32 @@ export class MigrationReceiver {
     }
   }
 
-  /**
-   * Reads a data connection's init. What needs no hello is checked as soon as its 32 bytes are
-   * in, so a malformed init is refused at once; one that came before the session is open (the
-   * hello read and acknowledged, its destination built) waits for it, paused and still pending
-   * (so counted and under its deadline), and is then checked against the hello.
-   */
-  private acceptData(pending: PendingConnection, head: Uint8Array): void {
-    const { socket } = pending;
-    let bytes = head;
-    const onData = (chunk: Buffer) => {
-      if (chunk.byteLength) this.arrived(chunk.byteLength);
-      bytes = concat(bytes, chunk);
-      if (bytes.byteLength < DATA_INIT_BYTES) return;
-      socket.off('data', onData);
-      socket.pause();
-      let init: ChannelInit;
-      try {
-        init = readChannelInit(bytes);
-      } catch (error) {
-        return pending.refuse(error as MultifdError);
-      }
-      if (this.sessionOpen) return this.startChannel(pending, init, bytes);
-      const timeoutMs = this.options.connectionTimeoutMs ?? 10_000;
-      pending.park('hello', () => this.startChannel(pending, init, bytes), () =>
-        new TransportError('ERR_CONNECTION_TIMEOUT', `data channel ${init.channelId}'s connection came before the hello and waited for it more than ${timeoutMs} ms`, { context: { channel: init.channelId, timeoutMs } }),
-      );
+  /** Sizes what the session's packets need: the staging memory, the receive bitmaps, the checksum tables, what the workers share. */
+  private openSession(hello: Hello, destination: Destination): void {
+    const largestPacket = largestPacketBytes(hello);
+    this.maxReadAheadBytes = BARRIER_READ_AHEAD_PACKETS * largestPacket;
+    this.targets = destination.targets;
+    this.checksums = new ReceivedChecksum(hello.blocks.map((b) => b.byteLength));
+    this.staging = new PacketStaging(largestPacket);
+    this.session = {
+      key: nextSessionKey++,
+      staging: this.staging.memory,
+      targets: [...this.targets],
+      received: hello.blocks.map((b) => new Int32Array(new SharedArrayBuffer(4 * Math.ceil(b.byteLength / hello.pageSize / 32)))),
+      unitHashes: this.checksums.unitHashes,
+      staleChunks: this.checksums.stale,
+      hardwarePages: this.hardwarePages,
+      codecWireId: hello.codecWireId,
+      pageSize: hello.pageSize,
+      pagesPerPacket: hello.pagesPerPacket,
+      accelerator: this.options.accelerator,
     };
-    socket.on('data', onData);
-    if (bytes.byteLength >= DATA_INIT_BYTES) onData(Buffer.alloc(0));
   }
 
-  /** Checks a well-formed init against the hello, and starts its channel if it passes. */
-  private startChannel(pending: PendingConnection, init: ChannelInit, bytes: Uint8Array): void {
-    const hello = this.hello!;
-    const live = [...this.channels.values()].filter((c) => !c.lost).map((c) => c.id);
-    let id: number;
-    try {
-      id = checkChannelInit(init, { sessionId: hello.sessionId, channels: hello.channels, taken: new Set(live) });
-    } catch (error) {
-      // A replacement for a channel the receiver is not reading (paused at the barrier or
-      // behind its workers) cannot be told from a duplicate until that connection is read
-      // again: if it has ended by then, the replacement takes its place. It waits, pending.
-      const holder = this.channels.get(init.channelId);
-      const reason = { channel: init.channelId };
-      if ((error as MultifdError).code === 'ERR_CHANNEL_DUPLICATE' && holder?.socket.isPaused() && !this.pending.waiting(reason)) {
-        return pending.park(reason, () => this.startChannel(pending, init, bytes), () => error as MultifdError);
-      }
-      return pending.refuse(error as MultifdError);
-    }
-    pending.accept();
+  /** Starts channel `id` on a connection the sorting accepted; `head` holds its init and what followed it. */
+  private startChannel(socket: Duplex, id: number, head: Uint8Array): void {
     this.senderArrived();
+    const hello = this.hello!;
     const reader = new PacketReader({
       channel: id,
       pageSize: hello.pageSize,
@@ -457,94 +351,73 @@ export class MigrationReceiver {
       codecWireId: hello.codecWireId,
       allocate: (byteLength) => this.staging!.take(byteLength),
     });
-    const state: ChannelState = { id, socket: pending.socket, reader, ordinal: 0, syncedRound: 0, inFlight: 0, lost: false, acks: [] };
-    this.channels.set(id, state);
-    const took = (bytes: number, step: () => void) => {
-      this.arrived(bytes);
-      if (state.lost) return;
-      this.guard(() => {
-        step();
-        this.pump(state);
-        this.updateFlow(state);
-      });
-    };
-    // A plain TCP connection reads straight into the packet's staging slot; any other (TLS, a
-    // test's in-memory pair) hands over chunks that are copied there. The bytes that came with
-    // the init go first: the direct socket's first read lands where they leave the reader.
-    const detached = detachForDirectRead(pending.socket);
-    this.guard(() => {
-      for (const chunk of [bytes.subarray(DATA_INIT_BYTES), ...(detached?.buffered ?? [])]) reader.push(chunk);
-      this.pump(state);
+    const channel = new ReceiveChannel(id, socket, reader, head, DATA_INIT_BYTES, {
+      arrived: (bytes) => this.arrived(bytes),
+      readable: (c, parse) =>
+        this.guard(() => {
+          parse();
+          this.pump(c);
+          this.updateFlow(c);
+        }),
+      // A channel that ends or breaks before the migration completed is lost: its packets cut
+      // short are dropped and the sender resends what was not acknowledged. A lost channel
+      // only costs the migration if the sender cannot make up for it: then the round-end's
+      // packet count, or the control connection, fails it.
+      lost: (c) => {
+        this.ackQueue.delete(c);
+        if (!this.reported) {
+          this.channelsLost++;
+          this.barrier.check();
+        }
+        this.sorting.released(c.id);
+      },
+      moved: (from, to) => {
+        this.sockets.delete(from);
+        this.track(to);
+      },
     });
-    if (detached) {
-      this.sockets.delete(pending.socket);
-      const socket = detached.attach({ buffer: () => reader.landing(), read: (n) => took(n, () => reader.landed(n)) });
-      state.socket = socket;
-      this.sockets.add(socket);
-      socket.on('close', () => this.sockets.delete(socket));
-    } else {
-      state.socket.on('data', (chunk: Buffer) => took(chunk.byteLength, () => reader.push(chunk)));
-    }
-    const { socket } = state;
-    // A channel that ends or breaks before the migration completed is lost: its packets cut
-    // short are dropped and the sender resends what was not acknowledged. A lost channel only
-    // costs the migration if the sender cannot make up for it: then the round-end's packet
-    // count, or the control connection, fails it.
-    const lost = () => {
-      if (state.lost) return;
-      state.lost = true;
-      this.ackQueue.delete(state);
-      if (!this.reported) {
-        this.channelsLost++;
-        this.checkBarrier();
-      }
-      this.pending.release({ channel: id });
-    };
-    socket.on('error', lost);
-    socket.on('end', lost);
-    socket.on('close', lost);
-    this.updateFlow(state);
+    this.channels.set(id, channel);
+    channel.start();
+    this.updateFlow(channel);
   }
 
   /** Parses and dispatches the channel's packets until it reaches the SYNC of the current round. */
-  private pump(state: ChannelState): void {
-    while (state.syncedRound < this.round) {
-      const packet = state.reader.next();
-      if (!packet) return;
-      this.dispatch(state, packet, state.ordinal++);
+  private pump(channel: ReceiveChannel): void {
+    while (channel.syncedRound < this.barrier.round) {
+      const next = channel.next();
+      if (!next) return;
+      this.dispatch(channel, next.packet, next.ordinal);
     }
   }
 
-  private dispatch(state: ChannelState, packet: ParsedPacket, ordinal: number): void {
+  private dispatch(channel: ReceiveChannel, packet: ParsedPacket, ordinal: number): void {
     const { header } = packet;
+    const { round } = this.barrier;
     if (header.flags & PACKET_FLAG_SYNC) {
       // Normally the next round; a reconnected channel starts with the SYNC of the last round
       // the sender ended, which may be the one before ours.
-      if (header.round <= state.syncedRound || header.round > this.round) {
-        throw protocolError('ERR_PACKET_ROUND', { channel: state.id, packet: ordinal, field: 'round', expected: `${state.syncedRound + 1} to ${this.round}`, got: header.round });
+      if (header.round <= channel.syncedRound || header.round > round) {
+        throw protocolError('ERR_PACKET_ROUND', { channel: channel.id, packet: ordinal, field: 'round', expected: `${channel.syncedRound + 1} to ${round}`, got: header.round });
       }
-      state.syncedRound = header.round;
-      return this.checkBarrier();
+      channel.syncedRound = header.round;
+      return this.barrier.check();
     }
-    if (header.round !== this.round) {
-      throw protocolError('ERR_PACKET_ROUND', { channel: state.id, packet: ordinal, field: 'round', expected: this.round, got: header.round });
+    if (header.round !== round) {
+      throw protocolError('ERR_PACKET_ROUND', { channel: channel.id, packet: ordinal, field: 'round', expected: round, got: header.round });
     }
-    const seen = this.roundPackets.get(header.sequence);
-    if (seen) {
+    const { entry, duplicate } = this.barrier.admit(header.sequence, channel);
+    if (duplicate) {
       // A resend of a packet this round already has (its first channel broke before the ack
-      // got through): acknowledge it here too, once it is applied, and apply it only once.
+      // got through): acknowledged here too once it is applied, and applied only once.
       this.duplicatePackets++;
       this.staging!.give(packet.bytes);
-      if (seen.applied) this.ack(state, header.sequence);
-      else seen.ackTo.push(state);
+      if (entry.applied) this.ack(channel, header.sequence);
       return;
     }
-    const entry: RoundPacket = { applied: false, ackTo: [state] };
-    this.roundPackets.set(header.sequence, entry);
-    state.inFlight++;
+    channel.inFlight++;
     this.inFlight++;
-    this.updateFlow(state);
-    this.waiting.push({ state, header, entry, bytes: packet.bytes, ordinal });
+    this.updateFlow(channel);
+    this.waiting.push({ channel, header, entry, bytes: packet.bytes, ordinal });
     this.submitWaiting();
   }
 
@@ -563,7 +436,7 @@ export class MigrationReceiver {
         this.sessionStagingBytes = this.staging!.byteLength;
       }
       const batch = this.waiting.splice(0, MAX_PACKETS_PER_TASK);
-      const staged = batch.map(({ bytes, state, ordinal }) => ({ byteOffset: bytes.byteOffset, packetBytes: bytes.byteLength, channel: state.id, ordinal }));
+      const staged = batch.map(({ bytes, channel, ordinal }) => ({ byteOffset: bytes.byteOffset, packetBytes: bytes.byteLength, channel: channel.id, ordinal }));
       const task: Promise<void> = this.pool
         .receive(this.session!, staged)
         .then(() => batch.forEach((applying) => this.applied(applying)))
@@ -578,28 +451,25 @@ export class MigrationReceiver {
   }
 
   /** A packet is in place: count it, acknowledge it wherever it arrived, and read on. */
-  private applied({ state, header, entry }: Applying): void {
+  private applied({ channel, header, entry }: Applying): void {
     this.lastActivity = performance.now();
-    state.inFlight--;
+    channel.inFlight--;
     this.inFlight--;
-    this.appliedInRound++;
     this.normalPages += runsPageCount(header.normalRuns);
     this.zeroPages += runsPageCount(header.zeroRuns);
-    entry.applied = true;
-    for (const channel of entry.ackTo) this.ack(channel, header.sequence);
-    for (const channel of this.channels.values()) this.updateFlow(channel);
-    this.checkBarrier();
+    for (const to of entry.ackTo) this.ack(to, header.sequence);
+    for (const c of this.channels.values()) this.updateFlow(c);
+    this.barrier.applied(entry);
   }
 
   /**
-   * Queues an ack of `sequence` on `state`'s connection. Acks go out together: at once when
+   * Queues an ack of `sequence` on `channel`'s connection. Acks go out together: at once when
    * the workers have caught up (the sender may be waiting to end its round), else after
    * {@link ACK_DELAY_MS}, so a stream of packets costs a few ack writes, not one per packet.
    */
-  private ack(state: ChannelState, sequence: number): void {
-    if (state.lost) return;
-    state.acks.push(sequence);
-    this.ackQueue.add(state);
+  private ack(channel: ReceiveChannel, sequence: number): void {
+    if (!channel.owe(sequence)) return;
+    this.ackQueue.add(channel);
     if (this.inFlight === 0) return this.flushAcks();
     this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_DELAY_MS);
   }
@@ -607,10 +477,7 @@ export class MigrationReceiver {
   private flushAcks(): void {
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
-    for (const channel of this.ackQueue) {
-      if (!channel.lost) channel.socket.write(encodeAcks(channel.acks));
-      channel.acks = [];
-    }
+    for (const channel of this.ackQueue) channel.flushAcks();
     this.ackQueue.clear();
   }
 
@@ -660,13 +527,11 @@ export class MigrationReceiver {
    * paused for read-ahead), the workers and the round-end frame. A paused socket may not report
    * its peer's end until it is read again, which happens when the round is released (see
    * finishRound); until then the channel counts as live, and a replacement connection for its
-   * id waits for it (startChannel) instead of being refused as a duplicate.
+   * id waits for it (connection-sorting.ts) instead of being refused as a duplicate.
    */
-  private updateFlow(state: ChannelState): void {
-    const readAheadFull = state.syncedRound >= this.round && state.reader.bufferedBytes >= this.maxReadAheadBytes;
-    const blocked = readAheadFull || state.inFlight >= MAX_IN_FLIGHT_PER_CHANNEL || this.inFlight >= MAX_IN_FLIGHT_TOTAL;
-    if (blocked) state.socket.pause();
-    else if (state.socket.isPaused()) state.socket.resume();
+  private updateFlow(channel: ReceiveChannel): void {
+    const readAheadFull = channel.syncedRound >= this.barrier.round && channel.bufferedBytes >= this.maxReadAheadBytes;
+    channel.setBlocked(readAheadFull || channel.inFlight >= MAX_IN_FLIGHT_PER_CHANNEL || this.inFlight >= MAX_IN_FLIGHT_TOTAL);
   }
 
   /** Every channel id of the hello has connected at least once. */
@@ -674,38 +539,23 @@ export class MigrationReceiver {
     return this.hello !== undefined && this.channels.size === this.hello.channels;
   }
 
-  /** Releases the round when every live channel synced it and all its packets are applied. */
-  private checkBarrier(): void {
-    if (!this.roundBarrier || !this.channelsReady() || this.inFlight > 0) return;
-    for (const state of this.channels.values()) if (!state.lost && state.syncedRound < this.round) return;
-    const release = this.roundBarrier;
-    this.roundBarrier = undefined;
-    release();
+  /** Every channel connected, every live one synced the round, and no packet is in a worker. */
+  private roundSynced(): boolean {
+    if (!this.channelsReady() || this.inFlight > 0) return false;
+    for (const channel of this.channels.values()) if (!channel.lost && channel.syncedRound < this.barrier.round) return false;
+    return true;
   }
 
   private async finishRound(message: Extract<ControlMessage, { type: 'round-end' }>): Promise<void> {
-    if (message.round !== this.round) {
-      throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'round-end.round', expected: this.round, got: message.round });
-    }
-    await this.failure.race(new Promise<void>((resolve) => {
-      this.roundBarrier = resolve;
-      this.checkBarrier();
-    }));
-    if (this.appliedInRound !== message.packets) {
-      const lost = this.channelsLost ? ` (${this.channelsLost} data channel(s) lost)` : '';
-      throw protocolError('ERR_ROUND_PACKETS', { channel: 'control', field: `round ${message.round} packets${lost}`, expected: message.packets, got: this.appliedInRound });
-    }
-    this.appliedInRound = 0;
-    this.roundPackets.clear();
-    this.round++;
+    await this.barrier.end(message.round, message.packets, () => this.channelsLost);
     // The round's pages are in place: take the hashes of the chunks it changed.
     this.checksums!.refresh();
     // Channels paused with their read-ahead full are resumed here: what they hold may start
     // with the next round's SYNC, which dispatches nothing that would resume them.
-    for (const state of this.channels.values()) {
+    for (const channel of this.channels.values()) {
       this.guard(() => {
-        this.pump(state);
-        this.updateFlow(state);
+        this.pump(channel);
+        this.updateFlow(channel);
       });
     }
   }
@@ -715,8 +565,9 @@ export class MigrationReceiver {
     const hello = this.hello!;
     const block = hello.blocks[message.blockIndex];
     const pageCount = block ? block.byteLength / hello.pageSize : 0;
-    if (message.round !== this.round || !block) {
-      throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'zero-pages', expected: `round ${this.round}, block < ${hello.blocks.length}`, got: `round ${message.round}, block ${message.blockIndex}` });
+    const { round } = this.barrier;
+    if (message.round !== round || !block) {
+      throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'zero-pages', expected: `round ${round}, block < ${hello.blocks.length}`, got: `round ${message.round}, block ${message.blockIndex}` });
     }
     for (const run of message.runs) {
       if (run.first + run.count > pageCount) {
@@ -729,8 +580,9 @@ export class MigrationReceiver {
   }
 
   private async complete(control: ControlChannel, message: Extract<ControlMessage, { type: 'complete' }>): Promise<ReceiveResult> {
-    if (message.rounds !== this.round - 1) {
-      throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'complete.rounds', expected: this.round - 1, got: message.rounds });
+    const rounds = this.barrier.round - 1;
+    if (message.rounds !== rounds) {
+      throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'complete.rounds', expected: rounds, got: message.rounds });
     }
     const checksum = this.checksums!.checksum();
     const cpu = process.cpuUsage(this.startCpu);
@@ -745,7 +597,7 @@ export class MigrationReceiver {
       status: 'completed',
       normalPages: this.normalPages,
       zeroPages: this.zeroPages,
-      rounds: this.round - 1,
+      rounds,
       bytesReceived: this.bytesReceived,
       checksum,
       channelsLost: this.channelsLost,
@@ -772,14 +624,6 @@ function largestPacketBytes(hello: Hello): number {
   const codec = codecByWireId(hello.codecWireId)!;
   const runs = Array.from({ length: hello.pagesPerPacket }, (_, i) => ({ first: 2 * i, count: 1 }));
   return packetHeaderBytes(runs, []) + codec.payloadBound(hello.pagesPerPacket, hello.pageSize);
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.byteLength === 0) return b;
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a);
-  out.set(b, a.byteLength);
-  return out;
 }
 
 function hex(value: bigint): string {
