@@ -52,11 +52,22 @@ export function writeAllAt(fd: number, bytes: Uint8Array, position: number): voi
   }
 }
 
+/**
+ * How often an open image starts writing back the pages written so far. Linux would otherwise
+ * keep them dirty in its cache (up to dirty_background_ratio of RAM: gigabytes here) and write
+ * them all in complete()'s fsync, after the transfer: 0.7 s per GiB on this machine's
+ * disk. Written back as they come, the disk works while the pages are still arriving.
+ */
+const WRITE_BACK_INTERVAL_MS = 200;
+
 class FileImageSink implements ImageSink {
   readonly partialPath: string;
   readonly pageCount: number;
   // 'failed': complete() threw part-way; only abort() (cleanup) is left to do.
   private state: 'open' | 'completed' | 'failed' | 'aborted' = 'open';
+  /** The write-back under way (an fdatasync on libuv's threads), if any. */
+  private writingBack: Promise<void> | undefined;
+  private readonly writeBackTimer = setInterval(() => this.startWriteBack(), WRITE_BACK_INTERVAL_MS).unref();
 
   constructor(
     readonly path: string,
@@ -87,6 +98,7 @@ class FileImageSink implements ImageSink {
     this.expectOpen('complete');
     this.state = 'completed';
     try {
+      await this.stopWriteBack();
       await this.handle.sync();
       await this.handle.close();
       await commitPartial(this.partialPath, this.path);
@@ -99,6 +111,7 @@ class FileImageSink implements ImageSink {
   async abort(): Promise<void> {
     if (this.state === 'completed' || this.state === 'aborted') return;
     this.state = 'aborted';
+    await this.stopWriteBack();
     await this.handle.close().catch(() => {});
     await removePartial(this.partialPath);
   }
@@ -107,6 +120,22 @@ class FileImageSink implements ImageSink {
     if (this.state === 'aborted' || this.state === 'failed') return Promise.reject(this.closedError('checksum'));
     const range = { ...this.windows, byteLength: this.byteLength };
     return fileChecksum(this.state === 'completed' ? this.path : this.handle, range);
+  }
+
+  /** Starts writing back what was written so far, unless a write-back is under way (see WRITE_BACK_INTERVAL_MS). */
+  private startWriteBack(): void {
+    if (this.writingBack || this.state !== 'open') return;
+    // A failure here is complete()'s fsync's to report.
+    this.writingBack = this.handle
+      .datasync()
+      .catch(() => {})
+      .finally(() => (this.writingBack = undefined));
+  }
+
+  /** No write-back from now on; resolves once the one under way is done (the file may then close). */
+  private async stopWriteBack(): Promise<void> {
+    clearInterval(this.writeBackTimer);
+    await this.writingBack;
   }
 
   private expectOpen(what: string): void {
