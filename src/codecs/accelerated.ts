@@ -85,137 +85,144 @@ function tooSmall(id: string, needed: number, out: Uint8Array): CodecError {
  * format, same bounds; `backend()` says which path this process would take and why.
  */
 export function accelerate(software: Codec, vendor: HardwareVendor): Codec {
+  return {
+    info: software.info,
+    payloadBound: software.payloadBound,
+    backend: () => acceleratedBackend(software, vendor),
+    createEncoder: (options) => acceleratedEncoder(software, vendor, options),
+    createDecoder: (options) => acceleratedDecoder(software, vendor, options),
+  };
+}
+
+function acceleratedBackend(software: Codec, vendor: HardwareVendor): BackendStatus {
+  const wasm = software.backend();
+  const probe = probeHardware(vendor);
+  if (!probe.loaded) return { ...wasm, reason: `${wasm.reason}; no hardware: ${nativeAddon() ? probe.reason : addonFailure()}` };
+  const detail = `${probe.reason} (${probe.detail})`;
+  if (probe.available) return { name: 'native-hw', available: true, reason: detail };
+  const fallback = vendor === 'qatzip' ? "QATzip's software backup" : vendor === 'qpl' ? `the ${wasm.name} software path` : `raw pages (QEMU's no-device mode), decoded by ${wasm.name}`;
+  return { name: 'native-sw-fallback', available: wasm.available, reason: `${fallback}: ${detail}` };
+}
+
+function acceleratedEncoder(software: Codec, vendor: HardwareVendor, options: CodecOptions): PacketEncoder {
   const { info } = software;
   const perPage = info.unit === 'page';
+  const resolved = resolveOptions(info, options);
+  const soft = software.createEncoder(options);
+  checkPolicy(vendor, options);
+  let opened: { path: Path; session?: NativeSession } | undefined;
+  const status = new Int32Array(resolved.maxPages);
+  let hardwarePages = 0;
   return {
-    info,
-    payloadBound: software.payloadBound,
-    backend(): BackendStatus {
-      const wasm = software.backend();
-      const probe = probeHardware(vendor);
-      if (!probe.loaded) return { ...wasm, reason: `${wasm.reason}; no hardware: ${nativeAddon() ? probe.reason : addonFailure()}` };
-      const detail = `${probe.reason} (${probe.detail})`;
-      if (probe.available) return { name: 'native-hw', available: true, reason: detail };
-      const fallback = vendor === 'qatzip' ? "QATzip's software backup" : vendor === 'qpl' ? `the ${wasm.name} software path` : `raw pages (QEMU's no-device mode), decoded by ${wasm.name}`;
-      return { name: 'native-sw-fallback', available: wasm.available, reason: `${fallback}: ${detail}` };
+    get hardwarePages() {
+      return hardwarePages;
     },
-
-    createEncoder(options): PacketEncoder {
-      const resolved = resolveOptions(info, options);
-      const soft = software.createEncoder(options);
-      checkPolicy(vendor, options);
-      let opened: { path: Path; session?: NativeSession } | undefined;
-      const status = new Int32Array(resolved.maxPages);
-      let hardwarePages = 0;
-
-      /** Redoes the pages the device refused in software and rebuilds the payload around them. */
-      const patchPages = (pages: readonly Uint8Array[], out: Uint8Array): number => {
-        const spans = pageSpans(out, pages.length);
-        const scratch = new Uint8Array(soft.payloadBound(1));
-        const parts = pages.map((page, i) => {
-          const [at, length] = spans[i]!;
-          if (status[i] !== PageOutcome.NeedsSoftware) return out.slice(at, at + length);
-          const single = scratch.subarray(0, soft.encode([page], scratch));
-          return single.slice(4);
-        });
-        const total = 4 * pages.length + parts.reduce((n, p) => n + p.byteLength, 0);
-        if (total > out.byteLength) throw tooSmall(info.id, total, out);
-        const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-        let at = 4 * pages.length;
-        parts.forEach((part, i) => {
-          view.setUint32(4 * i, part.byteLength);
-          out.set(part, at);
-          at += part.byteLength;
-        });
-        return total;
-      };
-
-      return {
-        get hardwarePages() {
-          return hardwarePages;
-        },
-        payloadBound: soft.payloadBound,
-        encode(pages, out) {
-          checkPages(pages, resolved);
-          if (pages.length === 0) return 0;
-          opened ??= openPath(vendor, options, true, resolved.level);
-          if (opened.path === 'software') return soft.encode(pages, out);
-          if (opened.path === 'raw') {
-            const total = 4 * pages.length + pages.length * resolved.pageSize;
-            if (total > out.byteLength) throw tooSmall(info.id, total, out);
-            const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-            pages.forEach((page, i) => {
-              view.setUint32(4 * i, resolved.pageSize);
-              out.set(page, 4 * pages.length + i * resolved.pageSize);
-            });
-            return total;
-          }
-          const bound = soft.payloadBound(pages.length);
-          const written = nativeAddon()!.encode(opened.session!, pages, out, status);
-          if (written < 0 && out.byteLength < bound) throw tooSmall(info.id, bound, out);
-          let result = written;
-          // A device's QATzip stream may outgrow the software bound that receivers enforce: then software.
-          if (!perPage && (written < 0 || written > bound || status[0] === PageOutcome.NeedsSoftware)) {
-            status.fill(PageOutcome.NeedsSoftware, 0, pages.length);
-            result = soft.encode(pages, out);
-          } else if (perPage && status.subarray(0, pages.length).includes(PageOutcome.NeedsSoftware)) {
-            result = patchPages(pages, out);
-          }
-          for (let i = 0; i < pages.length; i++) if (status[i] === PageOutcome.Hardware) hardwarePages++;
-          return result;
-        },
-      };
-    },
-
-    createDecoder(options): PacketDecoder {
-      const resolved = resolveOptions(info, options);
-      const soft = software.createDecoder(options);
-      checkPolicy(vendor, options);
-      let opened: { path: Path; session?: NativeSession } | undefined;
-      const status = new Int32Array(resolved.maxPages);
-      let hardwarePages = 0;
-
-      /**
-       * Decodes the pages the device refused in software, then writes every page. A page software
-       * refuses too sends the whole payload to the software decoder, whose error names the page.
-       */
-      const finishInSoftware = (session: NativeSession, payload: Uint8Array, pages: readonly Uint8Array[]) => {
-        const spans = pageSpans(payload, pages.length);
-        const decoded = new Map<number, Uint8Array>();
-        try {
-          pages.forEach((_, i) => {
-            if (status[i] !== PageOutcome.NeedsSoftware) return;
-            const [at, length] = spans[i]!;
-            const page = new Uint8Array(resolved.pageSize);
-            soft.decode(onePagePayload(payload.subarray(at, at + length)), [page]);
-            decoded.set(i, page);
-          });
-        } catch (error) {
-          if (!(error instanceof CodecError)) throw error;
-          status.fill(PageOutcome.NeedsSoftware, 0, pages.length);
-          return soft.decode(payload, pages);
-        }
-        nativeAddon()!.apply(session, pages, status);
-        for (const [i, page] of decoded) pages[i]!.set(page);
-      };
-
-      return {
-        get hardwarePages() {
-          return hardwarePages;
-        },
-        decode(payload, pages) {
-          checkPages(pages, resolved);
-          if (pages.length === 0) return checkEmptyPayload(info.id, payload);
-          checkPayloadBound(info.id, payload, software.payloadBound(pages.length, resolved.pageSize));
-          opened ??= openPath(vendor, options, false, resolved.level);
-          if (opened.path !== 'device') return soft.decode(payload, pages);
-          const outcome = nativeAddon()!.decode(opened.session!, payload, pages, status);
-          // The software decoder is the judge of the format: it names what is wrong with a bad payload.
-          if (outcome === 2) return soft.decode(payload, pages);
-          if (outcome === 1) finishInSoftware(opened.session!, payload, pages);
-          for (let i = 0; i < pages.length; i++) if (status[i] === PageOutcome.Hardware) hardwarePages++;
-        },
-      };
+    payloadBound: soft.payloadBound,
+    encode(pages, out) {
+      checkPages(pages, resolved);
+      if (pages.length === 0) return 0;
+      opened ??= openPath(vendor, options, true, resolved.level);
+      if (opened.path === 'software') return soft.encode(pages, out);
+      if (opened.path === 'raw') return encodeRaw(info.id, pages, out, resolved.pageSize);
+      const bound = soft.payloadBound(pages.length);
+      const written = nativeAddon()!.encode(opened.session!, pages, out, status);
+      if (written < 0 && out.byteLength < bound) throw tooSmall(info.id, bound, out);
+      let result = written;
+      // A device's QATzip stream may outgrow the software bound that receivers enforce: then software.
+      if (!perPage && (written < 0 || written > bound || status[0] === PageOutcome.NeedsSoftware)) {
+        status.fill(PageOutcome.NeedsSoftware, 0, pages.length);
+        result = soft.encode(pages, out);
+      } else if (perPage && status.subarray(0, pages.length).includes(PageOutcome.NeedsSoftware)) {
+        result = patchPages(info.id, soft, status, pages, out);
+      }
+      for (let i = 0; i < pages.length; i++) if (status[i] === PageOutcome.Hardware) hardwarePages++;
+      return result;
     },
   };
+}
+
+/** UADK without a device, as QEMU does: every page raw, behind its length. */
+function encodeRaw(id: string, pages: readonly Uint8Array[], out: Uint8Array, pageSize: number): number {
+  const total = 4 * pages.length + pages.length * pageSize;
+  if (total > out.byteLength) throw tooSmall(id, total, out);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  pages.forEach((page, i) => {
+    view.setUint32(4 * i, pageSize);
+    out.set(page, 4 * pages.length + i * pageSize);
+  });
+  return total;
+}
+
+/** Redoes the pages the device refused (`status`) in software and rebuilds the per-page payload around them. */
+function patchPages(id: string, soft: PacketEncoder, status: Int32Array, pages: readonly Uint8Array[], out: Uint8Array): number {
+  const spans = pageSpans(out, pages.length);
+  const scratch = new Uint8Array(soft.payloadBound(1));
+  const parts = pages.map((page, i) => {
+    const [at, length] = spans[i]!;
+    if (status[i] !== PageOutcome.NeedsSoftware) return out.slice(at, at + length);
+    const single = scratch.subarray(0, soft.encode([page], scratch));
+    return single.slice(4);
+  });
+  const total = 4 * pages.length + parts.reduce((n, p) => n + p.byteLength, 0);
+  if (total > out.byteLength) throw tooSmall(id, total, out);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  let at = 4 * pages.length;
+  parts.forEach((part, i) => {
+    view.setUint32(4 * i, part.byteLength);
+    out.set(part, at);
+    at += part.byteLength;
+  });
+  return total;
+}
+
+function acceleratedDecoder(software: Codec, vendor: HardwareVendor, options: CodecOptions): PacketDecoder {
+  const { info } = software;
+  const resolved = resolveOptions(info, options);
+  const soft = software.createDecoder(options);
+  checkPolicy(vendor, options);
+  let opened: { path: Path; session?: NativeSession } | undefined;
+  const status = new Int32Array(resolved.maxPages);
+  let hardwarePages = 0;
+  return {
+    get hardwarePages() {
+      return hardwarePages;
+    },
+    decode(payload, pages) {
+      checkPages(pages, resolved);
+      if (pages.length === 0) return checkEmptyPayload(info.id, payload);
+      checkPayloadBound(info.id, payload, software.payloadBound(pages.length, resolved.pageSize));
+      opened ??= openPath(vendor, options, false, resolved.level);
+      if (opened.path !== 'device') return soft.decode(payload, pages);
+      const outcome = nativeAddon()!.decode(opened.session!, payload, pages, status);
+      // The software decoder is the judge of the format: it names what is wrong with a bad payload.
+      if (outcome === 2) return soft.decode(payload, pages);
+      if (outcome === 1) finishInSoftware(soft, opened.session!, status, payload, pages, resolved.pageSize);
+      for (let i = 0; i < pages.length; i++) if (status[i] === PageOutcome.Hardware) hardwarePages++;
+    },
+  };
+}
+
+/**
+ * Decodes the pages the device refused (`status`) in software, then writes every page. A page
+ * software refuses too sends the whole payload to the software decoder, whose error names the
+ * page.
+ */
+function finishInSoftware(soft: PacketDecoder, session: NativeSession, status: Int32Array, payload: Uint8Array, pages: readonly Uint8Array[], pageSize: number): void {
+  const spans = pageSpans(payload, pages.length);
+  const decoded = new Map<number, Uint8Array>();
+  try {
+    pages.forEach((_, i) => {
+      if (status[i] !== PageOutcome.NeedsSoftware) return;
+      const [at, length] = spans[i]!;
+      const page = new Uint8Array(pageSize);
+      soft.decode(onePagePayload(payload.subarray(at, at + length)), [page]);
+      decoded.set(i, page);
+    });
+  } catch (error) {
+    if (!(error instanceof CodecError)) throw error;
+    status.fill(PageOutcome.NeedsSoftware, 0, pages.length);
+    return soft.decode(payload, pages);
+  }
+  nativeAddon()!.apply(session, pages, status);
+  for (const [i, page] of decoded) pages[i]!.set(page);
 }
