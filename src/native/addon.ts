@@ -1,11 +1,9 @@
-// Loads the hardware shim (native/multifd_native.c), built on request by `npm run build:native`
-// into native/build/Release/ under the package root, from the sources under tsx and from the
-// bundle alike. Loading never throws: a missing or broken build is reported as the reason
-// every hardware codec falls back to its WebAssembly software path.
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { join } from 'node:path';
+// The hardware shim (native/multifd_native.c): a prebuild shipped in the package or a local
+// `npm run build:native`, found by load-addon.ts under the package root, from the sources under
+// tsx and from the bundle alike. Loading never throws: a missing or broken build is reported
+// as the reason every hardware codec falls back to its WebAssembly software path.
 import { packageRoot } from '../wasm/load.js';
+import { loadAddon, type AddonLoad } from './load-addon.js';
 
 /** The accelerator libraries the shim can drive, named as the codecs they serve. */
 export type HardwareVendor = 'qatzip' | 'qpl' | 'uadk';
@@ -45,25 +43,11 @@ export interface NativeAddon {
   apply(session: NativeSession, pages: readonly Uint8Array[], status: Int32Array): void;
 }
 
-/** Where `npm run build:native` puts the addon, relative to the package root. */
-export const ADDON_FILE = join('native', 'build', 'Release', 'multifd_native.node');
-
-let loaded: { addon?: NativeAddon; failure?: string } | undefined;
+let loaded: AddonLoad<NativeAddon> | undefined;
 
 /** The addon, or undefined with {@link addonFailure} saying why. */
 export function nativeAddon(): NativeAddon | undefined {
-  if (!loaded) {
-    const file = join(packageRoot(), ADDON_FILE);
-    if (!existsSync(file)) {
-      loaded = { failure: 'native shim not built (npm run build:native)' };
-    } else {
-      try {
-        loaded = { addon: createRequire(import.meta.url)(file) as NativeAddon };
-      } catch (error) {
-        loaded = { failure: `cannot load the native shim ${file}: ${(error as Error).message}` };
-      }
-    }
-  }
+  loaded ??= loadAddon<NativeAddon>(packageRoot());
   return loaded.addon;
 }
 
