@@ -11,7 +11,7 @@
 // nodejs.org tarballs both do), so node-gyp downloads nothing; without them it fetches the
 // headers of this Node version.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -39,19 +39,21 @@ export function findNodeGyp() {
  * Runs `node-gyp rebuild` in `dir` (a folder holding binding.gyp and the sources), leaving
  * build/Release/multifd_native.node there. `arch` (node-gyp's names: x64, arm64) and `cc` (a
  * C compiler such as aarch64-linux-gnu-gcc, which also links) cross-compile; `ldflags` are
- * added to the link; `loglevel` is node-gyp's (info, warn, silent). Returns node-gyp's exit status.
+ * added to the link; `loglevel` is node-gyp's (info, warn, silent); `stdio` is spawnSync's.
+ * Returns node-gyp's exit status.
  */
-export function runNodeGyp({ dir = nativeDir, arch, cc, ldflags, loglevel } = {}) {
+export function runNodeGyp({ dir = nativeDir, arch, cc, ldflags, loglevel, stdio = 'inherit' } = {}) {
   const nodeGyp = findNodeGyp();
   if (!nodeGyp) throw new Error('node-gyp not found: run this through npm (npm run build:native), which brings its own, or install node-gyp');
   const headers = localNodeHeaders();
   const args = [nodeGyp, 'rebuild', ...(headers ? [`--nodedir=${headers}`] : []), ...(arch ? [`--arch=${arch}`] : []), ...(loglevel ? [`--loglevel=${loglevel}`] : [])];
   // gyp's Makefile links with $(CXX) unless LINK is set; the shim is plain C, so cc links too.
   const env = { ...process.env, ...(cc ? { CC: cc, CXX: cc, LINK: cc } : {}), ...(ldflags ? { LDFLAGS: ldflags } : {}) };
-  return spawnSync(process.execPath, args, { cwd: dir, stdio: 'inherit', env }).status ?? 1;
+  return spawnSync(process.execPath, args, { cwd: dir, stdio, env }).status ?? 1;
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+// Run as a script (not imported by scripts/prebuild-native.mjs); realpath: an `npm link`ed copy.
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   try {
     process.exit(runNodeGyp());
   } catch (error) {

@@ -54,7 +54,8 @@ function prebuild({ arch, cc, elfMachine: machine }, sources) {
   try {
     for (const name of sources) copyFileSync(join(nativeDir, name), join(stage, name));
     // -s: no symbol table in the shipped file; `npm run build:native` keeps it for debugging.
-    if (runNodeGyp({ dir: stage, arch, cc, ldflags: '-s', loglevel: 'warn' }) !== 0) throw new Error(`node-gyp failed for linux-${arch} (${cc})`);
+    // make's output goes to stderr, so that `npm pack --json` prints JSON alone on stdout.
+    if (runNodeGyp({ dir: stage, arch, cc, ldflags: '-s', loglevel: 'warn', stdio: ['ignore', 2, 2] }) !== 0) throw new Error(`node-gyp failed for linux-${arch} (${cc})`);
     const built = join(stage, 'build', 'Release', 'multifd_native.node');
     if (elfMachine(built) !== machine) throw new Error(`${cc} built a file for ELF machine ${elfMachine(built)}, not linux-${arch} (${machine})`);
     const outDir = join(root, 'prebuilds', `linux-${arch}`);
@@ -80,7 +81,7 @@ function main() {
   rmSync(join(root, 'prebuilds'), { recursive: true, force: true });
   for (const target of plan) {
     const file = prebuild(target, sources);
-    console.log(`prebuilt ${file.slice(root.length + 1)}: ${statSync(file).size} bytes (${target.cc})`);
+    console.error(`prebuilt ${file.slice(root.length + 1)}: ${statSync(file).size} bytes (${target.cc})`);
   }
 }
 
