@@ -44,16 +44,26 @@ struct uadk_api {
   wd_do_comp_sync_fn *comp_sync;
 };
 
-/* One vendor library as loaded from one path, probed once; process-wide, never unloaded. */
+/* The QPL path our sessions use, from MULTIFD_QPL_PATH (read when a library is looked up). */
+enum qpl_mode { QPL_MODE_AUTO, QPL_MODE_HARDWARE, QPL_MODE_SOFTWARE, QPL_MODE_INVALID };
+extern const char *const qpl_mode_names[QPL_MODE_INVALID];
+
+/* One vendor library as loaded from one path (and, for QPL, one mode), probed once; process-wide, never unloaded. */
 struct library {
   struct library *next;
   enum vendor vendor;
   char *path; /* NULL: the soname */
+  enum qpl_mode qpl_mode;
   void *handle;
   int usable;    /* loaded with every symbol */
-  int available; /* and the device answered */
+  int available; /* and the device answered, or (QPL_MODE_SOFTWARE) libqpl's software path works */
+  int device;    /* a device answered (whether or not the sessions use it) */
+  int qz_numa;   /* the NUMA node given to qzMalloc: QZ_AUTO_SELECT_NUMA_NODE from QATzip 1.3.0 on, else 0 */
+  qz_set_log_level_fn *qz_set_log_level; /* QATzip's qzSetLogLevel when it has one (1.2.0 on) */
   char reason[512];
-  char detail[256];
+  char file[256];    /* the file the loader resolved (symlinks followed), else the path or soname asked for */
+  char version[64];  /* the library's version when it says (QPL), else the file name's (libwd_comp.so.2.10.0: 2.10.0) */
+  char detail[384];  /* file and version in words */
   union {
     struct qz_api qz;
     struct qpl_api qpl;
@@ -61,7 +71,10 @@ struct library {
   } api;
 };
 
-/* The library for (vendor, path; NULL for the soname), loaded and probed on first use; NULL without memory. */
+/*
+ * The library for (vendor, path; NULL for the soname) and, for QPL, the current MULTIFD_QPL_PATH,
+ * loaded and probed on first use; NULL without memory.
+ */
 struct library *library_for(enum vendor vendor, const char *path);
 
 /* snprintf into a fixed buffer (truncating). */

@@ -10,11 +10,12 @@
  * not reentrant). Software fallbacks live in JavaScript (the WASM codecs): the shim only
  * reports, per page, whether the device did the work or the page needs software.
  *
- *   probe(vendor, path|null)            -> {loaded, available, reason, detail}; never throws
- *   open(vendor, path|null, compress, level, pageSize, maxPages, requireHw) -> session
+ *   probe(vendor, path|null)            -> {loaded, available, device, reason, detail, file, version}; never throws
+ *   open(vendor, path|null, compress, level, pageSize, maxPages, requireHw[, librarySoftware]) -> session
  *   encode(session, pages, out, status) -> payload bytes, or -1 when `out` is too small
  *   decode(session, payload, pages, status) -> 0 applied | 1 pages need software | 2 software decides
  *   apply(session, pages, status)       -> copies the pages the device decoded (after 1)
+ *   close(session)                      -> frees the vendor session now, not when it is collected
  */
 #define NAPI_VERSION 8
 #include <node_api.h>
@@ -90,19 +91,20 @@ static void finalize_session(napi_env env, void *data, void *hint) {
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7], result;
+  size_t argc = 8;
+  napi_value argv[8], result;
   char path_buffer[4096];
   const char *path;
   enum vendor vendor;
-  bool compress, require_hw;
+  bool compress, require_hw, library_software = false;
   uint32_t level, page_size, max_pages;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 7 || !get_vendor(env, argv[0], &vendor) || !get_path(env, argv[1], path_buffer, sizeof path_buffer, &path) ||
       napi_get_value_bool(env, argv[2], &compress) != napi_ok || napi_get_value_uint32(env, argv[3], &level) != napi_ok ||
       napi_get_value_uint32(env, argv[4], &page_size) != napi_ok || napi_get_value_uint32(env, argv[5], &max_pages) != napi_ok ||
-      napi_get_value_bool(env, argv[6], &require_hw) != napi_ok || page_size == 0 || max_pages == 0) {
-    napi_throw_type_error(env, "ERR_NATIVE_ARGUMENT", "open(vendor, path, compress, level, pageSize, maxPages, requireHardware)");
+      napi_get_value_bool(env, argv[6], &require_hw) != napi_ok || page_size == 0 || max_pages == 0 ||
+      (argc > 7 && napi_get_value_bool(env, argv[7], &library_software) != napi_ok)) {
+    napi_throw_type_error(env, "ERR_NATIVE_ARGUMENT", "open(vendor, path, compress, level, pageSize, maxPages, requireHardware, librarySoftware?)");
     return NULL;
   }
   struct library *lib = library_for(vendor, path);
@@ -127,7 +129,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   s->max_pages = max_pages;
   const char *code;
   char message[768];
-  const char *failure = open_session(s, level, require_hw, &code, message, sizeof message);
+  const char *failure = open_session(s, level, require_hw, library_software, &code, message, sizeof message);
   if (failure) {
     close_session(s);
     napi_throw_error(env, code, failure);
@@ -146,7 +148,7 @@ static napi_value js_encode(napi_env env, napi_callback_info info) {
   uint32_t count;
   int32_t *status;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 4 || napi_get_value_external(env, argv[0], (void **)&s) != napi_ok || !s->compress ||
+  if (argc < 4 || napi_get_value_external(env, argv[0], (void **)&s) != napi_ok || s->released || !s->compress ||
       !get_pages(env, argv[1], s->pages, s->max_pages, s->page_size, &count) || !get_bytes(env, argv[2], (void **)&out, &out_len) ||
       !get_status(env, argv[3], &status, count)) {
     napi_throw_type_error(env, "ERR_NATIVE_ARGUMENT", "encode(compressSession, pages, out: Uint8Array, status: Int32Array)");
@@ -164,7 +166,7 @@ static struct session *decode_args(napi_env env, napi_callback_info info, uint8_
   struct session *s;
   int with_payload = payload != NULL;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < (size_t)(3 + with_payload) ||
-      napi_get_value_external(env, argv[0], (void **)&s) != napi_ok || s->compress ||
+      napi_get_value_external(env, argv[0], (void **)&s) != napi_ok || s->released || s->compress ||
       (with_payload && !get_bytes(env, argv[1], (void **)payload, length)) ||
       !get_pages(env, argv[1 + with_payload], s->pages, s->max_pages, s->page_size, count) || !get_status(env, argv[2 + with_payload], status, *count)) {
     napi_throw_type_error(env, "ERR_NATIVE_ARGUMENT", with_payload ? "decode(decompressSession, payload, pages, status)" : "apply(decompressSession, pages, status)");
@@ -194,11 +196,24 @@ static napi_value js_apply(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  struct session *s;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&s) != napi_ok) {
+    napi_throw_type_error(env, "ERR_NATIVE_ARGUMENT", "close(session)");
+    return NULL;
+  }
+  release_session(s);
+  return NULL;
+}
+
 /* ---- probe ------------------------------------------------------------------------------ */
 
 static napi_value js_probe(napi_env env, napi_callback_info info) {
   size_t argc = 2;
-  napi_value argv[2], result, loaded, available, reason, detail;
+  napi_value argv[2], result, loaded, available, device, reason, detail, file, version;
   char path_buffer[4096];
   const char *path;
   enum vendor vendor;
@@ -212,12 +227,18 @@ static napi_value js_probe(napi_env env, napi_callback_info info) {
   }
   CHECK(napi_get_boolean(env, lib && lib->usable, &loaded));
   CHECK(napi_get_boolean(env, lib && lib->available, &available));
+  CHECK(napi_get_boolean(env, lib && lib->device, &device));
   CHECK(napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &reason));
   CHECK(napi_create_string_utf8(env, lib ? lib->detail : "", NAPI_AUTO_LENGTH, &detail));
+  CHECK(napi_create_string_utf8(env, lib ? lib->file : "", NAPI_AUTO_LENGTH, &file));
+  CHECK(napi_create_string_utf8(env, lib ? lib->version : "", NAPI_AUTO_LENGTH, &version));
   CHECK(napi_set_named_property(env, result, "loaded", loaded));
   CHECK(napi_set_named_property(env, result, "available", available));
+  CHECK(napi_set_named_property(env, result, "device", device));
   CHECK(napi_set_named_property(env, result, "reason", reason));
   CHECK(napi_set_named_property(env, result, "detail", detail));
+  CHECK(napi_set_named_property(env, result, "file", file));
+  CHECK(napi_set_named_property(env, result, "version", version));
   return result;
 }
 
@@ -228,6 +249,7 @@ NAPI_MODULE_INIT() {
       {"encode", NULL, js_encode, NULL, NULL, NULL, napi_enumerable, NULL},
       {"decode", NULL, js_decode, NULL, NULL, NULL, napi_enumerable, NULL},
       {"apply", NULL, js_apply, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof functions / sizeof *functions, functions) != napi_ok) return NULL;
   return exports;

@@ -15,6 +15,8 @@ enum page_status { PAGE_HW = 0, PAGE_LIBRARY_SW = 1, PAGE_NEEDS_SW = 2 };
 
 /* QEMU's MAX_SUBMIT_RETRY_NUM: a busy IAA queue is tried this many more times, then software. */
 #define QPL_SUBMIT_RETRIES 3
+/* QEMU's jobs per channel (a 512 KiB packet of 4 KiB pages): at most this many pages in flight. */
+#define QPL_MAX_JOBS 128
 
 struct session {
   struct library *lib;
@@ -25,18 +27,27 @@ struct session {
   size_t in_cap, out_cap;
   int pinned; /* in/out came from qzMalloc */
   unsigned qz_threshold; /* QATzip sends inputs below this to its software path */
+  int qz_quiet; /* a software-backup session without a device: its calls run with QATzip's log off */
   QzSession_T qz;
-  qpl_job **jobs; /* QPL: one hardware job per page slot, as QEMU */
-  uint8_t *submitted;
+  qpl_job **jobs; /* QPL: up to QPL_MAX_JOBS hardware jobs, or one software job (run at submission) */
+  uint32_t job_count;
+  int32_t page_done; /* a page's status when the session did it: PAGE_HW, or PAGE_LIBRARY_SW on libqpl's software path */
+  int *submit_rc; /* per page: what qpl_submit_job returned (on the software path, the job's result) */
   handle_t uadk;
   unsigned char sched_room[VENDOR_STRUCT_ROOM]; /* UADK's sched_params, for the session's life */
+  int released; /* release_session ran: the vendor side is gone, only the struct remains */
 };
 
 /*
  * Sets up the vendor side of a calloc'ed session whose lib, compress, page_size, max_pages and
  * pages are filled in; returns NULL, or a message in `message` with an error code in *code.
+ * Without a device a QATzip session opens only with `library_software` (its own software
+ * backup, for tests: each call then repeats QATzip's init and leaks a pthread key).
  */
-const char *open_session(struct session *s, unsigned level, int require_hw, const char **code, char *message, size_t size);
+const char *open_session(struct session *s, unsigned level, int require_hw, int library_software, const char **code, char *message, size_t size);
+
+/* Frees the vendor side of a session and its buffers (once; later calls do nothing). */
+void release_session(struct session *s);
 
 /* Frees everything a session holds, and the session. */
 void close_session(struct session *s);

@@ -5,7 +5,8 @@
  * header is used at build time. Structs the library reads or fills are declared only as far
  * as we touch them and always passed inside a zeroed, oversized buffer, so a library built
  * with a longer struct (QATzip's ERR_INJECTION fields, UADK's 2025 setup fields, QPL's whole
- * job) never reads or writes past our memory.
+ * job) never reads or writes past our memory. vendor-abi-check.c compares every constant and
+ * offset here with the real headers (scripts/build-vendor-libs.sh builds and runs it).
  */
 #ifndef MULTIFD_VENDOR_ABI_H
 #define MULTIFD_VENDOR_ABI_H
@@ -34,7 +35,8 @@
 #define QZ_DEFLATE 8
 #define QZ_COMMON_MEM 0
 #define QZ_PINNED_MEM 1
-#define QZ_AUTO_SELECT_NUMA_NODE (-1)
+#define QZ_AUTO_SELECT_NUMA_NODE (-1) /* understood by qzMalloc from QATzip 1.3.0 on */
+#define QZ_LOG_NONE 0
 
 typedef struct {
   long hw_session_stat; /* QZ_OK when the session has a device */
@@ -87,6 +89,9 @@ typedef void *qz_malloc_fn(size_t sz, int numa, int force_pinned);
 typedef void qz_free_fn(void *m);
 typedef int qz_teardown_session_fn(QzSession_T *sess);
 typedef int qz_close_fn(QzSession_T *sess);
+typedef int qz_set_log_level_fn(int level); /* optional: returns the previous level */
+/* Only looked up: present from QATzip 1.3.0 (its asynchronous API), which tells the version apart. */
+#define QZ_SINCE_1_3_SYMBOL "qzCompress2"
 
 /* ---- QPL ------------------------------------------------------------------------------- */
 
@@ -100,7 +105,7 @@ typedef int qz_close_fn(QzSession_T *sess);
 #define QPL_STS_PATH_ERR 54
 #define QPL_STS_INVALID_PARAM_ERR 55
 #define QPL_STS_UNSUPPORTED_COMPRESSION_LEVEL 87
-#define QPL_STS_INVALID_DEFLATE_DATA_ERR 204
+#define QPL_STS_INVALID_DEFLATE_DATA_ERR 100
 #define QPL_STS_BAD_DIST_ERR 217
 #define QPL_STS_INIT_HW_NOT_SUPPORTED 500
 #define QPL_STS_INIT_LIBACCEL_NOT_FOUND 501
