@@ -224,10 +224,12 @@ test("a sender certificate the receiver's CA did not sign: the receiver names it
 });
 
 test('a receiver refusing every sender for TLS still ends at --accept-timeout, naming the refusal', async () => {
-  const waiting = await receiver(temp.path('tls-timeout.raw'), ['--tls-psk-file', tlsFiles.psk, '--accept-timeout', '3000']);
+  // The timeout must outlast the sender's start-up and refusal: a CLI process can take seconds
+  // to start on a loaded machine, and a timeout that passed first would name no refusal.
+  const waiting = await receiver(temp.path('tls-timeout.raw'), ['--tls-psk-file', tlsFiles.psk, '--accept-timeout', '15000']);
   const sent = await multifd(['send', '--in', image, '--to', waiting.address, '--quiet', '--tls-psk-file', tlsFiles.otherPsk]);
   assert.is(sent.code, 1, sent.stderr);
-  failedCleanly(await waiting.done, 'receive', 1, /no sender connected within 3000 ms \(refused 1 connection\(s\), the last because a sender's pre-shared key differs/, 15_000, 'receive --accept-timeout 3000 after a refusal');
+  failedCleanly(await waiting.done, 'receive', 1, /no sender connected within 15000 ms \(refused 1 connection\(s\), the last because a sender's pre-shared key differs/, 30_000, 'receive --accept-timeout 15000 after a refusal');
 });
 
 // 5. Ctrl-C and SIGTERM cancel a migration and leave no .partial on either side.
