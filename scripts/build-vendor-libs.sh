@@ -44,11 +44,12 @@ unpack() {
   echo "$prefix/src/$name"
 }
 
-# build NAME STAMP PRODUCT FUNCTION: runs FUNCTION unless the stamp (archive hashes and prefix)
-# matches the last build's and PRODUCT exists; prints the time taken. The output of a build
-# goes to stamps/NAME.log, printed only when the build fails.
+# build NAME STAMP PRODUCT FUNCTION: runs FUNCTION unless the stamp (archive hashes, prefix and
+# the function's own text) matches the last build's and PRODUCT exists; prints the time taken.
+# The output of a build goes to stamps/NAME.log, printed only when the build fails.
 build() {
-  local name=$1 stamp="$2 prefix=$prefix" product=$prefix/lib/$3 run=$4
+  local name=$1 product=$prefix/lib/$3 run=$4
+  local stamp="$2 prefix=$prefix recipe=$(declare -f "$run" | sha256sum | cut -c1-16)"
   if [ -e "$product" ] && [ "$(cat "$prefix/stamps/$name" 2>/dev/null)" = "$stamp" ]; then
     echo "build-vendor-libs: $name up to date ($3)"
     return
@@ -82,43 +83,47 @@ build_qpl() {
 }
 
 # qatlib: QATzip's dependency (libqat, libusdm); autoconf-archive provides its AX_PTHREAD.
+# Shared only: libtool would compile every file twice for static libraries too.
 build_qatlib() {
   local src
   src=$(unpack qatlib-26.08.0.tar.zst)
   cd "$src"
   ./autogen.sh
-  ./configure --prefix="$prefix" --enable-systemd=no --disable-samples
+  ./configure --prefix="$prefix" --enable-systemd=no --disable-samples --disable-static
   make -j "$jobs"
   make install
 }
 
 # QATzip has no pkg-config support: it looks for <qat/cpa.h>, -lqat and -lusdm on the flags.
+# Only the library (src/) and its header: not the qzip tool (utils/) nor the test programs.
 build_qatzip() {
   local src
   src=$(unpack QATzip-1.3.1.tar.zst)
   cd "$src"
   ./autogen.sh
-  ./configure --prefix="$prefix" CPPFLAGS="-I$prefix/include" LDFLAGS="-L$prefix/lib -Wl,-rpath,$prefix/lib"
-  make -j "$jobs"
-  make install
+  ./configure --prefix="$prefix" --disable-static CPPFLAGS="-I$prefix/include" LDFLAGS="-L$prefix/lib -Wl,-rpath,$prefix/lib"
+  make -C src -j "$jobs"
+  make -C src install
+  make install-pkgincludeHEADERS
 }
 
 # UADK: plain configure (conf.sh targets aarch64); the rpath lets libwd find its drivers in lib/uadk/.
+# Only the top folder's libraries, drivers and headers (all-am): not its tests, tool and sample.
 build_uadk() {
   local src
   src=$(unpack uadk-2.10.tar.zst)
   cd "$src"
   ./autogen.sh
   ./configure --prefix="$prefix" --disable-static --enable-shared LDFLAGS="-Wl,-rpath,$prefix/lib"
-  make -j "$jobs"
-  make install
+  make -j "$jobs" all-am
+  make install-am
 }
 
 total=$SECONDS
-qatlib_hash=$(hash_of qatlib-26.08.0.tar.zst)
 build qpl "qpl=$(hash_of qpl-1.6.0.tar.zst)" libqpl.so.1 build_qpl
-build qatlib "qatlib=$qatlib_hash" libqat.so.4 build_qatlib
-build qatzip "qatzip=$(hash_of QATzip-1.3.1.tar.zst) qatlib=$qatlib_hash" libqatzip.so.3 build_qatzip
+build qatlib "qatlib=$(hash_of qatlib-26.08.0.tar.zst)" libqat.so.4 build_qatlib
+# QATzip is rebuilt whenever qatlib is: its stamp holds qatlib's.
+build qatzip "qatzip=$(hash_of QATzip-1.3.1.tar.zst) [$(cat "$prefix/stamps/qatlib")]" libqatzip.so.3 build_qatzip
 build uadk "uadk=$(hash_of uadk-2.10.tar.zst)" libwd_comp.so.2 build_uadk
 
 # Our prototypes of the vendor ABIs (native/vendor-abi.h) against the headers just installed.
