@@ -131,6 +131,8 @@ function codecRuns(notes: string[]): Array<{ codec: Codec; level: number | null 
       notes.push(`${id}: not measured, ${backend.reason}`);
       continue;
     }
+    // The hardware formats: which path ran here (uadk without a device sends pages raw, as QEMU).
+    if (backend.name.startsWith('native') || backend.reason.includes('no hardware')) notes.push(`${id}: ${backend.reason}`);
     const codec = getCodec(id);
     for (const level of levels ? [1, ...(EXTRA_LEVELS[id] ?? [])] : [null]) runs.push({ codec, level });
   }

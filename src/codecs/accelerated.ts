@@ -2,9 +2,10 @@
 // the native shim drives the vendor library, and whatever the device does not do — no device,
 // busy queues, refused pages, decode errors — the WASM codec does, per page where the format
 // is per page, as QEMU's methods do. QATzip keeps its library's own software backup
-// (sw_backup) when there is no device; QPL's pages go to the WASM path; UADK without a device
-// sends pages raw, as QEMU's "no compression mode". The device and the software produce the
-// same bytes on the wire, so either end may run either path.
+// (sw_backup) when there is no device; QPL's pages go to the WASM path; UADK without its library
+// or without a device sends pages raw, as QEMU's "no compression mode" (a UADK receiver without
+// a device accepts nothing else), and decodes raw and compressed pages alike. The device and the
+// software produce the same bytes on the wire, so either end may run either path.
 import { CodecError } from '../errors.js';
 import { addonFailure, libraryPath, nativeAddon, PageOutcome, probeHardware, type HardwareVendor, type NativeSession } from '../native/addon.js';
 import { checkEmptyPayload, checkPages, checkPayloadBound, resolveOptions } from './common.js';
@@ -33,8 +34,13 @@ function checkPolicy(vendor: HardwareVendor, options: CodecOptions): void {
   if (!probe.available) throw unavailable(vendor, probe.reason);
 }
 
+/** The path without a device: UADK sends raw pages (QEMU's sender does), the others compress in software. */
+function withoutDevice(vendor: HardwareVendor, compress: boolean): { path: Path } {
+  return { path: vendor === 'uadk' && compress ? 'raw' : 'software' };
+}
+
 /**
- * Opens the vendor session for one encoder or decoder, or says which software path to take.
+ * Opens the vendor session for one encoder or decoder, or says which path to take without it.
  * @throws CodecError `ERR_CODEC_HW_UNAVAILABLE` under `require` when the device cannot be used.
  */
 function openPath(vendor: HardwareVendor, options: CodecOptions, compress: boolean, level: number): { path: Path; session?: NativeSession } {
@@ -42,13 +48,13 @@ function openPath(vendor: HardwareVendor, options: CodecOptions, compress: boole
   const probe = probeHardware(vendor, options.accelerator?.library);
   if (require && !probe.available) throw unavailable(vendor, probe.reason);
   // QATzip compresses in software itself (sw_backup); QPL and UADK need their device.
-  if (!probe.loaded || (vendor !== 'qatzip' && !probe.available)) return { path: vendor === 'uadk' && compress && probe.loaded ? 'raw' : 'software' };
+  if (!probe.loaded || (vendor !== 'qatzip' && !probe.available)) return withoutDevice(vendor, compress);
   try {
     const session = nativeAddon()!.open(vendor, libraryPath(vendor, options.accelerator?.library), compress, level, options.pageSize, options.maxPages, require);
     return { path: 'device', session };
   } catch (error) {
     if (require) throw unavailable(vendor, (error as Error).message);
-    return { path: 'software' };
+    return withoutDevice(vendor, compress);
   }
 }
 
@@ -97,10 +103,14 @@ export function accelerate(software: Codec, vendor: HardwareVendor): Codec {
 function acceleratedBackend(software: Codec, vendor: HardwareVendor): BackendStatus {
   const wasm = software.backend();
   const probe = probeHardware(vendor);
-  if (!probe.loaded) return { ...wasm, reason: `${wasm.reason}; no hardware: ${nativeAddon() ? probe.reason : addonFailure()}` };
+  const rawPages = `raw pages (QEMU's no-device mode), decoded by ${wasm.name}`;
+  if (!probe.loaded) {
+    const noHardware = `no hardware: ${nativeAddon() ? probe.reason : addonFailure()}`;
+    return { ...wasm, reason: vendor === 'uadk' ? `${rawPages} (${wasm.reason}); ${noHardware}` : `${wasm.reason}; ${noHardware}` };
+  }
   const detail = `${probe.reason} (${probe.detail})`;
   if (probe.available) return { name: 'native-hw', available: true, reason: detail };
-  const fallback = vendor === 'qatzip' ? "QATzip's software backup" : vendor === 'qpl' ? `the ${wasm.name} software path` : `raw pages (QEMU's no-device mode), decoded by ${wasm.name}`;
+  const fallback = vendor === 'qatzip' ? "QATzip's software backup" : vendor === 'qpl' ? `the ${wasm.name} software path` : rawPages;
   return { name: 'native-sw-fallback', available: wasm.available, reason: `${fallback}: ${detail}` };
 }
 
@@ -141,7 +151,7 @@ function acceleratedEncoder(software: Codec, vendor: HardwareVendor, options: Co
   };
 }
 
-/** UADK without a device, as QEMU does: every page raw, behind its length. */
+/** UADK without its library or a device, as QEMU does: every page raw, behind its length. */
 function encodeRaw(id: string, pages: readonly Uint8Array[], out: Uint8Array, pageSize: number): number {
   const total = 4 * pages.length + pages.length * pageSize;
   if (total > out.byteLength) throw tooSmall(id, total, out);

@@ -41,6 +41,25 @@ export function encodePayload(codec: Codec, pages: Uint8Array[], pageSize: numbe
   return out.slice(0, encoder.encode(pages, out));
 }
 
+/** Splits a per-page payload (qpl, uadk) into its entries: compressed pages, or raw pages of the page size. */
+export function pageEntries(payload: Uint8Array, count: number): Uint8Array[] {
+  const view = new DataView(payload.buffer, payload.byteOffset, payload.byteLength);
+  let at = 4 * count;
+  return Array.from({ length: count }, (_, i) => {
+    const length = view.getUint32(4 * i);
+    const entry = payload.subarray(at, at + length);
+    at += length;
+    return entry;
+  });
+}
+
+/** Builds a per-page payload (qpl, uadk) from its entries: the be32 length table, then the entries. */
+export function pagePayload(entries: readonly Uint8Array[]): Uint8Array {
+  const table = new Uint8Array(4 * entries.length);
+  entries.forEach((e, i) => new DataView(table.buffer).setUint32(4 * i, e.byteLength));
+  return concatPages([table, ...entries]);
+}
+
 /**
  * Decodes a bad payload and asserts the outcome: a CodecError (with `code` when given) and
  * untouched destination pages, or, when `mayDecode` (a codec without integrity checks may turn

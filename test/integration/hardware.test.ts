@@ -97,6 +97,14 @@ function assertDecodesInSoftware(vendor: HardwareVendor, packets: ParsedPacket[]
   }
 }
 
+/** QEMU's UADK sender without a device: every normal page raw, length = page size. */
+function assertRawPages(packets: ParsedPacket[]): void {
+  for (const packet of packets) {
+    const view = new DataView(packet.bytes.buffer, packet.bytes.byteOffset + packet.payloadOffset);
+    for (let i = 0; i < runsPageCount(packet.header.normalRuns); i++) assert.is(view.getUint32(4 * i), PAGE);
+  }
+}
+
 /** Applies packets through pool receive tasks and checks the destination equals the source. */
 async function receive(vendor: HardwareVendor, library: string, packets: ParsedPacket[]): Promise<void> {
   const destination = GuestMemory.create({ pageSize: PAGE, blocks: [{ name: 'pc.ram', byteLength: PAGES * PAGE }] });
@@ -109,12 +117,13 @@ for (const vendor of VENDORS) {
   const device = { [DEVICE_KNOB[vendor]]: '1' };
   const noDevice = { [DEVICE_KNOB[vendor]]: '0' };
 
-  register(`${vendor}: an absent library leaves the software path, and requiring hardware fails naming the file`, async () => {
+  register(`${vendor}: an absent library leaves the software path (uadk: raw pages), and requiring hardware fails naming the file`, async () => {
     const library = `/nonexistent/${vendor}/lib.so`;
     assert.match(probeHardware(vendor, library).reason, `cannot load ${library}`);
     const sent = await send(vendor, library);
     assert.is(sent.hardwarePages, 0);
     assertDecodesInSoftware(vendor, sent.packets);
+    if (vendor === 'uadk') assertRawPages(sent.packets);
     await receive(vendor, library, sent.packets);
     const error = await failure(() => send(vendor, library, 'require'), 'ERR_CODEC_HW_UNAVAILABLE');
     assert.match(error.message, library);
@@ -126,6 +135,7 @@ for (const vendor of VENDORS) {
     assert.match(probeHardware(vendor, library).reason, `symbol ${NEEDED_SYMBOL[vendor]} missing`);
     assert.is(sent.hardwarePages, 0);
     assertDecodesInSoftware(vendor, sent.packets);
+    if (vendor === 'uadk') assertRawPages(sent.packets);
   });
 
   register(`${vendor}: without a device the packets still decode with the WASM codec and node:zlib`, async () => {
@@ -134,13 +144,7 @@ for (const vendor of VENDORS) {
     assert.is(sent.hardwarePages, 0);
     assert.ok(sent.normalPages > 0);
     assertDecodesInSoftware(vendor, sent.packets);
-    if (vendor === 'uadk') {
-      // QEMU's no-device mode: every page raw, length = page size.
-      for (const packet of sent.packets) {
-        const view = new DataView(packet.bytes.buffer, packet.payloadOffset);
-        for (let i = 0; i < runsPageCount(packet.header.normalRuns); i++) assert.is(view.getUint32(4 * i), PAGE);
-      }
-    }
+    if (vendor === 'uadk') assertRawPages(sent.packets);
     await receive(vendor, library, sent.packets);
   });
 

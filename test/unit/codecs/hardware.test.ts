@@ -150,6 +150,8 @@ registerProbe('a codec reports native-hw with a device, native-sw-fallback with 
     assert.ok(absent.name === 'wasm-simd' || absent.name === 'wasm', absent.name);
     assert.ok(absent.available);
     assert.match(absent.reason, 'no hardware: cannot load /nonexistent/lib.so');
+    // UADK without a device sends raw pages, whether its library is there or not.
+    for (const status of [withoutDevice, absent]) assert.is(status.reason.startsWith("raw pages (QEMU's no-device mode)"), vendor === 'uadk', status.reason);
   }
 });
 
