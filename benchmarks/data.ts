@@ -112,7 +112,7 @@ function decompressOnce(compressed: string, source: Source): string {
  * Reads `packets` packets spread evenly over the whole file, so every part of it (each corpus
  * category, low and high guest RAM) is represented, not just the first megabytes.
  */
-function samplePackets(path: string, packets: number): { sample: Uint8Array; fileBytes: number } {
+export function samplePackets(path: string, packets: number): { sample: Uint8Array; fileBytes: number } {
   const fd = openSync(path, 'r');
   try {
     const fileBytes = fstatSync(fd).size;

@@ -69,6 +69,7 @@ const MODULES = {
     include: ['.'],
     defines: [],
     files: ['lib/adler32.c', 'lib/crc32.c', 'lib/deflate_compress.c', 'lib/deflate_decompress.c', 'lib/utils.c', 'lib/zlib_compress.c'],
+    ownFiles: ['deflate_iaa.c'], // our C besides mf_common.c and deflate.c
   },
 };
 const KERNELS = 'kernels';
@@ -199,7 +200,7 @@ function exportedFunctions(ownFiles) {
 async function buildModule(name, outDir, objDir) {
   const mod = MODULES[name];
   const upstream = await ensureSource(mod.package);
-  const own = [path.join(WASM, 'c/mf_common.c'), path.join(WASM, `c/${name}.c`)];
+  const own = ['mf_common.c', `${name}.c`, ...(mod.ownFiles ?? [])].map((f) => path.join(WASM, 'c', f));
   const sources = [
     ...mod.files.map((f) => ({ file: path.join(upstream, f), root: upstream, label: mod.package })),
     ...own.map((file) => ({ file, root: path.join(WASM, 'c'), label: 'wasm/c' })),

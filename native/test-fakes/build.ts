@@ -29,25 +29,44 @@ export function fakesUnavailable(): string | undefined {
 
 let root: string | undefined;
 
+/** The temporary folder of this process's fakes, removed at exit. */
+function fakesRoot(): string {
+  if (!root) {
+    root = mkdtempSync(join(tmpdir(), 'multifd-fakes-'));
+    const dir = root;
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
+  return root;
+}
+
 /**
  * The path of a fake library, built on first request. `variant` names an independent copy;
  * `omitSymbol` builds one that lacks that exported function.
  * @throws Error with gcc's output when the build fails.
  */
 export function fakeLibrary(vendor: HardwareVendor, variant = 'default', omitSymbol?: string): string {
-  if (!root) {
-    root = mkdtempSync(join(tmpdir(), 'multifd-fakes-'));
-    const dir = root;
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  }
   const fake = FAKES[vendor];
-  const dir = join(root, `${vendor}-${variant}`);
+  const dir = join(fakesRoot(), `${vendor}-${variant}`);
   const path = join(dir, fake.soname);
   if (existsSync(path)) return path;
   mkdirSync(dir, { recursive: true });
   // Renaming the function keeps the code compiling and takes its name out of the exports.
   const omit = omitSymbol ? [`-D${omitSymbol}=omitted_${omitSymbol}`] : [];
   const args = ['-shared', '-fPIC', '-O2', '-Wall', '-Wextra', '-Werror', `-Wl,-soname,${fake.soname}`, ...fake.flags, ...omit, '-o', path, join(here, fake.source), '-lz'];
+  const run = spawnSync('gcc', args, { encoding: 'utf8' });
+  if (run.status !== 0) throw new Error(`gcc ${args.join(' ')} failed:\n${run.stderr}`);
+  return path;
+}
+
+/**
+ * The path of a test program built from this folder's `<name>.c` (e.g. `qpl-decode`), built on
+ * first request into the same temporary folder as the fake libraries.
+ * @throws Error with gcc's output when the build fails.
+ */
+export function fakeProgram(name: string): string {
+  const path = join(fakesRoot(), name);
+  if (existsSync(path)) return path;
+  const args = ['-O2', '-Wall', '-Wextra', '-Werror', '-o', path, join(here, `${name}.c`), '-ldl'];
   const run = spawnSync('gcc', args, { encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`gcc ${args.join(' ')} failed:\n${run.stderr}`);
   return path;

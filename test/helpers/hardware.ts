@@ -7,7 +7,7 @@ import type { HardwareVendor } from '../../src/native/addon.js';
 import { concatPages } from './pages.js';
 
 /** Why hardware tests cannot run here (printed by each file that skips them), or undefined. */
-export { fakesUnavailable as hardwareSkipReason, fakeLibrary, withKnobs } from '../../native/test-fakes/build.js';
+export { fakesUnavailable as hardwareSkipReason, fakeLibrary, fakeProgram, withKnobs } from '../../native/test-fakes/build.js';
 
 export const VENDORS: readonly HardwareVendor[] = ['qatzip', 'qpl', 'uadk'];
 

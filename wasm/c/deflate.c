@@ -1,8 +1,9 @@
 /*
- * multifd DEFLATE module (libdeflate): five wire formats over one library.
+ * multifd DEFLATE module (libdeflate): four wire formats over one library.
  *
  *   zlib    one RFC 1950 stream per packet
- *   qpl     per page: raw DEFLATE (<= 4 KiB window) or the raw page, after a be32 length table
+ *   qpl     per page: raw DEFLATE (<= 4 KiB window, headers IAA accepts: deflate_iaa.c) or the
+ *           raw page, after a be32 length table
  *   uadk    per page: zlib stream with header 78 9c or the raw page, after a be32 length table
  *   qatzip  gzip members of <= 64 KiB input with QATzip's 'QZ' extra field
  *
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deflate_iaa.h"
 #include "mf_common.h"
 
 #define LEVEL_MIN 1
@@ -115,21 +117,50 @@ static int32_t unwrap_zlib(const uint8_t *in, size_t len, uint8_t *out, size_t e
 
 MF_EXPORT uint32_t mf_zlib_bound(uint32_t n) { return saturate(ZLIB_WRAPPER + deflate_bound(n)); }
 
-MF_EXPORT int32_t mf_zlib_compress(uint32_t in_len, int32_t level) {
+/* The whole input as one zlib or raw DEFLATE stream at `level`. */
+static int32_t compress_input(uint32_t in_len, int32_t level, int zlib_wrapped) {
   mf_clear_error();
   int32_t rc = mf_check_io(in_len, 0);
   if (rc == 0) rc = check_level(level);
   if (rc != 0) return rc;
-  size_t n = libdeflate_zlib_compress(compressors[level], mf_in_buf, in_len, mf_out_buf, mf_out_cap);
-  if (n == 0) return mf_fail(MF_DST_TOO_SMALL, "zlib stream does not fit %u bytes (mf_zlib_bound is %u)", mf_out_cap, mf_zlib_bound(in_len));
+  size_t n = (zlib_wrapped ? libdeflate_zlib_compress : libdeflate_deflate_compress)(compressors[level], mf_in_buf, in_len, mf_out_buf, mf_out_cap);
+  if (n == 0) {
+    return mf_fail(MF_DST_TOO_SMALL, "%s stream does not fit %u bytes (its bound is %u)", zlib_wrapped ? "zlib" : "raw DEFLATE", mf_out_cap,
+                   saturate((zlib_wrapped ? ZLIB_WRAPPER : 0) + deflate_bound(in_len)));
+  }
   return (int32_t)n;
 }
+
+MF_EXPORT int32_t mf_zlib_compress(uint32_t in_len, int32_t level) { return compress_input(in_len, level, 1); }
 
 MF_EXPORT int32_t mf_zlib_decompress(uint32_t in_len, uint32_t expected_len) {
   mf_clear_error();
   at = (struct site){NULL, 0, 0};
   int32_t rc = mf_check_io(in_len, expected_len);
   return rc != 0 ? rc : unwrap_zlib(mf_in_buf, in_len, mf_out_buf, expected_len);
+}
+
+/* ---- raw DEFLATE and the IAA fix-up on their own ------------------------------ */
+
+/*
+ * No codec sends these two as they are: what libdeflate writes before the qpl
+ * encoder's IAA fix-up, and the fix-up applied to any raw DEFLATE stream (of
+ * several blocks too), so tests can show what the fix-up changes and why.
+ */
+MF_EXPORT int32_t mf_deflate_compress(uint32_t in_len, int32_t level) { return compress_input(in_len, level, 0); }
+
+/* The stream in the input with every crossing run cut (deflate_iaa.h); its length. */
+MF_EXPORT int32_t mf_iaa_split_runs(uint32_t in_len) {
+  mf_clear_error();
+  int32_t rc = mf_check_io(in_len, 0);
+  if (rc != 0) return rc;
+  size_t n;
+  switch (iaa_split_runs(mf_in_buf, in_len, mf_out_buf, mf_out_cap, &n)) {
+    case IAA_SAFE: return (int32_t)n;
+    case IAA_NO_ROOM: return mf_fail(MF_DST_TOO_SMALL, "the rewritten stream does not fit %u bytes", mf_out_cap);
+    case IAA_UNSPLITTABLE: return mf_fail(MF_FORMAT, "a crossing run needs a code-length symbol its block's precode lacks");
+    default: return mf_fail(MF_FORMAT, "not one complete raw DEFLATE stream");
+  }
 }
 
 /* ---- qpl / uadk: per-page streams behind a be32 length table --------------- */
@@ -153,6 +184,10 @@ static int32_t check_pages(uint32_t page_count, uint32_t page_size, uint64_t in_
  * qpl: IAA rejects back-references farther than 4 KiB, and libdeflate cannot
  * limit its window. A page of at most 4 KiB cannot reference further back than
  * its own start, so those compress normally; bigger pages are always sent raw.
+ * IAA also rejects dynamic headers whose code-length runs cross from the
+ * literal/length lengths into the distance lengths, which libdeflate writes
+ * (about 1 page in 2,800 of the shared data): those runs are cut at the boundary
+ * (deflate_iaa.c), and a page whose stream cannot be cut goes raw.
  */
 static int32_t encode_page(const uint8_t *page, uint32_t page_size, uint8_t *dst, int zlib_wrapped, uint32_t *length) {
   *length = page_size;
@@ -175,7 +210,9 @@ static int32_t encode_page(const uint8_t *page, uint32_t page_size, uint8_t *dst
     memcpy(dst + 2, page_scratch, n);
     mf_store_be32(dst + 2 + n, libdeflate_adler32(1, page, page_size));
   } else {
-    memcpy(dst, page_scratch, n);
+    int safety = iaa_check(page_scratch, n);
+    if (safety == IAA_SAFE) memcpy(dst, page_scratch, n);
+    else if (safety != IAA_CROSSING || iaa_split_runs(page_scratch, n, dst, page_size - 1, &n) != IAA_SAFE) return 0;
   }
   *length = (uint32_t)(n + wrapper);
   return 0;

@@ -3,6 +3,7 @@
 // device path and the WASM software path for every page kind, with node:zlib as the oracle.
 // (test/integration/hardware.test.ts runs the same path on pool workers and over TCP.)
 // Skipped, with the reason, where the shim is not built or gcc and zlib1g-dev are missing.
+import { spawnSync } from 'node:child_process';
 import { deflateRawSync } from 'node:zlib';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
@@ -12,9 +13,10 @@ import { softwareQpl } from '../../../src/codecs/qpl.js';
 import { softwareUadk } from '../../../src/codecs/uadk.js';
 import type { Codec } from '../../../src/codecs/types.js';
 import type { HardwareVendor } from '../../../src/native/addon.js';
-import { conformance, encodePayload, guardedPages } from '../../helpers/codec-conformance.js';
+import { conformance, encodePayload, guardedPages, pageEntries, pagePayload } from '../../helpers/codec-conformance.js';
 import { probeHardware } from '../../../src/native/addon.js';
-import { DEVICE_KNOB, fakeLibrary, hardwareSkipReason, onLibrary, VENDORS, withKnobs, zlibDecode } from '../../helpers/hardware.js';
+import { DEVICE_KNOB, fakeLibrary, fakeProgram, hardwareSkipReason, onLibrary, VENDORS, withKnobs, zlibDecode } from '../../helpers/hardware.js';
+import { craftedPage, CROSSING_SEEDS, libdeflateRaw } from '../../helpers/iaa-pages.js';
 import { PAGE_KINDS, concatPages, makePages } from '../../helpers/pages.js';
 
 const SOFTWARE: Record<HardwareVendor, Codec> = { qatzip: softwareQatzip, qpl: softwareQpl, uadk: softwareUadk };
@@ -110,6 +112,54 @@ for (const vendor of ['qpl', 'uadk'] as const) {
   });
 }
 
+const iaa = suite('qpl: a fake device that refuses crossing code-length runs as IAA does (FAKE_QPL_REJECT_D16=1)');
+const registerIaa = reason ? iaa.skip : iaa;
+const REJECT_D16 = { FAKE_QPL_REJECT_D16: '1' };
+const straddling = CROSSING_SEEDS.straddling.map(craftedPage);
+const openingDistances = CROSSING_SEEDS.openingDistances.map(craftedPage);
+
+registerIaa('the device answers 206 for a run across the boundary and 204 for a 16 opening the distance lengths; our qpl pages, its software path and a device without the knob get 0', () => {
+  const library = fakeLibrary('qpl', 'reject-d16-tool');
+  const decode = (stream: Uint8Array, path: 'hardware' | 'software', knob = '1') => {
+    const run = withKnobs({ FAKE_QPL_REJECT_D16: knob }, () => spawnSync(fakeProgram('qpl-decode'), [library, String(PAGE), path], { input: stream, encoding: 'utf8' }));
+    assert.is(run.status, 0, run.stderr);
+    return run.stdout.trim();
+  };
+  const ours = pageEntries(encodePayload(softwareQpl, [...straddling, ...openingDistances], PAGE), straddling.length + openingDistances.length);
+  for (const page of straddling) assert.is(decode(libdeflateRaw(page), 'hardware'), '206 0');
+  for (const page of openingDistances) assert.is(decode(libdeflateRaw(page), 'hardware'), '204 0');
+  for (const page of [...straddling, ...openingDistances]) {
+    assert.is(decode(libdeflateRaw(page), 'software'), `0 ${PAGE}`);
+    assert.is(decode(libdeflateRaw(page), 'hardware', '0'), `0 ${PAGE}`);
+  }
+  for (const entry of ours) assert.is(decode(entry, 'hardware'), `0 ${PAGE}`);
+});
+
+registerIaa('through the shim, that device decodes every page our qpl encoder writes, the crossing pages included', () => {
+  const pages = [...straddling, ...openingDistances, ...makePages('mixed', 24, PAGE, 12), ...Array.from({ length: 96 }, (_, i) => craftedPage(i + 1))];
+  const payload = encodePayload(softwareQpl, pages, PAGE);
+  withKnobs(REJECT_D16, () => {
+    const decoder = onDevice('qpl').createDecoder({ pageSize: PAGE, maxPages: pages.length });
+    const destination = guardedPages(pages.length, PAGE);
+    decoder.decode(payload, destination.pages);
+    assert.equal(concatPages(destination.pages), concatPages(pages));
+    assert.is(decoder.hardwarePages, pages.length);
+  });
+});
+
+registerIaa('that device refuses libdeflate\'s own streams of the crossing pages (what qpl sent before its fix-up), and the software path decodes them', () => {
+  const crossing = [...straddling, ...openingDistances];
+  const pages = [...crossing, ...makePages('text', 8, PAGE, 13)];
+  const payload = pagePayload(pages.map((page) => libdeflateRaw(page)));
+  withKnobs(REJECT_D16, () => {
+    const decoder = onDevice('qpl').createDecoder({ pageSize: PAGE, maxPages: pages.length });
+    const destination = guardedPages(pages.length, PAGE);
+    decoder.decode(payload, destination.pages);
+    assert.equal(concatPages(destination.pages), concatPages(pages));
+    assert.is(decoder.hardwarePages, pages.length - crossing.length);
+  });
+});
+
 const probe = suite('hardware codecs: the probe and the backend say why');
 const registerProbe = reason ? probe.skip : probe;
 
@@ -156,4 +206,5 @@ registerProbe('a codec reports native-hw with a device, native-sw-fallback with 
 });
 
 test.run();
+iaa.run();
 probe.run();
