@@ -8,8 +8,8 @@
 // software produce the same bytes on the wire, so either end may run either path.
 import { CodecError } from '../errors.js';
 import { addonFailure, libraryPath, nativeAddon, PageOutcome, probeHardware, type HardwareVendor, type NativeSession } from '../native/addon.js';
-import { checkEmptyPayload, checkPages, checkPayloadBound, resolveOptions } from './common.js';
-import type { BackendStatus, Codec, CodecOptions, HardwarePolicy, PacketDecoder, PacketEncoder } from './types.js';
+import { checkEmptyPayload, checkPages, checkPayloadBound, resolveOptions, type ResolvedOptions } from './common.js';
+import type { BackendStatus, Codec, CodecInfo, CodecOptions, HardwarePolicy, PacketDecoder, PacketEncoder } from './types.js';
 
 /** How an encoder or decoder runs, settled at its first packet. */
 type Path = 'device' | 'software' | 'raw';
@@ -114,24 +114,54 @@ function acceleratedBackend(software: Codec, vendor: HardwareVendor): BackendSta
   return { name: 'native-sw-fallback', available: wasm.available, reason: `${fallback}: ${detail}` };
 }
 
+/**
+ * What an accelerated encoder or decoder keeps: its options (the policy checked when it is
+ * made), the path its first packet settled, each page's outcome of the last device call, and
+ * the pages the device did so far.
+ */
+class DeviceUse {
+  readonly resolved: ResolvedOptions;
+  readonly status: Int32Array;
+  hardwarePages = 0;
+  private opened: { path: Path; session?: NativeSession } | undefined;
+
+  constructor(
+    info: CodecInfo,
+    private readonly vendor: HardwareVendor,
+    private readonly options: CodecOptions,
+    private readonly compress: boolean,
+  ) {
+    this.resolved = resolveOptions(info, options);
+    checkPolicy(vendor, options);
+    this.status = new Int32Array(this.resolved.maxPages);
+  }
+
+  /** The path of this encoder or decoder, settled at its first packet. */
+  path(): { path: Path; session?: NativeSession } {
+    return (this.opened ??= openPath(this.vendor, this.options, this.compress, this.resolved.level));
+  }
+
+  /** Counts the first `pages` pages the device did in its last call. */
+  count(pages: number): void {
+    for (let i = 0; i < pages; i++) if (this.status[i] === PageOutcome.Hardware) this.hardwarePages++;
+  }
+}
+
 function acceleratedEncoder(software: Codec, vendor: HardwareVendor, options: CodecOptions): PacketEncoder {
   const { info } = software;
   const perPage = info.unit === 'page';
-  const resolved = resolveOptions(info, options);
   const soft = software.createEncoder(options);
-  checkPolicy(vendor, options);
-  let opened: { path: Path; session?: NativeSession } | undefined;
-  const status = new Int32Array(resolved.maxPages);
-  let hardwarePages = 0;
+  const device = new DeviceUse(info, vendor, options, true);
+  const { resolved, status } = device;
   return {
     get hardwarePages() {
-      return hardwarePages;
+      return device.hardwarePages;
     },
     payloadBound: soft.payloadBound,
     encode(pages, out) {
       checkPages(pages, resolved);
       if (pages.length === 0) return 0;
-      opened ??= openPath(vendor, options, true, resolved.level);
+      const opened = device.path();
       if (opened.path === 'software') return soft.encode(pages, out);
       if (opened.path === 'raw') return encodeRaw(info.id, pages, out, resolved.pageSize);
       const bound = soft.payloadBound(pages.length);
@@ -145,7 +175,7 @@ function acceleratedEncoder(software: Codec, vendor: HardwareVendor, options: Co
       } else if (perPage && status.subarray(0, pages.length).includes(PageOutcome.NeedsSoftware)) {
         result = patchPages(info.id, soft, status, pages, out);
       }
-      for (let i = 0; i < pages.length; i++) if (status[i] === PageOutcome.Hardware) hardwarePages++;
+      device.count(pages.length);
       return result;
     },
   };
@@ -187,27 +217,24 @@ function patchPages(id: string, soft: PacketEncoder, status: Int32Array, pages: 
 
 function acceleratedDecoder(software: Codec, vendor: HardwareVendor, options: CodecOptions): PacketDecoder {
   const { info } = software;
-  const resolved = resolveOptions(info, options);
   const soft = software.createDecoder(options);
-  checkPolicy(vendor, options);
-  let opened: { path: Path; session?: NativeSession } | undefined;
-  const status = new Int32Array(resolved.maxPages);
-  let hardwarePages = 0;
+  const device = new DeviceUse(info, vendor, options, false);
+  const { resolved, status } = device;
   return {
     get hardwarePages() {
-      return hardwarePages;
+      return device.hardwarePages;
     },
     decode(payload, pages) {
       checkPages(pages, resolved);
       if (pages.length === 0) return checkEmptyPayload(info.id, payload);
       checkPayloadBound(info.id, payload, software.payloadBound(pages.length, resolved.pageSize));
-      opened ??= openPath(vendor, options, false, resolved.level);
+      const opened = device.path();
       if (opened.path !== 'device') return soft.decode(payload, pages);
       const outcome = nativeAddon()!.decode(opened.session!, payload, pages, status);
       // The software decoder is the judge of the format: it names what is wrong with a bad payload.
       if (outcome === 2) return soft.decode(payload, pages);
       if (outcome === 1) finishInSoftware(soft, opened.session!, status, payload, pages, resolved.pageSize);
-      for (let i = 0; i < pages.length; i++) if (status[i] === PageOutcome.Hardware) hardwarePages++;
+      device.count(pages.length);
     },
   };
 }
