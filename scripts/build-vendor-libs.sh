@@ -6,8 +6,9 @@
 # no machine here has a device). Run as root (it installs the Debian build dependencies it
 # lacks), never at install time: `npm run build:vendor-libs`.
 #
-# Idempotent: a library already built from the same archive (sha256) into the same prefix is
-# skipped. Each build prints how long it took. MULTIFD_VENDOR_DIR names another archive folder.
+# Idempotent: a library already built from the same archive (sha256), by the same recipe, into
+# the same prefix is skipped. Each build prints how long it took. MULTIFD_VENDOR_DIR names
+# another archive folder.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 vendor=$(cd "${MULTIFD_VENDOR_DIR:-$root/../shared/vendor}" && pwd)
