@@ -1,8 +1,10 @@
 // A hardware-accelerated face for a software codec of the same wire format (qatzip, qpl, uadk):
 // the native shim drives the vendor library, and whatever the device does not do — no device,
 // busy queues, refused pages, decode errors — the WASM codec does, per page where the format
-// is per page, as QEMU's methods do. QATzip keeps its library's own software backup
-// (sw_backup) when there is no device; QPL's pages go to the WASM path; UADK without its library
+// is per page, as QEMU's methods do. Without a device, QATzip's and QPL's pages go to the WASM
+// path (QATzip's own software backup repeats its whole init and leaks a thread key on every
+// call without a device: native/README.md), unless MULTIFD_QPL_PATH=software puts QPL's pages
+// on libqpl's software path; UADK without its library
 // or without a device sends pages raw, as QEMU's "no compression mode" (a UADK receiver without
 // a device accepts nothing else), and decodes raw and compressed pages alike. The device and the
 // software produce the same bytes on the wire, so either end may run either path.
@@ -47,8 +49,8 @@ function openPath(vendor: HardwareVendor, options: CodecOptions, compress: boole
   const require = policyOf(options) === 'require';
   const probe = probeHardware(vendor, options.accelerator?.library);
   if (require && !probe.available) throw unavailable(vendor, probe.reason);
-  // QATzip compresses in software itself (sw_backup); QPL and UADK need their device.
-  if (!probe.loaded || (vendor !== 'qatzip' && !probe.available)) return withoutDevice(vendor, compress);
+  // Available without a device only for QPL on libqpl's software path (MULTIFD_QPL_PATH=software).
+  if (!probe.loaded || !probe.available) return withoutDevice(vendor, compress);
   try {
     const session = nativeAddon()!.open(vendor, libraryPath(vendor, options.accelerator?.library), compress, level, options.pageSize, options.maxPages, require);
     return { path: 'device', session };
@@ -109,8 +111,9 @@ function acceleratedBackend(software: Codec, vendor: HardwareVendor): BackendSta
     return { ...wasm, reason: vendor === 'uadk' ? `${rawPages} (${wasm.reason}); ${noHardware}` : `${wasm.reason}; ${noHardware}` };
   }
   const detail = `${probe.reason} (${probe.detail})`;
-  if (probe.available) return { name: 'native-hw', available: true, reason: detail };
-  const fallback = vendor === 'qatzip' ? "QATzip's software backup" : vendor === 'qpl' ? `the ${wasm.name} software path` : rawPages;
+  if (probe.available && probe.device) return { name: 'native-hw', available: true, reason: detail };
+  if (probe.available) return { name: 'native-sw-fallback', available: true, reason: `libqpl's software path (MULTIFD_QPL_PATH=software): ${detail}` };
+  const fallback = vendor === 'uadk' ? rawPages : `the ${wasm.name} software path`;
   return { name: 'native-sw-fallback', available: wasm.available, reason: `${fallback}: ${detail}` };
 }
 
