@@ -2,9 +2,9 @@
 // and cross-compiles the linux-arm64 one), what the tarball holds, and an install into an empty
 // project with no compiler on PATH whose `multifd codecs` runs the hardware codecs on the
 // prebuilt shim, with the real vendor libraries of native/vendor-build where they are built
-// (npm run build:vendor-libs). Needs gcc and aarch64-linux-gnu-gcc (the pack fails, saying
-// which apt package is missing, without them), `file`, and the npm registry or npm's cache
-// for piscina and node-gyp-build.
+// (npm run build:vendor-libs). Needs gcc, aarch64-linux-gnu-gcc and `file` (skipped, saying
+// which apt packages to install, without them; CI installs them), and the npm registry or
+// npm's cache for piscina and node-gyp-build.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
 import { delimiter, join } from 'node:path';
@@ -20,7 +20,14 @@ const SONAME: Record<HardwareVendor, string> = { qatzip: 'libqatzip.so.3', qpl: 
 const vendorLib = join(root, 'native', 'vendor-build', 'lib');
 const missingVendorLibs = VENDORS.map((vendor) => join(vendorLib, SONAME[vendor])).filter((file) => !existsSync(file));
 
+/** What packing and checking need on PATH: the prebuild's compilers and `file`. */
+const TOOLS: Record<string, string> = { gcc: 'build-essential', 'aarch64-linux-gnu-gcc': 'gcc-aarch64-linux-gnu libc6-dev-arm64-cross', file: 'file' };
+const missingTools = Object.keys(TOOLS).filter((tool) => spawnSync('/bin/sh', ['-c', `command -v ${tool}`]).status !== 0);
+
 const test = suite('npm package');
+// Like the hardware tests without gcc: skipped, saying what to install (CI installs it).
+const packing = missingTools.length ? test.skip : test;
+if (missingTools.length) console.log(`  skipped: npm pack needs ${missingTools.join(', ')} (apt-get install ${missingTools.map((tool) => TOOLS[tool]).join(' ')})`);
 const temp = useTempDir(test, 'package');
 let tarball = '';
 
@@ -70,7 +77,7 @@ function installedCodecs(libraries: Record<HardwareVendor, string>): Record<Hard
   return Object.fromEntries(VENDORS.map((vendor) => [vendor, lines.find((line) => line.id === vendor)!])) as Record<HardwareVendor, CodecLine>;
 }
 
-test('npm pack builds both prebuilds and ships them with the C sources, the build files, LICENSE and only the package\'s own declarations', () => {
+packing('npm pack builds both prebuilds and ships them with the C sources, the build files, LICENSE and only the package\'s own declarations', () => {
   const packed = run('npm', ['pack', '--json', '--pack-destination', temp.path('')], { cwd: root, env: cleanEnv() });
   // The prebuild script names the missing compiler and its apt package; show that line first.
   const why = packed.stderr.split('\n').find((line) => line.includes('prebuild-native.mjs:'));
@@ -95,7 +102,7 @@ test('npm pack builds both prebuilds and ships them with the C sources, the buil
   assert.equal(strays, [], 'the tarball holds files a user does not need');
 });
 
-test('the arm64 prebuild is an aarch64 binary and the x64 one an x86-64 binary (file)', () => {
+packing('the arm64 prebuild is an aarch64 binary and the x64 one an x86-64 binary (file)', () => {
   for (const [arch, machine] of [['arm64', 'aarch64'], ['x64', 'x86-64']] as const) {
     const dir = join(root, 'prebuilds', `linux-${arch}`);
     const binaries = existsSync(dir) ? readdirSync(dir).filter((name) => name.endsWith('.node')) : [];
@@ -107,7 +114,7 @@ test('the arm64 prebuild is an aarch64 binary and the x64 one an x86-64 binary (
   }
 });
 
-test('the tarball installs into an empty project with no compiler on PATH and its multifd codecs loads the prebuilt shim', () => {
+packing('the tarball installs into an empty project with no compiler on PATH and its multifd codecs loads the prebuilt shim', () => {
   assert.ok(tarball, 'npm pack failed above');
   const env = cleanEnv({ PATH: bareBin() });
   const found = run('/bin/sh', ['-c', 'for c in gcc cc make python3 python node-gyp node; do command -v $c; done'], { env });
@@ -132,7 +139,7 @@ test('the tarball installs into an empty project with no compiler on PATH and it
   }
 });
 
-const withVendorLibs = missingVendorLibs.length ? test.skip : test;
+const withVendorLibs = missingVendorLibs.length ? test.skip : packing;
 if (missingVendorLibs.length) console.log(`  skipped: the real vendor libraries are not built (npm run build:vendor-libs): ${missingVendorLibs.join(', ')}`);
 
 withVendorLibs('the installed multifd codecs runs qatzip, qpl and uadk on the native shim with the real vendor libraries found', () => {
