@@ -12,7 +12,9 @@
  * FAKE_QPL_NOOP=1 the device answers at once without touching the data (compression reports
  * MORE_OUTPUT_NEEDED, so pages go raw): what is left is the cost of the shim itself;
  * FAKE_QPL_REJECT_D16=1 the device refuses, as IAA does, a raw DEFLATE stream with a dynamic
- * header whose code-length run crosses into the distance lengths (see iaa_header_status).
+ * header whose code-length run crosses into the distance lengths (see iaa_header_status);
+ * FAKE_QPL_QUEUE=n the work queue holds n jobs: a hardware submission while n are submitted
+ * and not yet waited for finds it busy.
  */
 #include <stdint.h>
 #include <string.h>
@@ -36,6 +38,7 @@ struct fake_job {
 };
 
 static atomic_long submissions, busy_answers;
+static atomic_long queued; /* hardware jobs submitted and not yet waited for (FAKE_QPL_QUEUE) */
 
 FAKE_EXPORT const char *qpl_get_library_version(void) { return "1.6.0 (multifd test fake)"; }
 
@@ -224,9 +227,11 @@ FAKE_EXPORT int qpl_submit_job(qpl_job *job) {
   if (job == NULL) return QPL_STS_NULL_PTR_ERR;
   struct fake_job *fake = (struct fake_job *)job;
   if (fake->path == QPL_PATH_HARDWARE && atomic_fetch_add(&busy_answers, 1) < knob("FAKE_QPL_BUSY", 0)) return QPL_STS_QUEUES_ARE_BUSY_ERR;
+  if (fake->path == QPL_PATH_HARDWARE && knob("FAKE_QPL_QUEUE", 0) > 0 && atomic_load(&queued) >= knob("FAKE_QPL_QUEUE", 0)) return QPL_STS_QUEUES_ARE_BUSY_ERR;
   if ((job->flags & (QPL_FLAG_FIRST | QPL_FLAG_LAST)) != (QPL_FLAG_FIRST | QPL_FLAG_LAST)) return QPL_STS_INVALID_PARAM_ERR; /* one-job streams only */
   if (job->op != QPL_OP_COMPRESS && job->op != QPL_OP_DECOMPRESS) return QPL_STS_INVALID_PARAM_ERR;
   fake->submitted = 1;
+  if (fake->path == QPL_PATH_HARDWARE) atomic_fetch_add(&queued, 1);
   if (fail_now(&submissions, "FAKE_QPL_FAIL_AT")) fake->result = QPL_STS_LIBRARY_INTERNAL_ERR;
   else if (job->op == QPL_OP_COMPRESS) fake->result = knob("FAKE_QPL_NOOP", 0) == 1 ? QPL_STS_MORE_OUTPUT_NEEDED : compress_job(job);
   else if (fake->path == QPL_PATH_HARDWARE && knob("FAKE_QPL_HWFAIL", 0) != 0) fake->result = (int)knob("FAKE_QPL_HWFAIL", 0);
@@ -242,6 +247,7 @@ FAKE_EXPORT int qpl_wait_job(qpl_job *job) {
   struct fake_job *fake = (struct fake_job *)job;
   if (!fake->submitted) return QPL_STS_JOB_NOT_SUBMITTED;
   fake->submitted = 0;
+  if (fake->path == QPL_PATH_HARDWARE) atomic_fetch_sub(&queued, 1);
   return fake->result;
 }
 

@@ -94,6 +94,30 @@ register('qpl: the device refuses a stream whose back-reference reaches past 4 K
   assert.is(decoder.hardwarePages, 0, 'the page was decoded in software');
 });
 
+register('qpl: a packet of 512 pages meets an IAA work queue of 128 jobs, as QEMU sizes it: the shim submits in batches the queue takes, every page on the device', () => {
+  // A library of its own: the fake counts the jobs in its queue process-wide.
+  const codec = onLibrary(getCodec('qpl'), fakeLibrary('qpl', 'queue-depth'));
+  const pages = makePages('text', 512, PAGE, 11);
+  withKnobs({ FAKE_QPL_QUEUE: '128' }, () => {
+    const encoder = codec.createEncoder({ pageSize: PAGE, maxPages: 512 });
+    const out = new Uint8Array(encoder.payloadBound(512));
+    const payload = out.subarray(0, encoder.encode(pages, out));
+    assert.is(encoder.hardwarePages, 512, 'pages the queue refused went to software');
+    const decoder = codec.createDecoder({ pageSize: PAGE, maxPages: 512 });
+    const decoded = guardedPages(512, PAGE);
+    decoder.decode(payload, decoded.pages);
+    assert.equal(concatPages(decoded.pages), concatPages(pages));
+    assert.is(decoder.hardwarePages, 512, 'pages the queue refused went to software');
+  });
+  // The same packet where the queue holds fewer jobs than a batch: the knob bites.
+  withKnobs({ FAKE_QPL_QUEUE: '64' }, () => {
+    const encoder = codec.createEncoder({ pageSize: PAGE, maxPages: 512 });
+    const out = new Uint8Array(encoder.payloadBound(512));
+    encoder.encode(pages, out);
+    assert.ok((encoder.hardwarePages ?? 0) < 512, `${encoder.hardwarePages} of 512 pages on the device`);
+  });
+});
+
 for (const vendor of ['qpl', 'uadk'] as const) {
   register(`${vendor}: a page neither the device nor software can decode fails the packet naming that page, writing nothing`, () => {
     const pages = makePages('text', 4, PAGE, 6);
