@@ -17,7 +17,7 @@ import { softwareQatzip } from '../src/codecs/qatzip.js';
 import { softwareQpl } from '../src/codecs/qpl.js';
 import { softwareUadk } from '../src/codecs/uadk.js';
 import type { Codec } from '../src/codecs/types.js';
-import type { HardwareVendor } from '../src/native/addon.js';
+import { HARDWARE_VENDORS, type HardwareVendor } from '../src/native/addon.js';
 
 /** Options of `multifd bench hw`. */
 export interface HardwareBenchOptions {
@@ -61,7 +61,7 @@ export async function runHardwareBench(options: HardwareBenchOptions): Promise<H
   const rows: HardwareRow[] = [];
   for (const dataset of datasets) {
     const packets = packetsOf(dataset.sample, PACKET_BYTES);
-    for (const vendor of ['qatzip', 'qpl', 'uadk'] as const) {
+    for (const vendor of HARDWARE_VENDORS) {
       const level = SOFTWARE[vendor].info.levels ? 1 : null;
       const library = fakeLibrary(vendor, 'bench');
       // The device is required, so a row can only come from the path it names.

@@ -3,13 +3,14 @@
 // where either is missing.
 import * as nodeZlib from 'node:zlib';
 import type { Codec } from '../../src/codecs/types.js';
-import type { HardwareVendor } from '../../src/native/addon.js';
+import { HARDWARE_VENDORS, type HardwareVendor } from '../../src/native/addon.js';
 import { concatPages } from './pages.js';
 
 /** Why hardware tests cannot run here (printed by each file that skips them), or undefined. */
 export { fakesUnavailable as hardwareSkipReason, fakeLibrary, fakeProgram, withKnobs } from '../../native/test-fakes/build.js';
 
-export const VENDORS: readonly HardwareVendor[] = ['qatzip', 'qpl', 'uadk'];
+/** Every hardware vendor, as the shim knows them. */
+export const VENDORS = HARDWARE_VENDORS;
 
 /** The knob that gives a fake its device. */
 export const DEVICE_KNOB: Record<HardwareVendor, string> = { qatzip: 'FAKE_QZ_HW', qpl: 'FAKE_QPL_HW', uadk: 'FAKE_UADK_HW' };

@@ -7,18 +7,18 @@
 // npm's cache for piscina and node-gyp-build.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, symlinkSync, writeFileSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { basename, delimiter, join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import type { HardwareVendor } from '../../src/native/addon.js';
 import { packageRoot } from '../../src/wasm/load.js';
 import { VENDORS } from '../helpers/hardware.js';
 import { useTempDir } from '../helpers/support.js';
+import { VENDOR_BUILD, VENDOR_LIBRARY } from '../helpers/vendor-libraries.js';
 
 const root = packageRoot();
-const SONAME: Record<HardwareVendor, string> = { qatzip: 'libqatzip.so.3', qpl: 'libqpl.so.1', uadk: 'libwd_comp.so.2' };
-const vendorLib = join(root, 'native', 'vendor-build', 'lib');
-const missingVendorLibs = VENDORS.map((vendor) => join(vendorLib, SONAME[vendor])).filter((file) => !existsSync(file));
+const vendorLib = join(VENDOR_BUILD, 'lib');
+const missingVendorLibs = VENDORS.map((vendor) => VENDOR_LIBRARY[vendor]).filter((file) => !existsSync(file));
 
 /** What packing and checking need on PATH: the prebuild's compilers and `file`. */
 const TOOLS: Record<string, string> = { gcc: 'build-essential', 'aarch64-linux-gnu-gcc': 'gcc-aarch64-linux-gnu libc6-dev-arm64-cross', file: 'file' };
@@ -130,7 +130,7 @@ packing('the tarball installs into an empty project with no compiler on PATH and
   assert.not.ok(existsSync(join(multifd, 'native', 'build')), 'the install built the shim');
   assert.is(JSON.parse(readFileSync(join(project, 'node_modules', 'node-gyp-build', 'package.json'), 'utf8')).version, '4.8.4');
   // Libraries that do not exist: the shim, and only the shim, tries each path and says so.
-  const absent = Object.fromEntries(VENDORS.map((vendor) => [vendor, temp.path(`absent/${SONAME[vendor]}`)])) as Record<HardwareVendor, string>;
+  const absent = Object.fromEntries(VENDORS.map((vendor) => [vendor, temp.path(`absent/${basename(VENDOR_LIBRARY[vendor])}`)])) as Record<HardwareVendor, string>;
   const codecs = installedCodecs(absent);
   for (const vendor of VENDORS) {
     const { backend } = codecs[vendor];
@@ -144,8 +144,7 @@ if (missingVendorLibs.length) console.log(`  skipped: the real vendor libraries 
 
 withVendorLibs('the installed multifd codecs runs qatzip, qpl and uadk on the native shim with the real vendor libraries found', () => {
   assert.ok(tarball && existsSync(temp.path('project/node_modules/multifd')), 'the install failed above');
-  const libraries = Object.fromEntries(VENDORS.map((vendor) => [vendor, join(vendorLib, SONAME[vendor])])) as Record<HardwareVendor, string>;
-  const codecs = installedCodecs(libraries);
+  const codecs = installedCodecs(VENDOR_LIBRARY);
   for (const vendor of VENDORS) {
     const { backend } = codecs[vendor];
     // native-hw or native-sw-fallback: the library loaded with every symbol (no device here).
