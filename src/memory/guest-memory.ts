@@ -2,6 +2,7 @@
 // worker thread reads source pages and writes destination pages in place, and the WASM
 // kernels import a block's memory directly, so neither scanning nor hashing copies a byte.
 import { outOfRange } from '../errors.js';
+import { adviseHugePages } from '../native/addon.js';
 import { DEFAULT_PAGE_SIZE, checkPageSize } from '../pages.js';
 
 /** Bytes of one WebAssembly memory page (the unit memories are sized in, not the guest's). */
@@ -170,7 +171,9 @@ export class GuestMemory {
    * the block's size in 64 KiB pages (rounded up), so a block never grows and views of it stay
    * valid. Fresh memory reads as zero and costs no RAM until touched: the engine maps it
    * lazily, so a 16 GiB memory that is never written uses almost nothing (and also flatters
-   * any scan: write memory before measuring it).
+   * any scan: write memory before measuring it). When the native shim is built, the blocks
+   * ask for transparent huge pages (madvise, as QEMU does for guest RAM): first touches then
+   * cost several times less, and a touched byte maps 2 MiB instead of 4 KiB.
    *
    * Either give the block table (`{ pageSize, blocks: [{ name, byteLength }] }`) or one size
    * (`{ pageSize, byteLength, blockBytes }`), which is split into blocks named `pc.ram`,
@@ -191,6 +194,7 @@ export class GuestMemory {
       specs.map(({ name, byteLength }) => {
         const pages = Math.ceil(byteLength / WASM_PAGE_BYTES);
         const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+        adviseHugePages(new Uint8Array(memory.buffer));
         return new SharedRamBlock(name, byteLength, memory, pageSize);
       }),
     );

@@ -74,6 +74,8 @@ export interface NativeAddon {
   apply(session: NativeSession, pages: readonly Uint8Array[], status: Int32Array): void;
   /** Frees the vendor session now instead of when its object is collected; later calls on it throw. */
   close(session: NativeSession): void;
+  /** madvise(MADV_HUGEPAGE) on the view's whole pages; true when the kernel took it. */
+  adviseHugePages(bytes: Uint8Array): boolean;
 }
 
 let loaded: AddonLoad<NativeAddon> | undefined;
@@ -107,4 +109,13 @@ export function probeHardware(vendor: HardwareVendor, library?: string): Hardwar
   const addon = nativeAddon();
   if (!addon) return { loaded: false, available: false, device: false, reason: addonFailure(), detail: '', file: '', version: '' };
   return addon.probe(vendor, libraryPath(vendor, library));
+}
+
+/**
+ * Asks the kernel for transparent huge pages under `bytes` (fresh, untouched memory), as QEMU
+ * does for guest RAM; false when the shim is not built or the kernel refused. Only speed
+ * depends on it: a first touch of 2 MiB pages costs several times less than of 4 KiB pages.
+ */
+export function adviseHugePages(bytes: Uint8Array): boolean {
+  return nativeAddon()?.adviseHugePages(bytes) ?? false;
 }

@@ -4,6 +4,8 @@ import { suite } from 'uvu';
 import { imageChecksum } from '../../../src/memory/checksum.js';
 import { GuestMemory, MAX_BLOCK_BYTES, type GuestMemoryDescriptor } from '../../../src/memory/guest-memory.js';
 import { failure } from '../../helpers/support.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { addonFailure, nativeAddon } from '../../../src/native/addon.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -157,6 +159,30 @@ test('a worker thread rebuilt from describe() reads and writes the same bytes', 
   assert.equal(reply.seen, [10, 11, 12]);
   assert.ok(memory.blocks[2]!.page(0).every((b) => b === 0x5a), 'the worker wrote into our memory');
   assert.is(reply.checksum, imageChecksum(memory), 'the worker hashed the very bytes we hold');
+});
+
+/** Bytes of this process's mappings that carry madvise(MADV_HUGEPAGE) (smaps VmFlags `hg`). */
+function hugePageAdvisedBytes(): number {
+  let total = 0;
+  let size = 0;
+  for (const line of readFileSync('/proc/self/smaps', 'utf8').split('\n')) {
+    const sized = /^Size:\s+(\d+) kB/.exec(line);
+    if (sized) size = Number(sized[1]) * KiB;
+    if (line.startsWith('VmFlags:') && line.split(/\s+/).includes('hg')) total += size;
+  }
+  return total;
+}
+
+const thpMissing = existsSync('/sys/kernel/mm/transparent_hugepage/enabled') ? '' : 'this kernel has no transparent huge pages';
+const hugePagesSkip = thpMissing || (nativeAddon() ? '' : addonFailure());
+if (hugePagesSkip) console.log(`  huge-page advice skipped: ${hugePagesSkip}`);
+(hugePagesSkip ? test.skip : test)('with the native shim, every new block is advised for transparent huge pages, as QEMU does for guest RAM', () => {
+  const before = hugePageAdvisedBytes();
+  const memory = GuestMemory.create({ blocks: [{ name: 'a', byteLength: 8 * MiB }, { name: 'b', byteLength: 4 * MiB }] });
+  const advised = hugePageAdvisedBytes() - before;
+  assert.ok(advised >= 12 * MiB, `${advised} bytes newly advised, expected both blocks' 12 MiB`);
+  memory.blocks[0]!.bytes().fill(1);
+  assert.ok(memory.blocks[0]!.bytes().every((b) => b === 1), 'advised memory reads back what was written');
 });
 
 test.run();
