@@ -7,6 +7,7 @@ import { read } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { MultifdError, outOfRange } from '../errors.js';
+import { adviseHugePages } from '../native/addon.js';
 import { CHECKSUM_CHUNK_BYTES, chunkChecksumsOf, combineChecksums } from './checksum.js';
 import { MAX_BLOCK_BYTES, WASM_PAGE_BYTES } from './guest-memory.js';
 
@@ -75,7 +76,11 @@ class MemoryRing {
     if (this.created < this.size) {
       this.created++;
       const pages = Math.ceil(this.windowBytes / WASM_PAGE_BYTES);
-      return Promise.resolve(new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true }));
+      const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      // Each window is filled once and then reused: huge pages make its first fill fault
+      // 512 times less often, as for guest memory.
+      adviseHugePages(new Uint8Array(memory.buffer));
+      return Promise.resolve(memory);
     }
     return new Promise((resolve, reject) => this.waiting.push({ resolve, reject }));
   }
