@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { runBench } from './bench.js';
 import { runCodecs } from './codecs.js';
 import { runDemo } from './demo.js';
+import { runProxy } from './proxy.js';
 import { runReceive } from './receive.js';
 import { runSend } from './send.js';
 import { InterruptedError } from './signals.js';
@@ -17,6 +18,7 @@ const COMMANDS: Record<string, { summary: string; run: (args: string[]) => Promi
   send: { summary: 'migrate a memory image to a receiver or into a migration stream file', run: runSend },
   receive: { summary: 'receive one migration and write the image', run: runReceive },
   codecs: { summary: 'list codecs, their backend in this process and whether they can run', run: runCodecs },
+  proxy: { summary: 'carry a real QEMU multifd migration over multifd channels (one proxy per side)', run: runProxy },
   bench: { summary: 'run a benchmark suite (codecs, migrate, live, seeds, hw) or write the HTML report', run: runBench },
 };
 
