@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { QEMU_BINARY, qemuVersion, type QemuMethod } from '../../benchmarks/qemu.js';
 import { QmpClient } from '../../benchmarks/qmp.js';
 import { MultifdError } from '../../src/errors.js';
+import * as assert from 'uvu/assert';
 
 /** Where scripts/build-test-guest.sh puts the guest. */
 export const GUEST_DIR = fileURLToPath(new URL('../.cache/guest/', import.meta.url));
@@ -356,4 +357,51 @@ export async function compareDumps(pathA: string, pathB: string, pageSize = 4096
     await a.close();
   }
   return { bytes, differentPages, firstDifferentPages };
+}
+
+/** What the real-guest migration tests start: a running source and a paused destination, multifd on. */
+export interface GuestPair {
+  readonly source: QemuVm;
+  readonly destination: QemuVm;
+}
+
+/**
+ * Starts a source guest and a destination waiting for a migration (`-incoming defer -S`),
+ * pushes both onto `vms` (for the test's `after` to close), waits until the source's program
+ * is ready and ticking, and turns multifd on with `channels` on both.
+ */
+export async function startGuestPair(vms: QemuVm[], options: { memoryMib: number; dirtierMib: number; channels: number; guardMs: number }): Promise<GuestPair> {
+  const sizes = { memoryMib: options.memoryMib, dirtierMib: options.dirtierMib };
+  vms.push(await QemuVm.start({ ...sizes, name: 'source' }));
+  vms.push(await QemuVm.start({ ...sizes, name: 'destination', incoming: true, paused: true }));
+  const [source, destination] = vms.slice(-2) as [QemuVm, QemuVm];
+  await source.waitForSerial(/^dirtier: ready /, options.guardMs);
+  await source.waitForTick(3, options.guardMs);
+  for (const vm of [source, destination]) await vm.enableMultifd(options.channels);
+  return { source, destination };
+}
+
+/** Both sides' final `query-migrate`, each asserted `completed` (with QEMU's error when not). */
+export async function assertMigrationCompleted({ source, destination }: GuestPair, guardMs: number): Promise<{ sent: MigrationInfo; received: MigrationInfo }> {
+  const [sent, received] = await Promise.all([source.waitForMigration(guardMs), destination.waitForMigration(guardMs)]);
+  assert.is(received.status, 'completed', `destination: ${received['error-desc'] ?? received.status}`);
+  assert.is(sent.status, 'completed', `source: ${sent['error-desc'] ?? sent.status}`);
+  return { sent, received };
+}
+
+/**
+ * After a completed migration: the source is stopped (`postmigrate`) and the destination still
+ * paused; their RAM dumps are identical; once continued, the destination's guest counts on past
+ * the last tick the source printed.
+ */
+export async function assertGuestMovedIntact({ source, destination }: GuestPair, guardMs: number): Promise<void> {
+  await source.waitForRunState('postmigrate', guardMs);
+  assert.is(await destination.runState(), 'paused');
+  const comparison = await compareDumps(await source.pmemsave(), await destination.pmemsave());
+  assert.equal(comparison, { bytes: [source.ramBytes, destination.ramBytes], differentPages: 0, firstDifferentPages: [] });
+  const lastOnSource = source.lastTick();
+  assert.ok(lastOnSource >= 3, `the source printed ticks (last ${lastOnSource})`);
+  await destination.cont();
+  const next = await destination.waitForTick(lastOnSource, guardMs);
+  assert.ok(next > lastOnSource, `tick ${next} after ${lastOnSource}`);
 }

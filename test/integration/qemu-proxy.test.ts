@@ -12,7 +12,7 @@ import { proxyToQemu } from '../../src/qemu/proxy-destination.js';
 import { proxyFromQemu } from '../../src/qemu/proxy-source.js';
 import type { ProxyHandle } from '../../src/qemu/proxy-common.js';
 import { startMultifd } from '../helpers/cli.js';
-import { compareDumps, freePort, qemuGuestSkipReason, QemuVm } from '../helpers/qemu-vm.js';
+import { assertGuestMovedIntact, assertMigrationCompleted, freePort, qemuGuestSkipReason, startGuestPair, type QemuVm } from '../helpers/qemu-vm.js';
 import { connectTo, collect, fakePackets, FakeDestination, initBytes, packetBytes, parseChannel } from '../unit/qemu/fake-qemu.js';
 
 const test = suite('a real guest migrates between two QEMU 7.2 processes through the proxy pair');
@@ -35,14 +35,8 @@ test.after(async () => {
 
 register('a guest that keeps dirtying its memory migrates through the proxies with zstd on the link: completed, identical RAM, its counter going on', async () => {
   const started = performance.now();
-  const options = { memoryMib: MEMORY_MIB, dirtierMib: DIRTIER_MIB };
-  vms.push(await QemuVm.start({ ...options, name: 'source' }));
-  vms.push(await QemuVm.start({ ...options, name: 'destination', incoming: true, paused: true }));
-  const [source, destination] = vms as [QemuVm, QemuVm];
-  await source.waitForSerial(/^dirtier: ready /, GUARD_MS);
-  await source.waitForTick(3, GUARD_MS);
-
-  for (const vm of vms) await vm.enableMultifd(CHANNELS);
+  const pair = await startGuestPair(vms, { memoryMib: MEMORY_MIB, dirtierMib: DIRTIER_MIB, channels: CHANNELS, guardMs: GUARD_MS });
+  const { source, destination } = pair;
   const incoming = `tcp:127.0.0.1:${await freePort()}`;
   await destination.migrateIncoming(incoming);
   const toQemu = await proxyToQemu({ listen: 'tcp:127.0.0.1:0', toQemu: incoming });
@@ -52,9 +46,7 @@ register('a guest that keeps dirtying its memory migrates through the proxies wi
 
   const migrating = performance.now();
   await source.migrate(fromQemu.address!);
-  const [sent, received] = await Promise.all([source.waitForMigration(GUARD_MS), destination.waitForMigration(GUARD_MS)]);
-  assert.is(received.status, 'completed', `destination: ${received['error-desc'] ?? received.status}`);
-  assert.is(sent.status, 'completed', `source: ${sent['error-desc'] ?? sent.status}`);
+  const { sent } = await assertMigrationCompleted(pair, GUARD_MS);
   const migrationMs = performance.now() - migrating;
   const [out, into] = await Promise.all([fromQemu.done, toQemu.done]);
   assert.is(out.status, 'completed');
@@ -69,16 +61,7 @@ register('a guest that keeps dirtying its memory migrates through the proxies wi
       `wire ${out.wireBytes}, main ${out.mainBytes}, pages ${out.pages}, zero pages ${out.zeroPages}, packets ${out.packets}`,
   );
 
-  await source.waitForRunState('postmigrate', GUARD_MS);
-  assert.is(await destination.runState(), 'paused');
-  const comparison = await compareDumps(await source.pmemsave(), await destination.pmemsave());
-  assert.equal(comparison, { bytes: [source.ramBytes, destination.ramBytes], differentPages: 0, firstDifferentPages: [] });
-
-  const lastOnSource = source.lastTick();
-  assert.ok(lastOnSource >= 3, `the source printed ticks (last ${lastOnSource})`);
-  await destination.cont();
-  const next = await destination.waitForTick(lastOnSource, GUARD_MS);
-  assert.ok(next > lastOnSource, `tick ${next} after ${lastOnSource}`);
+  await assertGuestMovedIntact(pair, GUARD_MS);
   console.log(`  measured: ${((performance.now() - started) / 1000).toFixed(1)} s in all`);
 });
 
