@@ -32,3 +32,6 @@ export type { MigrationStats, MigrationStatus } from './migration/stats.js';
 export { WorkerPool, type PoolOptions } from './pool/pool.js';
 export type { ZeroPageDetection } from './wire/index.js';
 export { connect, FileMuxReader, FileMuxWriter, memoryPair, parseEndpoint, type Endpoint } from './transport/index.js';
+export { proxyFromQemu, type ProxyFromQemuOptions } from './qemu/proxy-source.js';
+export { proxyToQemu, type ProxyToQemuOptions } from './qemu/proxy-destination.js';
+export type { ProxyHandle, ProxySide, ProxyStats } from './qemu/proxy-common.js';
