@@ -4,7 +4,7 @@
 import type { Socket } from 'node:net';
 import { MultifdError, TransportError } from '../errors.js';
 import { listen, parseEndpoint, type ListenOptions } from '../transport/index.js';
-import { encodeJsonFrame, LinkFrame } from './link-frames.js';
+import { encodeJsonFrame, encodeLinkFrame, LinkFrame } from './link-frames.js';
 
 /** Which proxy: beside the source QEMU, or beside the destination QEMU. */
 export type ProxySide = 'source' | 'destination';
@@ -242,6 +242,30 @@ export function writeCounted(socket: Socket, frame: Uint8Array, stats: ProxyStat
   stats.wireBytes += frame.byteLength;
   if (linkChannel !== undefined) stats.linkChannelBytes[linkChannel]! += frame.byteLength;
   return socket.write(frame, callback ? (error) => !error && callback() : undefined);
+}
+
+/**
+ * Carries a read of QEMU's main channel onto the link control connection, in frames of at most
+ * {@link MAIN_FRAME_BYTES}; past {@link MAIN_QUEUE_BYTES} queued there, the QEMU socket pauses
+ * until the control connection drains.
+ */
+export function relayMainToLink(main: Socket, control: Socket, chunk: Buffer, stats: ProxyStats): void {
+  for (let at = 0; at < chunk.byteLength; at += MAIN_FRAME_BYTES) writeCounted(control, encodeLinkFrame(LinkFrame.main, chunk.subarray(at, at + MAIN_FRAME_BYTES)), stats);
+  if (control.writableLength > MAIN_QUEUE_BYTES) {
+    main.pause();
+    control.once('drain', () => main.resume());
+  }
+}
+
+/**
+ * Writes main-channel bytes from the link to a QEMU's main socket; past {@link MAIN_QUEUE_BYTES}
+ * queued there, the control connection pauses until the QEMU socket drains.
+ */
+export function relayMainFromLink(main: Socket, control: Socket, body: Uint8Array): void {
+  if (!main.write(body) && main.writableLength > MAIN_QUEUE_BYTES) {
+    control.pause();
+    main.once('drain', () => control.resume());
+  }
 }
 
 /**

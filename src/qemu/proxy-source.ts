@@ -7,27 +7,28 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { getCodec } from '../codecs/registry.js';
-import type { CodecId } from '../codecs/types.js';
+import type { Codec, CodecId } from '../codecs/types.js';
 import { WorkerPool } from '../pool/pool.js';
 import { TransportError } from '../errors.js';
 import { connect, DEFAULT_CONNECT_TIMEOUT_MS, parseEndpoint, TokenBucket, type TlsCredentials } from '../transport/index.js';
 import { QemuChannelReader } from './channel-reader.js';
 import { encodeChannelCount, encodeJsonFrame, encodeLinkFrame, LinkFrame, LinkFrameReader, linkError, linkFrameName, parseChannelCount, parseJsonBody, type LinkFrameItem } from './link-frames.js';
-import { connectionKindOf, encodeQemuInit, qemuPageCount, qemuProtocolError, type QemuPacketHeader } from './multifd-format.js';
+import { connectionKindOf, encodeQemuInit, qemuPageCount, qemuProtocolError, type QemuInit, type QemuPacketHeader } from './multifd-format.js';
 import { encodePacketFrameBody } from './packet-frame.js';
 import {
   CHANNEL_WINDOW_PACKETS,
   closedEarly,
   initialStats,
   listenFor,
-  MAIN_FRAME_BYTES,
-  MAIN_QUEUE_BYTES,
   peerError,
   ProxyLatch,
   proxyHandle,
+  relayMainFromLink,
+  relayMainToLink,
   writeCounted,
   type ProxyHandle,
   type ProxyHello,
+  type ProxyStats,
 } from './proxy-common.js';
 
 /** Options of {@link proxyFromQemu}. */
@@ -55,17 +56,11 @@ export interface ProxyFromQemuOptions {
   maxBandwidth?: number;
 }
 
-interface ChannelState {
-  id: number;
-  socket: Socket;
-  /** Hands over more of the channel's packets (after a credit opened its window). */
-  drain: () => void;
-  /** Packets read from QEMU so far (the next ordinal). */
-  read: number;
-  /** Packets the destination proxy has written to its QEMU. */
-  credited: number;
-  /** The source QEMU closed the channel. */
-  ended: boolean;
+/** The session the source proxy announces, with what it needs of the codec and the packets. */
+interface SourceSettings {
+  hello: ProxyHello;
+  codec: Codec;
+  pagesPerPacket: number;
 }
 
 /**
@@ -77,6 +72,21 @@ interface ChannelState {
  */
 export async function proxyFromQemu(options: ProxyFromQemuOptions): Promise<ProxyHandle> {
   const startedAt = Date.now();
+  const settings = sourceSettings(options);
+  const latch = new ProxyLatch('source');
+  // The link first: a proxy that cannot reach its peer should fail before QEMU starts.
+  const link = await connectLink(latch, options, settings.hello.linkChannels);
+  const proxy = new SourceProxy(settings, latch, link, options);
+  proxy.greet();
+  // QEMU is let in once the destination proxy accepted the session (and reached its QEMU,
+  // which its own connect timeout bounds): a peer that never answers fails the start.
+  await proxy.accepted(2 * (options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS));
+  const address = await listenFor(latch, 'QEMU listener', options.fromQemu, { onConnection: (socket) => proxy.onQemuConnection(socket) });
+  return proxyHandle(latch, () => proxy.stats, startedAt, address);
+}
+
+/** The options, checked, as the session's hello. */
+function sourceSettings(options: ProxyFromQemuOptions): SourceSettings {
   const pageSize = options.pageSize ?? 4096;
   const pagesPerPacket = qemuPageCount(pageSize);
   const qemuChannels = options.qemuChannels ?? 2;
@@ -85,11 +95,18 @@ export async function proxyFromQemu(options: ProxyFromQemuOptions): Promise<Prox
   if (!Number.isInteger(linkChannels) || linkChannels < 1 || linkChannels > 255) throw new RangeError(`linkChannels must be 1..255, got ${linkChannels}`);
   const codec = getCodec(options.codec ?? 'zstd');
   const level = options.level ?? codec.info.levels?.default;
-  const stats = initialStats('source', qemuChannels, linkChannels, codec.info.id, level);
-  const latch = new ProxyLatch('source');
   const session = randomBytes(16).toString('hex');
+  return { hello: { session, qemuChannels, linkChannels, pageSize, codec: codec.info.id, level }, codec, pagesPerPacket };
+}
 
-  // The link first: a proxy that cannot reach its peer should fail before QEMU starts.
+/** The link's control connection and its data connections, all tracked by the latch. */
+interface Link {
+  control: Socket;
+  data: Socket[];
+}
+
+/** Connects the control connection, then each data connection; a failed one fails the proxy and is thrown. */
+async function connectLink(latch: ProxyLatch, options: ProxyFromQemuOptions, linkChannels: number): Promise<Link> {
   const to = parseEndpoint(options.to);
   const connectOptions = { tls: options.tls, timeoutMs: options.connectTimeoutMs };
   const control = await connect(to, connectOptions);
@@ -106,91 +123,120 @@ export async function proxyFromQemu(options: ProxyFromQemuOptions): Promise<Prox
     latch.fail('link', error);
     throw latch.failure;
   }
-  const hello: ProxyHello = { session, qemuChannels, linkChannels, pageSize, codec: codec.info.id, level };
-  writeCounted(control, encodeJsonFrame(LinkFrame.hello, hello), stats);
-  data.forEach((socket, k) => {
-    // Nothing comes back on a data connection; its end before ours is a failure.
-    socket.on('data', () => latch.fail(`link data ${k}`, linkError('ERR_LINK_FIELD', `data ${k}`, 'bytes', 'none towards the source proxy', 'some')));
-    socket.on('close', () => latch.fail(`link data ${k}`, closedEarly(`link data connection ${k}`)));
-  });
+  return { control, data };
+}
 
-  const pool = new WorkerPool({ threads: options.threads });
-  latch.onEnd(() => void pool.close());
-  // One 512 KiB slot per packet in the pool's hands: the pool reads pages from shared memory.
-  const slotCount = qemuChannels * CHANNEL_WINDOW_PACKETS;
-  const slotBytes = pagesPerPacket * pageSize;
-  const memory = new WebAssembly.Memory({ initial: Math.ceil((slotCount * slotBytes) / 65536), maximum: Math.ceil((slotCount * slotBytes) / 65536), shared: true });
-  const freeSlots = Array.from({ length: slotCount }, (_, i) => i);
+/**
+ * One 512 KiB slot of shared memory per packet in the pool's hands: the pool reads pages from
+ * shared memory. Each QEMU channel has at most CHANNEL_WINDOW_PACKETS packets in flight, so
+ * with that many slots per channel a slot is always free.
+ */
+class PageSlots {
+  readonly memory: WebAssembly.Memory;
+  private readonly free: number[];
 
-  let main: Socket | undefined;
-  let mainEndedBySource = false;
-  let mainEndedByPeer = false;
-  let helloOk = false;
-  let accepted!: () => void;
-  const sessionAccepted = new Promise<void>((resolve) => (accepted = resolve));
-  const channels = new Map<number, ChannelState>();
+  constructor(
+    count: number,
+    readonly slotBytes: number,
+  ) {
+    const pages = Math.ceil((count * slotBytes) / 65536);
+    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+    this.free = Array.from({ length: count }, (_, i) => i);
+  }
 
-  const checkDone = (): void => {
-    if (latch.over || !helloOk || !mainEndedBySource || !mainEndedByPeer) return;
-    for (const c of channels.values()) if (!c.ended || c.credited < c.read) return;
-    stats.status = 'completed';
-    control.removeAllListeners('close');
-    data.forEach((socket) => socket.removeAllListeners('close'));
-    writeCounted(control, encodeLinkFrame(LinkFrame.bye), stats);
-    control.end();
-    data.forEach((socket) => socket.end());
-    // The destination proxy closes the link once it has everything: the end of control says so.
-    control.once('close', () => latch.finish());
-  };
+  take(): number {
+    const slot = this.free.pop();
+    if (slot === undefined) throw new Error('source proxy: no free page slot, although every channel keeps to its window');
+    return slot;
+  }
 
-  // The link control connection, from the destination proxy.
-  const controlReader = new LinkFrameReader('control');
-  control.on('data', (chunk: Buffer) => {
-    if (latch.over) return;
-    stats.wireBytes += chunk.byteLength;
-    try {
-      controlReader.push(chunk);
-      for (let item = controlReader.next(); item; item = controlReader.next()) onControlFrame(item);
-    } catch (error) {
-      latch.fail('link control', error);
-    }
-  });
-  control.on('close', () => latch.fail('link control', closedEarly('link control connection')));
+  give(slot: number): void {
+    this.free.push(slot);
+  }
+}
 
-  function onControlFrame(item: LinkFrameItem): void {
+/** The source proxy's session: the link it holds, QEMU's main channel, and QEMU's multifd channels by id. */
+class SourceProxy {
+  readonly stats: ProxyStats;
+  private readonly control: Socket;
+  private readonly data: Socket[];
+  private readonly pool: WorkerPool;
+  private readonly slots: PageSlots;
+  private readonly bucket: TokenBucket | undefined;
+  private readonly channels = new Map<number, QemuChannelPump>();
+  private main: Socket | undefined;
+  private mainEndedBySource = false;
+  private mainEndedByPeer = false;
+  private helloOk = false;
+  private resolveAccepted!: () => void;
+  private readonly sessionAccepted = new Promise<void>((resolve) => (this.resolveAccepted = resolve));
+  /** The link data connection that took the last frame. */
+  private lastLink = 0;
+
+  constructor(
+    readonly settings: SourceSettings,
+    readonly latch: ProxyLatch,
+    link: Link,
+    options: ProxyFromQemuOptions,
+  ) {
+    const { hello, codec, pagesPerPacket } = settings;
+    this.stats = initialStats('source', hello.qemuChannels, hello.linkChannels, codec.info.id, hello.level);
+    this.control = link.control;
+    this.data = link.data;
+    this.pool = new WorkerPool({ threads: options.threads });
+    latch.onEnd(() => void this.pool.close());
+    this.slots = new PageSlots(hello.qemuChannels * CHANNEL_WINDOW_PACKETS, pagesPerPacket * hello.pageSize);
+    this.bucket = options.maxBandwidth ? new TokenBucket({ bytesPerSecond: options.maxBandwidth }) : undefined;
+  }
+
+  /** Sends the hello and listens on the link. */
+  greet(): void {
+    this.sendControl(encodeJsonFrame(LinkFrame.hello, this.settings.hello));
+    this.data.forEach((socket, k) => {
+      // Nothing comes back on a data connection; its end before ours is a failure.
+      socket.on('data', () => this.latch.fail(`link data ${k}`, linkError('ERR_LINK_FIELD', `data ${k}`, 'bytes', 'none towards the source proxy', 'some')));
+      socket.on('close', () => this.latch.fail(`link data ${k}`, closedEarly(`link data connection ${k}`)));
+    });
+    const reader = new LinkFrameReader('control');
+    this.control.on('data', (chunk: Buffer) => {
+      if (this.latch.over) return;
+      this.stats.wireBytes += chunk.byteLength;
+      try {
+        reader.push(chunk);
+        for (let item = reader.next(); item; item = reader.next()) this.onControlFrame(item);
+      } catch (error) {
+        this.latch.fail('link control', error);
+      }
+    });
+    this.control.on('close', () => this.latch.fail('link control', closedEarly('link control connection')));
+  }
+
+  /** Resolves once the destination proxy accepted the session; throws the proxy's failure, or a timeout after `timeoutMs`. */
+  async accepted(timeoutMs: number): Promise<void> {
+    const timer = setTimeout(() => this.latch.fail('link control', new TransportError('ERR_LINK_TIMEOUT', `no answer to the hello within ${timeoutMs} ms`)), timeoutMs);
+    await Promise.race([this.sessionAccepted, this.latch.done]).catch(() => {});
+    clearTimeout(timer);
+    if (this.latch.failure) throw this.latch.failure;
+  }
+
+  sendControl(frame: Uint8Array): void {
+    writeCounted(this.control, frame, this.stats);
+  }
+
+  private onControlFrame(item: LinkFrameItem): void {
     switch (item.type) {
-      case LinkFrame.helloOk: {
-        const body = parseJsonBody(item, 'control');
-        if (body.session !== session) throw linkError('ERR_LINK_FIELD', 'control', 'helloOk session', session, String(body.session));
-        helloOk = true;
-        stats.status = 'active';
-        // The data connections introduce themselves once the destination proxy holds the session.
-        data.forEach((socket, k) => writeCounted(socket, encodeJsonFrame(LinkFrame.dataHello, { session, linkChannel: k }), stats, k));
-        accepted();
-        return;
-      }
+      case LinkFrame.helloOk:
+        return this.onHelloOk(item);
       case LinkFrame.main:
-        if (!main) throw linkError('ERR_LINK_FIELD', 'control', 'main bytes', 'none before the source QEMU connects', `${item.body.byteLength} bytes`);
-        stats.returnBytes += item.body.byteLength;
-        if (!main.write(item.body) && main.writableLength > MAIN_QUEUE_BYTES) {
-          control.pause();
-          main.once('drain', () => control.resume());
-        }
-        return;
+        if (!this.main) throw linkError('ERR_LINK_FIELD', 'control', 'main bytes', 'none before the source QEMU connects', `${item.body.byteLength} bytes`);
+        this.stats.returnBytes += item.body.byteLength;
+        return relayMainFromLink(this.main, this.control, item.body);
       case LinkFrame.mainEnd:
-        mainEndedByPeer = true;
-        main?.end();
-        checkDone();
-        return;
-      case LinkFrame.credit: {
-        const { channel, count } = parseChannelCount(item, 'control');
-        const state = channels.get(channel);
-        if (!state || count > state.read || count < state.credited) throw linkError('ERR_LINK_FIELD', 'control', `credit for QEMU channel ${channel}`, `${state?.credited ?? 0} to ${state?.read ?? 0}`, count);
-        state.credited = count;
-        state.drain();
-        checkDone();
-        return;
-      }
+        this.mainEndedByPeer = true;
+        this.main?.end();
+        return this.checkDone();
+      case LinkFrame.credit:
+        return this.onCredit(item);
       case LinkFrame.error:
         throw peerError('source', parseJsonBody(item, 'control'));
       default:
@@ -198,42 +244,107 @@ export async function proxyFromQemu(options: ProxyFromQemuOptions): Promise<Prox
     }
   }
 
-  /**
-   * The least-queued link data connection takes the next frame (as SendChannels choose); ties,
-   * the usual case on a link faster than QEMU, go round-robin from the last one used.
-   */
-  let last = 0;
-  const sendFrame = (frame: Uint8Array): void => {
-    let best = (last + 1) % data.length;
-    for (let i = 2; i <= data.length; i++) {
-      const k = (last + i) % data.length;
-      if (data[k]!.writableLength < data[best]!.writableLength) best = k;
-    }
-    last = best;
-    writeCounted(data[best]!, frame, stats, best);
-  };
+  private onHelloOk(item: LinkFrameItem): void {
+    const { session } = this.settings.hello;
+    const body = parseJsonBody(item, 'control');
+    if (body.session !== session) throw linkError('ERR_LINK_FIELD', 'control', 'helloOk session', session, String(body.session));
+    this.helloOk = true;
+    this.stats.status = 'active';
+    // The data connections introduce themselves once the destination proxy holds the session.
+    this.data.forEach((socket, k) => writeCounted(socket, encodeJsonFrame(LinkFrame.dataHello, { session, linkChannel: k }), this.stats, k));
+    this.resolveAccepted();
+  }
 
-  const bucket = options.maxBandwidth ? new TokenBucket({ bytesPerSecond: options.maxBandwidth }) : undefined;
-  // Each QEMU channel has at most CHANNEL_WINDOW_PACKETS packets in flight, so a slot is always free.
-  const takeSlot = (): number => {
-    const slot = freeSlots.pop();
-    if (slot === undefined) throw new Error('source proxy: no free page slot, although every channel keeps to its window');
-    return slot;
-  };
-  const giveSlot = (slot: number): void => void freeSlots.push(slot);
+  /** The destination proxy wrote a QEMU channel's packets up to `count` to its QEMU: that channel's window opens. */
+  private onCredit(item: LinkFrameItem): void {
+    const { channel, count } = parseChannelCount(item, 'control');
+    const pump = this.channels.get(channel);
+    if (!pump || count > pump.read || count < pump.credited) throw linkError('ERR_LINK_FIELD', 'control', `credit for QEMU channel ${channel}`, `${pump?.credited ?? 0} to ${pump?.read ?? 0}`, count);
+    pump.credit(count);
+    this.checkDone();
+  }
+
+  /** Ends the session once both directions of the main channel ended and every QEMU channel ended with all its packets credited. */
+  checkDone(): void {
+    if (this.latch.over || !this.helloOk || !this.mainEndedBySource || !this.mainEndedByPeer) return;
+    for (const pump of this.channels.values()) if (!pump.ended || pump.credited < pump.read) return;
+    this.stats.status = 'completed';
+    this.control.removeAllListeners('close');
+    this.data.forEach((socket) => socket.removeAllListeners('close'));
+    this.sendControl(encodeLinkFrame(LinkFrame.bye));
+    this.control.end();
+    this.data.forEach((socket) => socket.end());
+    // The destination proxy closes the link once it has everything: the end of control says so.
+    this.control.once('close', () => this.latch.finish());
+  }
+
+  /** Tells a QEMU connection apart by its first 4 bytes, whatever its accept order. */
+  onQemuConnection(socket: Socket): void {
+    if (this.latch.over) return void socket.destroy();
+    this.latch.track(socket, 'a QEMU connection');
+    // QEMU's end of its main channel must not end the return path: each direction ends on its own.
+    socket.allowHalfOpen = true;
+    let head = Buffer.alloc(0);
+    const sniff = (chunk: Buffer): void => {
+      head = Buffer.concat([head, chunk]);
+      if (head.byteLength < 4) return;
+      socket.off('data', sniff);
+      const kind = connectionKindOf(head);
+      if (kind === 'main') this.onMain(socket, head);
+      else if (kind === 'multifd') new QemuChannelPump(this, socket).start(head);
+      else this.latch.fail('a QEMU connection', qemuProtocolError('ERR_QEMU_MAGIC', {}, 'first 4 bytes', 'QEVM (main) or 0x11223344 (multifd)', head.subarray(0, 4).toString('hex')));
+    };
+    socket.on('data', sniff);
+    // A reset, or a close without an end, while the migration runs.
+    socket.on('close', () => {
+      if (!this.latch.over && !socket.readableEnded) this.latch.fail('a QEMU connection', closedEarly('a QEMU connection'));
+    });
+  }
+
+  /** QEMU's main channel: its bytes go to the link in order, and the link's come back to it. */
+  private onMain(socket: Socket, first: Buffer): void {
+    if (this.main) {
+      this.latch.fail('QEMU main channel', qemuProtocolError('ERR_QEMU_FIELD', {}, 'connection', 'one main channel', 'a second one (QEVM)'));
+      return;
+    }
+    this.main = socket;
+    const forward = (chunk: Buffer): void => {
+      if (this.latch.over) return;
+      this.stats.mainBytes += chunk.byteLength;
+      relayMainToLink(socket, this.control, chunk, this.stats);
+    };
+    socket.on('data', forward);
+    socket.on('end', () => {
+      if (this.latch.over) return;
+      this.mainEndedBySource = true;
+      this.sendControl(encodeLinkFrame(LinkFrame.mainEnd));
+      this.checkDone();
+    });
+    forward(first);
+    if (this.mainEndedByPeer) socket.end();
+  }
+
+  /** A QEMU multifd channel's init: the channel takes its id, and the init goes over verbatim. */
+  openChannel(pump: QemuChannelPump, init: QemuInit): void {
+    const id = init.channelId;
+    if (this.channels.has(id)) throw qemuProtocolError('ERR_QEMU_FIELD', { channel: id }, 'id', 'a channel id not in use', `${id} again`);
+    this.channels.set(id, pump);
+    this.sendControl(encodeLinkFrame(LinkFrame.init, encodeQemuInit(init)));
+  }
 
   /** One QEMU packet through the pool into a packet frame on the link. */
-  const carry = async (channel: number, ordinal: number, header: QemuPacketHeader, pages: Uint8Array): Promise<void> => {
-    let slot: number | undefined = takeSlot();
+  async carry(channel: number, ordinal: number, header: QemuPacketHeader, pages: Uint8Array): Promise<void> {
+    const { codec, pagesPerPacket, hello } = this.settings;
+    let slot: number | undefined = this.slots.take();
     try {
-      const byteOffset = slot * slotBytes;
-      new Uint8Array(memory.buffer, byteOffset, pages.byteLength).set(pages);
-      const result = await pool.send({
+      const byteOffset = slot * this.slots.slotBytes;
+      new Uint8Array(this.slots.memory.buffer, byteOffset, pages.byteLength).set(pages);
+      const result = await this.pool.send({
         codecWireId: codec.info.wireId,
-        level,
-        pageSize,
+        level: hello.level,
+        pageSize: hello.pageSize,
         pagesPerPacket,
-        memory,
+        memory: this.slots.memory,
         byteOffset,
         blockIndex: 0,
         firstPage: 0,
@@ -244,147 +355,127 @@ export async function proxyFromQemu(options: ProxyFromQemuOptions): Promise<Prox
         hashChunks: false,
         stable: true,
       });
-      if (latch.over) return;
+      if (this.latch.over) return;
       // The frame copies the packets (and any page views of the slot) before the slot is reused.
       const body = encodePacketFrameBody(channel, ordinal, header, result.packets.map((p) => p.parts));
-      pool.recycle(result.buffer);
-      stats.packets++;
-      stats.pages += header.normalPages;
-      stats.zeroPages += result.zeroPages;
-      stats.qemuZeroPages += header.zeroPages;
-      giveSlot(slot);
+      this.pool.recycle(result.buffer);
+      this.stats.packets++;
+      this.stats.pages += header.normalPages;
+      this.stats.zeroPages += result.zeroPages;
+      this.stats.qemuZeroPages += header.zeroPages;
+      this.slots.give(slot);
       slot = undefined;
       const frame = encodeLinkFrame(LinkFrame.packet, body);
-      if (bucket) await bucket.acquire(frame.byteLength);
-      if (!latch.over) sendFrame(frame);
+      if (this.bucket) await this.bucket.acquire(frame.byteLength);
+      if (!this.latch.over) this.sendFrame(frame);
     } finally {
-      if (slot !== undefined) giveSlot(slot);
+      if (slot !== undefined) this.slots.give(slot);
     }
-  };
+  }
 
-  const onMultifd = (socket: Socket, first: Buffer): void => {
-    const reader = new QemuChannelReader({ pageSize, channels: qemuChannels });
-    let state: ChannelState | undefined;
-    let eof = false;
-    const where = () => `QEMU multifd channel ${reader.channelId ?? '(before its init)'}`;
-    const windowFull = () => state !== undefined && state.read - state.credited >= CHANNEL_WINDOW_PACKETS;
-    /**
-     * Hands over what the reader holds while the channel's window has room. A full window
-     * stops both this loop and the socket; a credit calls it again. The reader then holds at
-     * most one socket chunk beyond one packet.
-     */
-    const drain = (): void => {
-      while (!windowFull()) {
-        const item = reader.next();
-        if (!item) {
-          if (eof) end();
-          else socket.resume();
-          return;
-        }
-        if (item.kind === 'init') {
-          const id = item.init.channelId;
-          if (channels.has(id)) throw qemuProtocolError('ERR_QEMU_FIELD', { channel: id }, 'id', 'a channel id not in use', `${id} again`);
-          state = { id, socket, read: 0, credited: 0, ended: false, drain: guard(drain) };
-          channels.set(id, state);
-          writeCounted(control, encodeLinkFrame(LinkFrame.init, encodeQemuInit(item.init)), stats);
-          continue;
-        }
-        const s = state!;
-        const ordinal = s.read++;
-        carry(s.id, ordinal, item.header, item.pages).catch((error) => latch.fail(`QEMU multifd channel ${s.id}, packet ${ordinal}`, error));
-      }
-      socket.pause();
-    };
-    const end = (): void => {
-      reader.end();
-      if (!state) throw qemuProtocolError('ERR_QEMU_TRUNCATED', {}, 'init', '64 bytes', 'a channel closed before its init');
-      if (state.ended) return;
-      state.ended = true;
-      writeCounted(control, encodeChannelCount(LinkFrame.channelEnd, state.id, state.read), stats);
-      checkDone();
-    };
-    const guard = (step: () => void) => (): void => {
-      if (latch.over) return;
-      try {
-        step();
-      } catch (error) {
-        latch.fail(where(), error);
-      }
-    };
-    socket.on('data', (chunk: Buffer) => {
-      stats.qemuMultifdBytes += chunk.byteLength;
-      guard(() => {
-        reader.push(chunk);
-        drain();
-      })();
-    });
-    socket.on('end', () => {
-      eof = true;
-      guard(drain)();
-    });
-    stats.qemuMultifdBytes += first.byteLength;
-    guard(() => {
-      reader.push(first);
-      drain();
-    })();
-  };
-
-  const onMain = (socket: Socket, first: Buffer): void => {
-    if (main) {
-      latch.fail('QEMU main channel', qemuProtocolError('ERR_QEMU_FIELD', {}, 'connection', 'one main channel', 'a second one (QEVM)'));
-      return;
+  /**
+   * The least-queued link data connection takes the next frame (as SendChannels choose); ties,
+   * the usual case on a link faster than QEMU, go round-robin from the last one used.
+   */
+  private sendFrame(frame: Uint8Array): void {
+    const data = this.data;
+    let best = (this.lastLink + 1) % data.length;
+    for (let i = 2; i <= data.length; i++) {
+      const k = (this.lastLink + i) % data.length;
+      if (data[k]!.writableLength < data[best]!.writableLength) best = k;
     }
-    main = socket;
-    const forward = (chunk: Buffer): void => {
-      if (latch.over) return;
-      stats.mainBytes += chunk.byteLength;
-      for (let at = 0; at < chunk.byteLength; at += MAIN_FRAME_BYTES) writeCounted(control, encodeLinkFrame(LinkFrame.main, chunk.subarray(at, at + MAIN_FRAME_BYTES)), stats);
-      if (control.writableLength > MAIN_QUEUE_BYTES) {
-        socket.pause();
-        control.once('drain', () => socket.resume());
-      }
-    };
-    socket.on('data', forward);
-    socket.on('end', () => {
-      if (latch.over) return;
-      mainEndedBySource = true;
-      writeCounted(control, encodeLinkFrame(LinkFrame.mainEnd), stats);
-      checkDone();
-    });
-    forward(first);
-    if (mainEndedByPeer) socket.end();
-  };
+    this.lastLink = best;
+    writeCounted(data[best]!, frame, this.stats, best);
+  }
+}
 
-  // QEMU is let in once the destination proxy accepted the session (and reached its QEMU,
-  // which its own connect timeout bounds): a peer that never answers fails the start.
-  const helloTimeoutMs = 2 * (options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS);
-  const helloTimer = setTimeout(() => latch.fail('link control', new TransportError('ERR_LINK_TIMEOUT', `no answer to the hello within ${helloTimeoutMs} ms`)), helloTimeoutMs);
-  await Promise.race([sessionAccepted, latch.done]).catch(() => {});
-  clearTimeout(helloTimer);
-  if (latch.failure) throw latch.failure;
-  // Every QEMU connection is told apart by its first 4 bytes, whatever its accept order.
-  const address = await listenFor(latch, 'QEMU listener', options.fromQemu, {
-    onConnection(socket) {
-      if (latch.over) return void socket.destroy();
-      latch.track(socket, 'a QEMU connection');
-      // QEMU's end of its main channel must not end the return path: each direction ends on its own.
-      socket.allowHalfOpen = true;
-      let head = Buffer.alloc(0);
-      const sniff = (chunk: Buffer): void => {
-        head = Buffer.concat([head, chunk]);
-        if (head.byteLength < 4) return;
-        socket.off('data', sniff);
-        const kind = connectionKindOf(head);
-        if (kind === 'main') onMain(socket, head);
-        else if (kind === 'multifd') onMultifd(socket, head);
-        else latch.fail('a QEMU connection', qemuProtocolError('ERR_QEMU_MAGIC', {}, 'first 4 bytes', 'QEVM (main) or 0x11223344 (multifd)', head.subarray(0, 4).toString('hex')));
-      };
-      socket.on('data', sniff);
-      // A reset, or a close without an end, while the migration runs.
-      socket.on('close', () => {
-        if (!latch.over && !socket.readableEnded) latch.fail('a QEMU connection', closedEarly('a QEMU connection'));
-      });
-    },
-  });
-  return proxyHandle(latch, () => stats, startedAt, address);
+/**
+ * One QEMU multifd channel: parses what QEMU writes and hands each packet to the proxy, with
+ * at most CHANNEL_WINDOW_PACKETS of them read and not yet credited by the destination proxy.
+ */
+class QemuChannelPump {
+  private readonly reader: QemuChannelReader;
+  /** The channel's id, once its init was read. */
+  private id: number | undefined;
+  private eof = false;
+  /** Packets read from QEMU so far (the next ordinal). */
+  read = 0;
+  /** Packets the destination proxy has written to its QEMU. */
+  credited = 0;
+  /** The source QEMU closed the channel. */
+  ended = false;
+
+  constructor(
+    private readonly proxy: SourceProxy,
+    private readonly socket: Socket,
+  ) {
+    this.reader = new QemuChannelReader({ pageSize: proxy.settings.hello.pageSize, channels: proxy.settings.hello.qemuChannels });
+  }
+
+  /** Takes the connection's first bytes (read to tell it apart) and then the rest. */
+  start(first: Buffer): void {
+    this.socket.on('data', (chunk: Buffer) => this.push(chunk));
+    this.socket.on('end', () => {
+      this.eof = true;
+      this.guard(() => this.drain());
+    });
+    this.push(first);
+  }
+
+  credit(count: number): void {
+    this.credited = count;
+    this.guard(() => this.drain());
+  }
+
+  private push(chunk: Buffer): void {
+    this.proxy.stats.qemuMultifdBytes += chunk.byteLength;
+    this.guard(() => {
+      this.reader.push(chunk);
+      this.drain();
+    });
+  }
+
+  /** Runs a step unless the proxy is over; its error fails the proxy, naming the channel. */
+  private guard(step: () => void): void {
+    if (this.proxy.latch.over) return;
+    try {
+      step();
+    } catch (error) {
+      this.proxy.latch.fail(`QEMU multifd channel ${this.reader.channelId ?? '(before its init)'}`, error);
+    }
+  }
+
+  /**
+   * Hands over what the reader holds while the channel's window has room. A full window
+   * stops both this loop and the socket; a credit calls it again. The reader then holds at
+   * most one socket chunk beyond one packet.
+   */
+  private drain(): void {
+    while (this.read - this.credited < CHANNEL_WINDOW_PACKETS) {
+      const item = this.reader.next();
+      if (!item) {
+        if (this.eof) this.end();
+        else this.socket.resume();
+        return;
+      }
+      if (item.kind === 'init') {
+        this.proxy.openChannel(this, item.init);
+        this.id = item.init.channelId;
+        continue;
+      }
+      const id = this.id!;
+      const ordinal = this.read++;
+      this.proxy.carry(id, ordinal, item.header, item.pages).catch((error) => this.proxy.latch.fail(`QEMU multifd channel ${id}, packet ${ordinal}`, error));
+    }
+    this.socket.pause();
+  }
+
+  private end(): void {
+    this.reader.end();
+    if (this.id === undefined) throw qemuProtocolError('ERR_QEMU_TRUNCATED', {}, 'init', '64 bytes', 'a channel closed before its init');
+    if (this.ended) return;
+    this.ended = true;
+    this.proxy.sendControl(encodeChannelCount(LinkFrame.channelEnd, this.id, this.read));
+    this.proxy.checkDone();
+  }
 }
