@@ -54,7 +54,8 @@ export function cliFileCheck(): { available: boolean; notes: string[] } {
   return { available: true, notes };
 }
 
-function cliCpuMeasured(): boolean {
+/** Whether /usr/bin/time is there to count a command's CPU time. */
+export function cliCpuMeasured(): boolean {
   return existsSync(GNU_TIME);
 }
 
@@ -104,7 +105,7 @@ export async function cliFileMigrate(options: CliFileOptions): Promise<CliFileRu
 }
 
 /** How a command ended, with its output for an error message and its CPU time. */
-interface Exit {
+export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
   output: string;
@@ -113,9 +114,10 @@ interface Exit {
 
 /**
  * `node dist/cli/main.js NAME ARGS` under GNU time when it is installed (its figures go to a
- * file in `dir`, so the command's own stderr stays its own).
+ * file in `dir`, so the command's own stderr stays its own; one command per `dir`). `pid` is the
+ * spawned process's: GNU time's when it wraps the command, node's otherwise.
  */
-function command(dir: string, name: string, args: string[]): { exited: Promise<Exit>; printed: (pattern: RegExp) => Promise<RegExpExecArray | null> } {
+export function command(dir: string, name: string, args: string[]): { pid: number; exited: Promise<Exit>; printed: (pattern: RegExp) => Promise<RegExpExecArray | null> } {
   const timeFile = join(dir, `${name}.time`);
   const node = [process.execPath, CLI_BUNDLE, name, ...args];
   const [file, ...argv] = cliCpuMeasured() ? [GNU_TIME, '-f', '%U %S', '-o', timeFile, ...node] : node;
@@ -137,7 +139,7 @@ function command(dir: string, name: string, args: string[]): { exited: Promise<E
       check();
       void exited.then(() => watchers.delete(check) && resolve(null));
     });
-  return { exited, printed };
+  return { pid: child.pid!, exited, printed };
 }
 
 /** User + system seconds from GNU time's `-o` file: its last line (a failed command's status comes first). */

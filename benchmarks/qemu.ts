@@ -47,6 +47,8 @@ export interface QemuMigration {
   /** CPU seconds (user + system, all threads) of each process during the migration. */
   sendCpuSeconds: number;
   recvCpuSeconds: number;
+  /** query-migrate's ram.multifd-bytes: what QEMU wrote on its multifd channels (7.2: uncompressed page bytes and headers). */
+  multifdBytes: number;
 }
 
 /** What to migrate and how. */
@@ -62,6 +64,14 @@ export interface QemuMigrateOptions {
   readonly maxBandwidth: number;
   /** Give up after this long (default 300 s). */
   readonly timeoutMs?: number;
+  /**
+   * Routes the migration through something else (a proxy pair): given the destination QEMU's
+   * listening URI, resolves with the URI the source QEMU migrates to, called just before
+   * `migrate`, outside the timed span; and `done`, awaited once both QEMUs reported the
+   * migration over and before they are told to quit (so the route ends before its QEMUs' sockets
+   * close under it). By default the source migrates to the destination.
+   */
+  readonly via?: (destinationUri: string) => Promise<{ uri: string; done: () => Promise<unknown> }>;
 }
 
 const UNLIMITED_BYTES_PER_SECOND = 1e15;
@@ -85,7 +95,7 @@ interface MigrationInfo {
   'total-time'?: number;
   'setup-time'?: number;
   'error-desc'?: string;
-  ram?: { normal: number; duplicate: number };
+  ram?: { normal: number; duplicate: number; 'multifd-bytes'?: number };
 }
 
 /**
@@ -144,14 +154,16 @@ export async function qemuMigrate(options: QemuMigrateOptions): Promise<QemuMigr
     const port = incoming['socket-address']?.[0]?.port;
     if (!port) throw new MultifdError('ERR_QEMU_MIGRATION', 'destination QEMU did not report its listening port', { context: { reply: JSON.stringify(incoming) } });
 
+    const route = options.via ? await options.via(`tcp:127.0.0.1:${port}`) : { uri: `tcp:127.0.0.1:${port}`, done: async () => undefined };
     const cpuBefore = [processCpuSeconds(source.pid!), processCpuSeconds(destination.pid!)];
     const began = performance.now();
-    await src.execute('migrate', { uri: `tcp:127.0.0.1:${port}` });
+    await src.execute('migrate', { uri: route.uri });
     const timeoutMs = options.timeoutMs ?? 300_000;
     const finished = (e: { event: string; data?: Record<string, unknown> }) => e.event === 'MIGRATION' && (e.data?.status === 'completed' || e.data?.status === 'failed');
     const [sourceEnd, destinationEnd] = await Promise.all([src.waitEvent(finished, timeoutMs), dst.waitEvent(finished, timeoutMs)]);
     const endToEndMs = performance.now() - began;
     const cpuAfter = [processCpuSeconds(source.pid!), processCpuSeconds(destination.pid!)];
+    await route.done();
     const info = await finalInfo(src);
     if (sourceEnd.data?.status !== 'completed' || destinationEnd.data?.status !== 'completed' || !info.ram) {
       throw new MultifdError('ERR_QEMU_MIGRATION', `QEMU migration failed: ${info['error-desc'] ?? info.status}`, { context: { channels: options.channels, method: options.method, status: info.status } });
@@ -164,6 +176,7 @@ export async function qemuMigrate(options: QemuMigrateOptions): Promise<QemuMigr
       zeroPages: info.ram.duplicate,
       sendCpuSeconds: cpuAfter[0]! - cpuBefore[0]!,
       recvCpuSeconds: cpuAfter[1]! - cpuBefore[1]!,
+      multifdBytes: info.ram['multifd-bytes'] ?? 0,
     };
   } finally {
     for (const qmp of clients) await qmp.execute('quit').catch(() => undefined);

@@ -4,6 +4,7 @@ import { runCodecBench } from '../../benchmarks/codecs.js';
 import { runHardwareBench } from '../../benchmarks/hardware.js';
 import { runLiveBench } from '../../benchmarks/live.js';
 import { runMigrateBench } from '../../benchmarks/migrate.js';
+import { runProxyBench } from '../../benchmarks/proxy.js';
 import { runSeedsBench } from '../../benchmarks/seeds.js';
 import { writeReport } from '../../benchmarks/report-html.js';
 import { parseCommand, UsageError } from './usage.js';
@@ -24,6 +25,7 @@ const SUITES: Record<string, (options: SuiteOptions) => Promise<unknown>> = {
   migrate: runMigrateBench,
   live: runLiveBench,
   seeds: runSeedsBench,
+  proxy: runProxyBench,
   hw: runHardwareBench,
 };
 /** `bench all`: every suite in turn, so one run's results come from one revision and one sitting. */
@@ -37,11 +39,11 @@ export async function runBench(args: string[]): Promise<void> {
     `multifd bench ${Object.keys(SUITES).join('|')}|all [--json] [--size MiB] [--quick] [--channels N,N] [--codecs ID,ID] | multifd bench --report FILE.html`,
     {
       json: { type: 'boolean', description: 'one JSON object per result line' },
-      size: { type: 'string', valueName: 'MiB', description: 'data size in MiB (codecs: sample, default 64; migrate and seeds: guest memory, default 1024)' },
+      size: { type: 'string', valueName: 'MiB', description: 'data size in MiB (codecs: sample, default 64; migrate, seeds and proxy: guest memory, default 1024)' },
       quick: { type: 'boolean', description: 'a short smoke run' },
       channels: { type: 'string', valueName: 'N,N', description: 'seeds: channel counts (default 1,2,4 side by side, 1,2,4,8,16 in the matrix)' },
       codecs: { type: 'string', valueName: 'ID,ID', description: 'seeds: methods (default none,zlib,zstd,qatzip,qpl,uadk)' },
-      repeat: { type: 'string', valueName: 'N', description: 'seeds: runs per side-by-side cell of none and zstd-1, the median kept (default 3)' },
+      repeat: { type: 'string', valueName: 'N', description: 'seeds: runs per side-by-side cell of none and zstd-1, proxy: runs per row, the median kept (default 3)' },
       'no-qemu': { type: 'boolean', description: 'seeds: leave QEMU out even when qemu-system-x86_64 is installed' },
       report: { type: 'string', valueName: 'FILE', description: 'write one self-contained HTML page of the latest results in benchmarks/results/' },
     },
