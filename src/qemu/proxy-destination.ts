@@ -10,7 +10,7 @@ import { getCodec } from '../codecs/registry.js';
 import { ended } from '../transport/backpressure.js';
 import { connect, parseEndpoint, type Endpoint, type TlsCredentials } from '../transport/index.js';
 import { encodeChannelCount, encodeJsonFrame, encodeLinkFrame, LinkFrame, LinkFrameReader, linkError, linkFrameName, parseChannelCount, parseJsonBody, type LinkFrameItem } from './link-frames.js';
-import { encodeQemuPacketHeader, parseQemuInit, qemuPacketHeaderBytes, QEMU_INIT_BYTES } from './multifd-format.js';
+import { encodeQemuPacketHeader, parseQemuInit, qemuPacketHeaderBytes, QEMU_FLAG_SYNC, QEMU_INIT_BYTES, type QemuPacketHeader } from './multifd-format.js';
 import { PacketFrameDecoder, type CarriedPacket } from './packet-frame.js';
 import {
   CHANNEL_WINDOW_PACKETS,
@@ -51,6 +51,17 @@ interface ChannelState {
   written: number;
   /** Packets the source QEMU sent in all, once its channel ended. */
   total: number | undefined;
+  /** Packets with pages or a SYNC handed to the socket whose write has not completed. */
+  owed: number;
+}
+
+/**
+ * Whether the destination QEMU needs a packet: one with pages or a SYNC. QEMU 7.2 may send an
+ * empty packet after the last SYNC, which its destination, done by then, closes the channel
+ * without reading; losing such a packet to a closed channel loses nothing.
+ */
+function needed(header: QemuPacketHeader): boolean {
+  return header.normalPages > 0 || header.zeroPages > 0 || (header.flags & QEMU_FLAG_SYNC) !== 0;
 }
 
 /** What a link connection is, from its first frame: the control connection or data connection k. */
@@ -229,7 +240,7 @@ class DestinationProxy {
     // QEMU 7.2 never writes on a multifd channel; it closes it when its migration is over.
     socket.on('data', () => {});
     socket.on('close', () => {
-      const pending = state.waiting.size > 0 || state.written < state.next;
+      const pending = state.owed > 0 || [...state.waiting.values()].some((packet) => needed(packet.header));
       if (!this.latch.over && pending) this.latch.fail(where, closedEarly(`${where} (the destination QEMU)`));
     });
     state.socket = socket;
@@ -265,7 +276,7 @@ class DestinationProxy {
     if (!this.hello || id >= this.hello.qemuChannels) throw linkError('ERR_LINK_FIELD', 'control', 'QEMU channel', `< ${this.hello?.qemuChannels ?? 0}`, id);
     let state = this.channels.get(id);
     if (!state) {
-      state = { id, socket: undefined, waiting: new Map(), next: 0, written: 0, total: undefined };
+      state = { id, socket: undefined, waiting: new Map(), next: 0, written: 0, total: undefined, owed: 0 };
       this.channels.set(id, state);
     }
     return state;
@@ -293,24 +304,37 @@ class DestinationProxy {
     const socket = state.socket;
     if (!socket || !this.hello) return;
     const where = `QEMU multifd channel ${state.id}`;
-    // The destination QEMU closed the channel (it may, once it had everything): a packet more is a failure.
-    if (socket.destroyed && state.waiting.size > 0) throw Object.assign(closedEarly(`${where} (the destination QEMU)`), { where });
     for (let packet = state.waiting.get(state.next); packet; packet = state.waiting.get(state.next)) {
       state.waiting.delete(state.next);
       state.next++;
-      const header = encodeQemuPacketHeader(packet.header, this.hello.pageSize);
-      this.stats.qemuMultifdBytes += header.byteLength + packet.pages.byteLength;
-      socket.write(header);
-      socket.write(packet.pages, (error) => {
-        if (error) return this.latch.fail(where, closedEarly(`${where} (the destination QEMU)`));
-        if (this.latch.over) return;
-        state.written++;
-        this.sendControl(encodeChannelCount(LinkFrame.credit, state.id, state.written));
-        if (state.written === state.total) socket.end();
-      });
+      // The destination QEMU closed the channel (it may, once it had everything): only a packet it does not need may be left.
+      if (socket.destroyed && needed(packet.header)) throw Object.assign(closedEarly(`${where} (the destination QEMU)`), { where });
+      this.writePacket(socket, state, packet.header, packet.pages, where);
     }
     if (state.total !== undefined && state.written === state.total && state.next === state.total) socket.end();
   }
+
+  /** Writes one packet to the destination QEMU and credits it to the source proxy once written. */
+  private writePacket(socket: Socket, state: ChannelState, header: QemuPacketHeader, pages: Uint8Array, where: string): void {
+    const counted = needed(header);
+    const credit = (): void => {
+      state.written++;
+      this.sendControl(encodeChannelCount(LinkFrame.credit, state.id, state.written));
+      if (state.written === state.total) socket.end();
+    };
+    if (socket.destroyed) return credit();
+    const bytes = encodeQemuPacketHeader(header, this.hello!.pageSize);
+    this.stats.qemuMultifdBytes += bytes.byteLength + pages.byteLength;
+    if (counted) state.owed++;
+    socket.write(bytes);
+    socket.write(pages, (error) => {
+      if (counted) state.owed--;
+      if (this.latch.over) return;
+      if (error && counted) return this.latch.fail(where, closedEarly(`${where} (the destination QEMU)`));
+      credit();
+    });
+  }
+
 }
 
 /** A link connection's name in errors. */

@@ -11,10 +11,10 @@ import type { Codec, CodecId } from '../codecs/types.js';
 import { WorkerPool } from '../pool/pool.js';
 import { TransportError } from '../errors.js';
 import { connect, DEFAULT_CONNECT_TIMEOUT_MS, parseEndpoint, TokenBucket, type TlsCredentials } from '../transport/index.js';
-import { QemuChannelReader } from './channel-reader.js';
-import { encodeChannelCount, encodeJsonFrame, encodeLinkFrame, LinkFrame, LinkFrameReader, linkError, linkFrameName, parseChannelCount, parseJsonBody, type LinkFrameItem } from './link-frames.js';
+import { encodeJsonFrame, encodeLinkFrame, LinkFrame, LinkFrameReader, linkError, linkFrameName, parseChannelCount, parseJsonBody, type LinkFrameItem } from './link-frames.js';
 import { connectionKindOf, encodeQemuInit, qemuPageCount, qemuProtocolError, type QemuInit, type QemuPacketHeader } from './multifd-format.js';
 import { encodePacketFrameBody } from './packet-frame.js';
+import { QemuChannelPump } from './qemu-channel-pump.js';
 import {
   CHANNEL_WINDOW_PACKETS,
   closedEarly,
@@ -386,96 +386,5 @@ class SourceProxy {
     }
     this.lastLink = best;
     writeCounted(data[best]!, frame, this.stats, best);
-  }
-}
-
-/**
- * One QEMU multifd channel: parses what QEMU writes and hands each packet to the proxy, with
- * at most CHANNEL_WINDOW_PACKETS of them read and not yet credited by the destination proxy.
- */
-class QemuChannelPump {
-  private readonly reader: QemuChannelReader;
-  /** The channel's id, once its init was read. */
-  private id: number | undefined;
-  private eof = false;
-  /** Packets read from QEMU so far (the next ordinal). */
-  read = 0;
-  /** Packets the destination proxy has written to its QEMU. */
-  credited = 0;
-  /** The source QEMU closed the channel. */
-  ended = false;
-
-  constructor(
-    private readonly proxy: SourceProxy,
-    private readonly socket: Socket,
-  ) {
-    this.reader = new QemuChannelReader({ pageSize: proxy.settings.hello.pageSize, channels: proxy.settings.hello.qemuChannels });
-  }
-
-  /** Takes the connection's first bytes (read to tell it apart) and then the rest. */
-  start(first: Buffer): void {
-    this.socket.on('data', (chunk: Buffer) => this.push(chunk));
-    this.socket.on('end', () => {
-      this.eof = true;
-      this.guard(() => this.drain());
-    });
-    this.push(first);
-  }
-
-  credit(count: number): void {
-    this.credited = count;
-    this.guard(() => this.drain());
-  }
-
-  private push(chunk: Buffer): void {
-    this.proxy.stats.qemuMultifdBytes += chunk.byteLength;
-    this.guard(() => {
-      this.reader.push(chunk);
-      this.drain();
-    });
-  }
-
-  /** Runs a step unless the proxy is over; its error fails the proxy, naming the channel. */
-  private guard(step: () => void): void {
-    if (this.proxy.latch.over) return;
-    try {
-      step();
-    } catch (error) {
-      this.proxy.latch.fail(`QEMU multifd channel ${this.reader.channelId ?? '(before its init)'}`, error);
-    }
-  }
-
-  /**
-   * Hands over what the reader holds while the channel's window has room. A full window
-   * stops both this loop and the socket; a credit calls it again. The reader then holds at
-   * most one socket chunk beyond one packet.
-   */
-  private drain(): void {
-    while (this.read - this.credited < CHANNEL_WINDOW_PACKETS) {
-      const item = this.reader.next();
-      if (!item) {
-        if (this.eof) this.end();
-        else this.socket.resume();
-        return;
-      }
-      if (item.kind === 'init') {
-        this.proxy.openChannel(this, item.init);
-        this.id = item.init.channelId;
-        continue;
-      }
-      const id = this.id!;
-      const ordinal = this.read++;
-      this.proxy.carry(id, ordinal, item.header, item.pages).catch((error) => this.proxy.latch.fail(`QEMU multifd channel ${id}, packet ${ordinal}`, error));
-    }
-    this.socket.pause();
-  }
-
-  private end(): void {
-    this.reader.end();
-    if (this.id === undefined) throw qemuProtocolError('ERR_QEMU_TRUNCATED', {}, 'init', '64 bytes', 'a channel closed before its init');
-    if (this.ended) return;
-    this.ended = true;
-    this.proxy.sendControl(encodeChannelCount(LinkFrame.channelEnd, this.id, this.read));
-    this.proxy.checkDone();
   }
 }

@@ -298,4 +298,32 @@ test('when the source QEMU closes a channel in the middle of a packet the destin
   }
 });
 
+test('a destination QEMU that closes its channel once it had the last SYNC loses nothing when an empty packet follows (QEMU 7.2 may send one): both proxies complete', async () => {
+  const pair = await startPair({ qemuChannels: 1, linkChannels: 1 });
+  try {
+    const { main, mainGot, channel, channelGot } = await connectSourceQemu(pair, 10_000);
+    // A data packet, one with the SYNC riding on it, and the empty packet 7.2 may send after it.
+    const [data, synced, empty] = fakePackets(0, 1, 2) as [FakePacket, FakePacket, FakePacket];
+    assert.ok(synced.header.sync && empty.header.normalPages === 0 && !empty.header.sync);
+    channel.write(initBytes(0));
+    for (const packet of [data, synced]) channel.write(packetBytes(packet));
+    await guard(waitFor(() => pair.qemu.accepted.length === 2), 'the destination QEMU channel');
+    const dstChannel = pair.qemu.accepted[1]!;
+    const expected = 64 + packetBytes(data).byteLength + packetBytes(synced).byteLength;
+    await guard(waitFor(() => dstChannel.bytesRead === expected), 'the init and both packets at the destination QEMU');
+    // Done with this channel, the destination QEMU closes it; the source QEMU then sends its empty packet and ends.
+    dstChannel.destroy();
+    channel.end(packetBytes(empty));
+    pair.qemu.accepted[0]!.end();
+    main.end();
+    const [source, destination] = await guard(Promise.all([pair.source.done, pair.destination.done]), 'both proxies');
+    assert.is(source.status, 'completed');
+    assert.is(destination.status, 'completed');
+    assert.is(source.packets, 3);
+    await guard(Promise.all([mainGot, channelGot]), 'the source QEMU connections to close');
+  } finally {
+    await pair.close();
+  }
+});
+
 test.run();

@@ -1,0 +1,113 @@
+// One QEMU multifd channel on the source proxy: its reader parses what QEMU writes, and each
+// packet goes to the proxy with at most CHANNEL_WINDOW_PACKETS of them read and not yet
+// credited by the destination proxy, so a slow channel stops its own socket and nobody else.
+import type { Socket } from 'node:net';
+import { QemuChannelReader } from './channel-reader.js';
+import { encodeChannelCount, LinkFrame } from './link-frames.js';
+import { qemuProtocolError, type QemuInit, type QemuPacketHeader } from './multifd-format.js';
+import { CHANNEL_WINDOW_PACKETS, type ProxyLatch, type ProxyStats } from './proxy-common.js';
+
+/** What a pump needs of its proxy (the source proxy's session). */
+export interface ChannelPumpOwner {
+  readonly stats: ProxyStats;
+  readonly latch: ProxyLatch;
+  readonly settings: { readonly hello: { readonly pageSize: number; readonly qemuChannels: number } };
+  /** The channel's init was read: register the pump under its id and send the init on. */
+  openChannel(pump: QemuChannelPump, init: QemuInit): void;
+  /** Carries packet `ordinal` of QEMU channel `id` to the destination proxy. */
+  carry(id: number, ordinal: number, header: QemuPacketHeader, pages: Uint8Array): Promise<void>;
+  sendControl(frame: Uint8Array): void;
+  /** A channel ended: the migration may be over. */
+  checkDone(): void;
+}
+
+/**
+ * One QEMU multifd channel: parses what QEMU writes and hands each packet to the proxy, with
+ * at most CHANNEL_WINDOW_PACKETS of them read and not yet credited by the destination proxy.
+ */
+export class QemuChannelPump {
+  private readonly reader: QemuChannelReader;
+  /** The channel's id, once its init was read. */
+  private id: number | undefined;
+  private eof = false;
+  /** Packets read from QEMU so far (the next ordinal). */
+  read = 0;
+  /** Packets the destination proxy has written to its QEMU. */
+  credited = 0;
+  /** The source QEMU closed the channel. */
+  ended = false;
+
+  constructor(
+    private readonly proxy: ChannelPumpOwner,
+    private readonly socket: Socket,
+  ) {
+    this.reader = new QemuChannelReader({ pageSize: proxy.settings.hello.pageSize, channels: proxy.settings.hello.qemuChannels });
+  }
+
+  /** Takes the connection's first bytes (read to tell it apart) and then the rest. */
+  start(first: Buffer): void {
+    this.socket.on('data', (chunk: Buffer) => this.push(chunk));
+    this.socket.on('end', () => {
+      this.eof = true;
+      this.guard(() => this.drain());
+    });
+    this.push(first);
+  }
+
+  credit(count: number): void {
+    this.credited = count;
+    this.guard(() => this.drain());
+  }
+
+  private push(chunk: Buffer): void {
+    this.proxy.stats.qemuMultifdBytes += chunk.byteLength;
+    this.guard(() => {
+      this.reader.push(chunk);
+      this.drain();
+    });
+  }
+
+  /** Runs a step unless the proxy is over; its error fails the proxy, naming the channel. */
+  private guard(step: () => void): void {
+    if (this.proxy.latch.over) return;
+    try {
+      step();
+    } catch (error) {
+      this.proxy.latch.fail(`QEMU multifd channel ${this.reader.channelId ?? '(before its init)'}`, error);
+    }
+  }
+
+  /**
+   * Hands over what the reader holds while the channel's window has room. A full window
+   * stops both this loop and the socket; a credit calls it again. The reader then holds at
+   * most one socket chunk beyond one packet.
+   */
+  private drain(): void {
+    while (this.read - this.credited < CHANNEL_WINDOW_PACKETS) {
+      const item = this.reader.next();
+      if (!item) {
+        if (this.eof) this.end();
+        else this.socket.resume();
+        return;
+      }
+      if (item.kind === 'init') {
+        this.proxy.openChannel(this, item.init);
+        this.id = item.init.channelId;
+        continue;
+      }
+      const id = this.id!;
+      const ordinal = this.read++;
+      this.proxy.carry(id, ordinal, item.header, item.pages).catch((error) => this.proxy.latch.fail(`QEMU multifd channel ${id}, packet ${ordinal}`, error));
+    }
+    this.socket.pause();
+  }
+
+  private end(): void {
+    this.reader.end();
+    if (this.id === undefined) throw qemuProtocolError('ERR_QEMU_TRUNCATED', {}, 'init', '64 bytes', 'a channel closed before its init');
+    if (this.ended) return;
+    this.ended = true;
+    this.proxy.sendControl(encodeChannelCount(LinkFrame.channelEnd, this.id, this.read));
+    this.proxy.checkDone();
+  }
+}
