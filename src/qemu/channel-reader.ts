@@ -25,6 +25,12 @@ export interface QemuChannelReaderOptions {
   pageSize: number;
   /** multifd-channels: the init's id must be below it. Unchecked when absent. */
   channels?: number;
+  /**
+   * Where a packet's pages go, asked once its header is validated with their byte count (0
+   * for a packet without pages): the source proxy reads them straight into a page slot.
+   * Default: a new buffer per packet.
+   */
+  pagesInto?: (byteLength: number) => Uint8Array;
 }
 
 /** What a QEMU channel reader hands over: the init first, then packets. */
@@ -33,7 +39,7 @@ export type QemuChannelItem =
   | {
       kind: 'packet';
       header: QemuPacketHeader;
-      /** The normal pages' bytes in offset order, `normalPages × pageSize`; the caller owns them. */
+      /** The normal pages' bytes in offset order, `normalPages × pageSize`, where `pagesInto` put them. */
       pages: Uint8Array;
     };
 
@@ -53,6 +59,7 @@ export type QemuChannelItem =
 export class QemuChannelReader extends StreamReader<QemuChannelItem> {
   private readonly pageSize: number;
   private readonly channels: number | undefined;
+  private readonly pagesInto: (byteLength: number) => Uint8Array;
   private readonly headerBytes: number;
   /** The init, then each header in turn, while its bytes arrive. */
   private readonly scratch: Uint8Array;
@@ -68,6 +75,7 @@ export class QemuChannelReader extends StreamReader<QemuChannelItem> {
     super();
     this.pageSize = options.pageSize;
     this.channels = options.channels;
+    this.pagesInto = options.pagesInto ?? ((byteLength) => new Uint8Array(byteLength));
     this.headerBytes = qemuPacketHeaderBytes(options.pageSize);
     this.scratch = new Uint8Array(this.headerBytes);
   }
@@ -88,7 +96,7 @@ export class QemuChannelReader extends StreamReader<QemuChannelItem> {
     if (!this.assembling) {
       const header = this.readHeader();
       if (!header) return undefined;
-      this.assembling = { header, pages: new Uint8Array(header.normalPages * this.pageSize), filled: 0 };
+      this.assembling = { header, pages: this.pagesInto(header.normalPages * this.pageSize), filled: 0 };
     }
     const packet = this.assembling;
     packet.filled = this.queue.fill(packet.pages, packet.filled, packet.pages.byteLength);

@@ -1,7 +1,10 @@
 // The link between a source proxy and a destination proxy (docs/qemu-proxy.md): framed
 // messages on one link control connection and K link data connections. Every frame is a
-// 20-byte header and a body, sealed by XXH64 over both, and checked before its body is used:
-// a proxy that forwarded a corrupt frame would hand a QEMU bytes its peer never sent.
+// 20-byte header and a body, sealed by XXH64, and checked before its body is used: a proxy
+// that forwarded a corrupt frame would hand a QEMU bytes its peer never sent. The checksum
+// covers the header and the whole body, but for a packet frame only its leading fields: the
+// multifd packets after them seal themselves (checksum over their header and the unit hashes
+// of their decoded pages), so the pages are neither copied into the frame nor hashed twice.
 import { ProtocolError } from '../errors.js';
 import { checksum64 } from '../wasm/kernels.js';
 import { ByteReader, ByteWriter } from '../wire/byte-cursor.js';
@@ -12,9 +15,9 @@ import { StreamReader } from '../wire/stream-reader.js';
 export const LINK_MAGIC = 0x4d46514c;
 
 /** The link format's version; a peer with another is refused at its first frame. */
-export const LINK_VERSION = 1;
+export const LINK_VERSION = 2;
 
-/** Bytes of a frame header: magic u32, version u8, type u8, reserved u16, body length u32, checksum u64. */
+/** Bytes of a frame header: magic u32, version u8, type u8, sealed u16, body length u32, checksum u64. */
 export const LINK_HEADER_BYTES = 20;
 
 /** The largest body: one QEMU packet's pages (512 KiB) encoded, its header fields and slack. */
@@ -57,6 +60,8 @@ const TYPE_NAMES = new Map<number, string>(Object.entries(LinkFrame).map(([name,
 export interface LinkFrameItem {
   type: LinkFrameType;
   body: Uint8Array;
+  /** Body bytes the checksum covered: all of them but in a packet frame, whose multifd packets follow. */
+  sealed: number;
 }
 
 /** A ProtocolError about the link, naming the link connection (`control` or `data N`). */
@@ -66,19 +71,42 @@ export function linkError(code: string, connection: string, field: string, expec
   });
 }
 
-/** One frame's bytes: header then `body`, sealed. */
+/** One frame's bytes: header then `body`, sealed whole. */
 export function encodeLinkFrame(type: LinkFrameType, body: Uint8Array = new Uint8Array(0)): Uint8Array {
-  if (body.byteLength > MAX_LINK_BODY) throw new RangeError(`link frame body of ${body.byteLength} bytes exceeds ${MAX_LINK_BODY}`);
-  const out = new Uint8Array(LINK_HEADER_BYTES + body.byteLength);
+  const out = frameHead(type, body.byteLength, 0);
+  out.set(body, LINK_HEADER_BYTES);
+  return seal(out);
+}
+
+/**
+ * A packet frame as the buffers to write, in order: the header with `fields` (sealed), then
+ * the multifd packets' bytes as they are (`tail`: each seals itself), never copied.
+ */
+export function encodePacketFrame(fields: Uint8Array, tail: readonly Uint8Array[]): Uint8Array[] {
+  const tailBytes = tail.reduce((n, part) => n + part.byteLength, 0);
+  if (fields.byteLength === 0 || fields.byteLength > 0xffff) throw new RangeError(`packet frame fields of ${fields.byteLength} bytes: 1 to 65535`);
+  const head = frameHead(LinkFrame.packet, fields.byteLength + tailBytes, fields.byteLength);
+  head.set(fields, LINK_HEADER_BYTES);
+  return [seal(head), ...tail];
+}
+
+/** A frame header for a body of `length` bytes, with room for the first `sealed` of them (0: all). */
+function frameHead(type: LinkFrameType, length: number, sealed: number): Uint8Array {
+  if (length > MAX_LINK_BODY) throw new RangeError(`link frame body of ${length} bytes exceeds ${MAX_LINK_BODY}`);
+  const out = new Uint8Array(LINK_HEADER_BYTES + (sealed || length));
   const w = new ByteWriter(out);
   w.u32(LINK_MAGIC, 'magic');
   w.u8(LINK_VERSION, 'version');
   w.u8(type, 'type');
-  w.u16(0, 'reserved');
-  w.u32(body.byteLength, 'length');
-  out.set(body, LINK_HEADER_BYTES);
-  new DataView(out.buffer).setBigUint64(CHECKSUM_OFFSET, checksum64(out));
+  w.u16(sealed, 'sealed');
+  w.u32(length, 'length');
   return out;
+}
+
+/** Writes the checksum of `head` (the header, checksum zero, and the sealed body bytes) into it. */
+function seal(head: Uint8Array): Uint8Array {
+  new DataView(head.buffer, head.byteOffset).setBigUint64(CHECKSUM_OFFSET, checksum64(head));
+  return head;
 }
 
 /** A frame whose body is JSON. */
@@ -120,15 +148,16 @@ export function parseChannelCount(item: LinkFrameItem, connection: string): { ch
 
 /**
  * Reads link frames from one connection fed in chunks split at any byte: magic, version,
- * a known type, the body length at most {@link MAX_LINK_BODY}, then the checksum over the
- * whole frame before the frame is handed over.
+ * a known type, its sealed length (0 but for a packet frame, which seals 1 to `length` of its
+ * bytes), the body length at most {@link MAX_LINK_BODY}, then the checksum over the header
+ * and the sealed bytes before the frame is handed over.
  * @throws ProtocolError `ERR_LINK_MAGIC`, `ERR_LINK_VERSION`, `ERR_LINK_TYPE`,
  * `ERR_LINK_LENGTH`, `ERR_LINK_CHECKSUM`; `ERR_LINK_TRUNCATED` from `end()`.
  */
 export class LinkFrameReader extends StreamReader<LinkFrameItem> {
   private readonly header = new Uint8Array(LINK_HEADER_BYTES);
   private headerFilled = 0;
-  private assembling: { frame: Uint8Array; filled: number } | undefined;
+  private assembling: { frame: Uint8Array; filled: number; sealed: number } | undefined;
 
   /** `connection` names the link connection in errors: `control`, `data 2`. */
   constructor(private readonly connection: string) {
@@ -140,10 +169,10 @@ export class LinkFrameReader extends StreamReader<LinkFrameItem> {
       this.headerFilled = this.queue.fill(this.header, this.headerFilled, LINK_HEADER_BYTES);
       if (this.headerFilled < LINK_HEADER_BYTES) return undefined;
       this.headerFilled = 0;
-      const length = this.checkHeader();
+      const { length, sealed } = this.checkHeader();
       const frame = new Uint8Array(LINK_HEADER_BYTES + length);
       frame.set(this.header);
-      this.assembling = { frame, filled: LINK_HEADER_BYTES };
+      this.assembling = { frame, filled: LINK_HEADER_BYTES, sealed };
     }
     const a = this.assembling;
     a.filled = this.queue.fill(a.frame, a.filled, a.frame.byteLength);
@@ -152,9 +181,9 @@ export class LinkFrameReader extends StreamReader<LinkFrameItem> {
     const view = new DataView(a.frame.buffer);
     const stored = view.getBigUint64(CHECKSUM_OFFSET);
     view.setBigUint64(CHECKSUM_OFFSET, 0n);
-    const actual = checksum64(a.frame);
+    const actual = checksum64(a.frame.subarray(0, LINK_HEADER_BYTES + a.sealed));
     if (actual !== stored) throw linkError('ERR_LINK_CHECKSUM', this.connection, 'checksum', hex(actual, 16), hex(stored, 16));
-    return { type: a.frame[5] as LinkFrameType, body: a.frame.subarray(LINK_HEADER_BYTES) };
+    return { type: a.frame[5] as LinkFrameType, body: a.frame.subarray(LINK_HEADER_BYTES), sealed: a.sealed };
   }
 
   protected partialBytes(): number {
@@ -166,7 +195,8 @@ export class LinkFrameReader extends StreamReader<LinkFrameItem> {
     return linkError('ERR_LINK_TRUNCATED', this.connection, 'frame', `${need} bytes`, `${bufferedBytes} bytes before the end`);
   }
 
-  private checkHeader(): number {
+  /** The body's length and how many of its bytes the checksum covers. */
+  private checkHeader(): { length: number; sealed: number } {
     const r = new ByteReader(this.header);
     const magic = r.u32('magic');
     if (magic !== LINK_MAGIC) throw linkError('ERR_LINK_MAGIC', this.connection, 'magic', hex(LINK_MAGIC, 8), hex(magic, 8));
@@ -174,10 +204,11 @@ export class LinkFrameReader extends StreamReader<LinkFrameItem> {
     if (version !== LINK_VERSION) throw linkError('ERR_LINK_VERSION', this.connection, 'version', LINK_VERSION, version);
     const type = r.u8('type');
     if (!TYPE_NAMES.has(type)) throw linkError('ERR_LINK_TYPE', this.connection, 'type', `1 to ${TYPE_NAMES.size}`, type);
-    const reserved = r.u16('reserved');
-    if (reserved !== 0) throw linkError('ERR_LINK_FIELD', this.connection, 'reserved', 0, reserved);
+    const sealed = r.u16('sealed');
     const length = r.u32('length');
     if (length > MAX_LINK_BODY) throw linkError('ERR_LINK_LENGTH', this.connection, 'length', `<= ${MAX_LINK_BODY}`, length);
-    return length;
+    if (type !== LinkFrame.packet && sealed !== 0) throw linkError('ERR_LINK_FIELD', this.connection, `${linkFrameName(type)} sealed`, 0, sealed);
+    if (type === LinkFrame.packet && (sealed === 0 || sealed > length)) throw linkError('ERR_LINK_FIELD', this.connection, 'packet sealed', `1 to ${length}`, sealed);
+    return { length, sealed: sealed || length };
   }
 }

@@ -55,6 +55,12 @@ export interface ProxyStats {
   wireBytes: number;
   /** Of those, per link data connection. */
   linkChannelBytes: number[];
+  /** Link data connections lost (each dialled again by the source proxy). */
+  linkLosses: number;
+  /** Packet frames sent again after a loss (source), or received again and dropped (destination). */
+  resentPackets: number;
+  /** Their bytes. */
+  resentBytes: number;
   /** qemuMultifdBytes / bytes of the link data connections (1 when nothing moved). */
   ratio: number;
   /** Milliseconds since the proxy started. */
@@ -79,6 +85,9 @@ export function initialStats(side: ProxySide, qemuChannels: number, linkChannels
     returnBytes: 0,
     wireBytes: 0,
     linkChannelBytes: new Array<number>(linkChannels).fill(0),
+    linkLosses: 0,
+    resentPackets: 0,
+    resentBytes: 0,
     ratio: 1,
     elapsedMs: 0,
   };
@@ -161,13 +170,14 @@ export class ProxyLatch {
   }
 
   /**
-   * Tracks a socket: destroyed on failure or close; its errors fail the proxy naming `where`.
-   * Link sockets outlive a failure until the control connection closed (see `fail`).
+   * Tracks a socket: destroyed on failure or close; its errors fail the proxy naming `where`,
+   * but for a link data connection, whose loss its owner handles. Link sockets outlive a
+   * failure until the control connection closed (see `fail`).
    */
-  track(socket: Socket, where: string, link = false): void {
+  track(socket: Socket, where: string, link?: 'control' | 'data'): void {
     this.sockets.add(socket);
     if (link) this.linkSockets.add(socket);
-    socket.on('error', (error) => this.fail(where, error));
+    if (link !== 'data') socket.on('error', (error) => this.fail(where, error));
     socket.on('close', () => this.sockets.delete(socket));
   }
 

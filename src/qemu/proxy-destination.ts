@@ -3,15 +3,17 @@
 // the main channel first, its connect complete before any other (QEMU 7.2 takes its first
 // accepted connection for the main channel), then one connection per multifd channel, each
 // starting with the source QEMU's own init. Packet frames arrive on K link data connections in
-// any order; each QEMU channel's packets are put back in order by their ordinal and written as
-// QEMU packets again, each credited back to the source proxy once in the QEMU socket.
+// any order, and again after a lost link data connection (a frame it already has is dropped);
+// each QEMU channel's packets are put back in order by their ordinal and written as QEMU
+// packets again, each credited back to the source proxy once in the QEMU socket.
 import type { Socket } from 'node:net';
 import { getCodec } from '../codecs/registry.js';
 import { ended } from '../transport/backpressure.js';
 import { connect, parseEndpoint, type Endpoint, type TlsCredentials } from '../transport/index.js';
 import { encodeChannelCount, encodeJsonFrame, encodeLinkFrame, LinkFrame, LinkFrameReader, linkError, linkFrameName, parseChannelCount, parseJsonBody, type LinkFrameItem } from './link-frames.js';
-import { encodeQemuPacketHeader, parseQemuInit, qemuPacketHeaderBytes, QEMU_FLAG_SYNC, QEMU_INIT_BYTES, type QemuPacketHeader } from './multifd-format.js';
-import { PacketFrameDecoder, type CarriedPacket } from './packet-frame.js';
+import { encodeQemuPacketHeader, parseQemuInit, qemuPacketHeaderBytes, qemuPageCount, QEMU_FLAG_SYNC, QEMU_INIT_BYTES, type QemuPacketHeader } from './multifd-format.js';
+import { PacketFrameDecoder } from './packet-frame.js';
+import { PageSlots } from './page-slots.js';
 import {
   CHANNEL_WINDOW_PACKETS,
   closedEarly,
@@ -40,11 +42,18 @@ export interface ProxyToQemuOptions {
   connectTimeoutMs?: number;
 }
 
+/** A packet decoded and verified, waiting for its turn: its pages are in a page slot. */
+interface ReadyPacket {
+  header: QemuPacketHeader;
+  /** The slot holding its normal pages; none without pages. */
+  slot: number | undefined;
+}
+
 interface ChannelState {
   id: number;
   socket: Socket | undefined;
   /** Packets that arrived ahead of their turn, by ordinal. */
-  waiting: Map<number, CarriedPacket>;
+  waiting: Map<number, ReadyPacket>;
   /** The next ordinal to write. */
   next: number;
   /** Packets whose bytes are in the QEMU socket (credited back). */
@@ -102,6 +111,7 @@ class DestinationProxy {
   private mainEndedByQemu = false;
   private readonly channels = new Map<number, ChannelState>();
   private decoder: PacketFrameDecoder | undefined;
+  private slots: PageSlots | undefined;
   /** Control frames are handled one at a time, in order: a multifd channel's connect waits for main's. */
   private controlQueue: Promise<void> = Promise.resolve();
 
@@ -112,7 +122,7 @@ class DestinationProxy {
 
   onLinkConnection(socket: Socket): void {
     if (this.latch.over) return void socket.destroy();
-    this.latch.track(socket, 'link connection', true);
+    this.latch.track(socket, 'link connection', 'data');
     // Errors name the connection by its role: the reader knows it only as a link connection.
     const reader = new LinkFrameReader('connection');
     let role: LinkRole | undefined;
@@ -135,9 +145,15 @@ class DestinationProxy {
         this.latch.fail((error as { where?: string }).where ?? linkWhere(role), error);
       }
     });
+    // A data connection's loss is the source proxy's to mend: it resends on the others and dials again.
+    // A connection that never said what it is holds nothing either.
+    socket.on('error', (error) => role?.kind === 'control' && this.latch.fail('link control', error));
     socket.on('close', () => {
-      if (this.latch.over) return;
-      this.latch.fail(linkWhere(role), closedEarly(role?.kind === 'data' ? `link data connection ${role.k}` : 'link control connection'));
+      if (this.latch.over || !role) return;
+      if (role.kind === 'control') return this.latch.fail('link control', closedEarly('link control connection'));
+      if (this.data.get(role.k) !== socket) return;
+      this.data.delete(role.k);
+      this.stats.linkLosses++;
     });
   }
 
@@ -153,11 +169,17 @@ class DestinationProxy {
     const body = parseJsonBody(item, 'connection');
     const k = body.linkChannel;
     const hello = this.hello;
-    // The data hello may come before the control hello: the session is checked against it when both are in.
-    if (typeof k !== 'number' || !Number.isInteger(k) || k < 0 || k > 254 || this.data.has(k)) throw linkError('ERR_LINK_FIELD', 'connection', 'dataHello linkChannel', 'a new link channel', String(k));
+    if (typeof k !== 'number' || !Number.isInteger(k) || k < 0 || k > 254) throw linkError('ERR_LINK_FIELD', 'connection', 'dataHello linkChannel', 'a link channel', String(k));
     if (!hello || body.session !== hello.session) throw linkError('ERR_LINK_FIELD', 'connection', 'dataHello session', hello?.session ?? 'a hello first', String(body.session));
     if (k >= hello.linkChannels) throw linkError('ERR_LINK_FIELD', 'connection', 'dataHello linkChannel', `< ${hello.linkChannels}`, k);
+    // The source proxy dials a link channel again when it lost it, perhaps before this side
+    // saw the loss: the new connection replaces the old one.
+    const old = this.data.get(k);
     this.data.set(k, socket);
+    if (old) {
+      this.stats.linkLosses++;
+      old.destroy();
+    }
     return { kind: 'data', k };
   }
 
@@ -198,6 +220,7 @@ class DestinationProxy {
     this.hello = hello;
     this.stats = initialStats('destination', hello.qemuChannels, hello.linkChannels, hello.codec, hello.level);
     this.decoder = new PacketFrameDecoder(hello.pageSize, 'data');
+    this.slots = new PageSlots(hello.qemuChannels * CHANNEL_WINDOW_PACKETS, qemuPageCount(hello.pageSize) * hello.pageSize);
     // QEMU 7.2 takes the first connection it accepts for its main channel.
     const main = await this.connectQemu('QEMU main channel');
     if (!main) return;
@@ -282,20 +305,35 @@ class DestinationProxy {
     return state;
   }
 
-  /** A packet frame from link data connection k: checked against its channel's window, then written in its turn. */
+  /**
+   * A packet frame from link data connection k: a packet it already has (sent again after a
+   * lost connection) is dropped; another is checked against its channel's window, decoded
+   * into a page slot, and written in its turn.
+   */
   private onPacket(item: LinkFrameItem, k: number): void {
     if (item.type !== LinkFrame.packet) throw linkError('ERR_LINK_TYPE', `data ${k}`, 'frame type', 'packet', linkFrameName(item.type));
-    const packet = this.decoder!.decode(item.body);
-    const state = this.channel(packet.channel);
-    if (packet.ordinal < state.next || state.waiting.has(packet.ordinal) || packet.ordinal >= state.written + CHANNEL_WINDOW_PACKETS) {
-      throw linkError('ERR_LINK_FIELD', `data ${k}`, `QEMU channel ${packet.channel} packet ordinal`, `${state.next} to ${state.written + CHANNEL_WINDOW_PACKETS - 1}, not seen before`, packet.ordinal);
+    const fields = this.decoder!.readFields(item);
+    const { ordinal, header } = fields;
+    const state = this.channel(fields.channel);
+    if (ordinal < state.next || state.waiting.has(ordinal)) {
+      this.stats.resentPackets++;
+      this.stats.resentBytes += item.body.byteLength;
+      return;
     }
-    if (state.total !== undefined && packet.ordinal >= state.total) throw linkError('ERR_LINK_FIELD', `data ${k}`, `QEMU channel ${packet.channel} packet ordinal`, `< ${state.total} (its end)`, packet.ordinal);
+    if (ordinal >= state.written + CHANNEL_WINDOW_PACKETS) throw linkError('ERR_LINK_FIELD', `data ${k}`, `QEMU channel ${fields.channel} packet ordinal`, `${state.next} to ${state.written + CHANNEL_WINDOW_PACKETS - 1}`, ordinal);
+    if (state.total !== undefined && ordinal >= state.total) throw linkError('ERR_LINK_FIELD', `data ${k}`, `QEMU channel ${fields.channel} packet ordinal`, `< ${state.total} (its end)`, ordinal);
+    const slots = this.slots!;
+    const slot = header.normalPages > 0 ? slots.take() : undefined;
+    try {
+      this.stats.zeroPages += this.decoder!.decodePages(fields, item, slots.memory, slots.byteOffset(slot ?? 0));
+    } catch (error) {
+      if (slot !== undefined) slots.give(slot);
+      throw error;
+    }
     this.stats.packets++;
-    this.stats.pages += packet.header.normalPages;
-    this.stats.zeroPages += packet.zeroPages;
-    this.stats.qemuZeroPages += packet.header.zeroPages;
-    state.waiting.set(packet.ordinal, packet);
+    this.stats.pages += header.normalPages;
+    this.stats.qemuZeroPages += header.zeroPages;
+    state.waiting.set(ordinal, { header, slot });
     this.flush(state);
   }
 
@@ -309,23 +347,26 @@ class DestinationProxy {
       state.next++;
       // The destination QEMU closed the channel (it may, once it had everything): only a packet it does not need may be left.
       if (socket.destroyed && needed(packet.header)) throw Object.assign(closedEarly(`${where} (the destination QEMU)`), { where });
-      this.writePacket(socket, state, packet.header, packet.pages, where);
+      this.writePacket(socket, state, packet, where);
     }
     if (state.total !== undefined && state.written === state.total && state.next === state.total) socket.end();
   }
 
-  /** Writes one packet to the destination QEMU and credits it to the source proxy once written. */
-  private writePacket(socket: Socket, state: ChannelState, header: QemuPacketHeader, pages: Uint8Array, where: string): void {
+  /** Writes one packet to the destination QEMU and credits it to the source proxy once written (its slot then free). */
+  private writePacket(socket: Socket, state: ChannelState, { header, slot }: ReadyPacket, where: string): void {
     const counted = needed(header);
     const credit = (): void => {
+      if (slot !== undefined) this.slots!.give(slot);
       state.written++;
       this.sendControl(encodeChannelCount(LinkFrame.credit, state.id, state.written));
       if (state.written === state.total) socket.end();
     };
     if (socket.destroyed) return credit();
     const bytes = encodeQemuPacketHeader(header, this.hello!.pageSize);
+    const pages = this.slots!.view(slot ?? 0, slot === undefined ? 0 : header.normalPages * this.hello!.pageSize);
     this.stats.qemuMultifdBytes += bytes.byteLength + pages.byteLength;
     if (counted) state.owed++;
+    socket.cork();
     socket.write(bytes);
     socket.write(pages, (error) => {
       if (counted) state.owed--;
@@ -333,6 +374,7 @@ class DestinationProxy {
       if (error && counted) return this.latch.fail(where, closedEarly(`${where} (the destination QEMU)`));
       credit();
     });
+    socket.uncork();
   }
 
 }

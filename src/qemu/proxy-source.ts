@@ -3,17 +3,20 @@
 // as ordered bytes on the link control connection, and parses every multifd channel: its init
 // goes over verbatim, each packet's pages go through the worker pool (SIMD zero scan, the link
 // codec) into multifd's own packets, one packet frame per QEMU packet, on the least-queued link
-// data connection.
+// data connection, held until the destination proxy credits it (link-sender.ts).
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { getCodec } from '../codecs/registry.js';
 import type { Codec, CodecId } from '../codecs/types.js';
 import { WorkerPool } from '../pool/pool.js';
+import type { SendResult } from '../pool/send-task.js';
 import { TransportError } from '../errors.js';
 import { connect, DEFAULT_CONNECT_TIMEOUT_MS, parseEndpoint, TokenBucket, type TlsCredentials } from '../transport/index.js';
-import { encodeJsonFrame, encodeLinkFrame, LinkFrame, LinkFrameReader, linkError, linkFrameName, parseChannelCount, parseJsonBody, type LinkFrameItem } from './link-frames.js';
+import { encodeJsonFrame, encodeLinkFrame, encodePacketFrame, LinkFrame, LinkFrameReader, linkError, linkFrameName, parseChannelCount, parseJsonBody, type LinkFrameItem } from './link-frames.js';
 import { connectionKindOf, encodeQemuInit, qemuPageCount, qemuProtocolError, type QemuInit, type QemuPacketHeader } from './multifd-format.js';
-import { encodePacketFrameBody } from './packet-frame.js';
+import { LinkSender } from './link-sender.js';
+import { encodePacketFrameFields } from './packet-frame.js';
+import { PageSlots } from './page-slots.js';
 import { QemuChannelPump } from './qemu-channel-pump.js';
 import {
   CHANNEL_WINDOW_PACKETS,
@@ -110,13 +113,13 @@ async function connectLink(latch: ProxyLatch, options: ProxyFromQemuOptions, lin
   const to = parseEndpoint(options.to);
   const connectOptions = { tls: options.tls, timeoutMs: options.connectTimeoutMs };
   const control = await connect(to, connectOptions);
-  latch.track(control, 'link control', true);
+  latch.track(control, 'link control', 'control');
   latch.control = control;
   const data: Socket[] = [];
   try {
     for (let k = 0; k < linkChannels; k++) {
       const socket = await connect(to, connectOptions);
-      latch.track(socket, `link data ${k}`, true);
+      latch.track(socket, `link data ${k}`, 'data');
       data.push(socket);
     }
   } catch (error) {
@@ -126,43 +129,15 @@ async function connectLink(latch: ProxyLatch, options: ProxyFromQemuOptions, lin
   return { control, data };
 }
 
-/**
- * One 512 KiB slot of shared memory per packet in the pool's hands: the pool reads pages from
- * shared memory. Each QEMU channel has at most CHANNEL_WINDOW_PACKETS packets in flight, so
- * with that many slots per channel a slot is always free.
- */
-class PageSlots {
-  readonly memory: WebAssembly.Memory;
-  private readonly free: number[];
-
-  constructor(
-    count: number,
-    readonly slotBytes: number,
-  ) {
-    const pages = Math.ceil((count * slotBytes) / 65536);
-    this.memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
-    this.free = Array.from({ length: count }, (_, i) => i);
-  }
-
-  take(): number {
-    const slot = this.free.pop();
-    if (slot === undefined) throw new Error('source proxy: no free page slot, although every channel keeps to its window');
-    return slot;
-  }
-
-  give(slot: number): void {
-    this.free.push(slot);
-  }
-}
-
 /** The source proxy's session: the link it holds, QEMU's main channel, and QEMU's multifd channels by id. */
 class SourceProxy {
   readonly stats: ProxyStats;
+  readonly slots: PageSlots;
   private readonly control: Socket;
   private readonly data: Socket[];
   private readonly pool: WorkerPool;
-  private readonly slots: PageSlots;
   private readonly bucket: TokenBucket | undefined;
+  private linkSender: LinkSender | undefined;
   private readonly channels = new Map<number, QemuChannelPump>();
   private main: Socket | undefined;
   private mainEndedBySource = false;
@@ -170,14 +145,12 @@ class SourceProxy {
   private helloOk = false;
   private resolveAccepted!: () => void;
   private readonly sessionAccepted = new Promise<void>((resolve) => (this.resolveAccepted = resolve));
-  /** The link data connection that took the last frame. */
-  private lastLink = 0;
 
   constructor(
     readonly settings: SourceSettings,
     readonly latch: ProxyLatch,
     link: Link,
-    options: ProxyFromQemuOptions,
+    private readonly options: ProxyFromQemuOptions,
   ) {
     const { hello, codec, pagesPerPacket } = settings;
     this.stats = initialStats('source', hello.qemuChannels, hello.linkChannels, codec.info.id, hello.level);
@@ -192,11 +165,6 @@ class SourceProxy {
   /** Sends the hello and listens on the link. */
   greet(): void {
     this.sendControl(encodeJsonFrame(LinkFrame.hello, this.settings.hello));
-    this.data.forEach((socket, k) => {
-      // Nothing comes back on a data connection; its end before ours is a failure.
-      socket.on('data', () => this.latch.fail(`link data ${k}`, linkError('ERR_LINK_FIELD', `data ${k}`, 'bytes', 'none towards the source proxy', 'some')));
-      socket.on('close', () => this.latch.fail(`link data ${k}`, closedEarly(`link data connection ${k}`)));
-    });
     const reader = new LinkFrameReader('control');
     this.control.on('data', (chunk: Buffer) => {
       if (this.latch.over) return;
@@ -251,8 +219,21 @@ class SourceProxy {
     this.helloOk = true;
     this.stats.status = 'active';
     // The data connections introduce themselves once the destination proxy holds the session.
-    this.data.forEach((socket, k) => writeCounted(socket, encodeJsonFrame(LinkFrame.dataHello, { session, linkChannel: k }), this.stats, k));
+    this.data.forEach((socket, k) => this.introduce(socket, k));
+    this.linkSender = new LinkSender({ latch: this.latch, stats: this.stats, connections: this.data, redial: (k) => this.redial(k), bucket: this.bucket });
     this.resolveAccepted();
+  }
+
+  private introduce(socket: Socket, k: number): void {
+    writeCounted(socket, encodeJsonFrame(LinkFrame.dataHello, { session: this.settings.hello.session, linkChannel: k }), this.stats, k);
+  }
+
+  /** Link data connection k again, after a loss: connected, tracked and introduced. */
+  private async redial(k: number): Promise<Socket> {
+    const socket = await connect(parseEndpoint(this.options.to), { tls: this.options.tls, timeoutMs: this.options.connectTimeoutMs });
+    this.latch.track(socket, `link data ${k}`, 'data');
+    this.introduce(socket, k);
+    return socket;
   }
 
   /** The destination proxy wrote a QEMU channel's packets up to `count` to its QEMU: that channel's window opens. */
@@ -260,6 +241,7 @@ class SourceProxy {
     const { channel, count } = parseChannelCount(item, 'control');
     const pump = this.channels.get(channel);
     if (!pump || count > pump.read || count < pump.credited) throw linkError('ERR_LINK_FIELD', 'control', `credit for QEMU channel ${channel}`, `${pump?.credited ?? 0} to ${pump?.read ?? 0}`, count);
+    this.linkSender!.credit(channel, count);
     pump.credit(count);
     this.checkDone();
   }
@@ -270,10 +252,9 @@ class SourceProxy {
     for (const pump of this.channels.values()) if (!pump.ended || pump.credited < pump.read) return;
     this.stats.status = 'completed';
     this.control.removeAllListeners('close');
-    this.data.forEach((socket) => socket.removeAllListeners('close'));
     this.sendControl(encodeLinkFrame(LinkFrame.bye));
     this.control.end();
-    this.data.forEach((socket) => socket.end());
+    this.linkSender!.end();
     // The destination proxy closes the link once it has everything: the end of control says so.
     this.control.once('close', () => this.latch.finish());
   }
@@ -332,59 +313,48 @@ class SourceProxy {
     this.sendControl(encodeLinkFrame(LinkFrame.init, encodeQemuInit(init)));
   }
 
-  /** One QEMU packet through the pool into a packet frame on the link. */
-  async carry(channel: number, ordinal: number, header: QemuPacketHeader, pages: Uint8Array): Promise<void> {
-    const { codec, pagesPerPacket, hello } = this.settings;
-    let slot: number | undefined = this.slots.take();
-    try {
-      const byteOffset = slot * this.slots.slotBytes;
-      new Uint8Array(this.slots.memory.buffer, byteOffset, pages.byteLength).set(pages);
-      const result = await this.pool.send({
-        codecWireId: codec.info.wireId,
-        level: hello.level,
-        pageSize: hello.pageSize,
-        pagesPerPacket,
-        memory: this.slots.memory,
-        byteOffset,
-        blockIndex: 0,
-        firstPage: 0,
-        pageCount: header.normalPages,
-        round: 0,
-        sequenceBase: ordinal,
-        zeroPageDetection: 'multifd',
-        hashChunks: false,
-        stable: true,
-      });
-      if (this.latch.over) return;
-      // The frame copies the packets (and any page views of the slot) before the slot is reused.
-      const body = encodePacketFrameBody(channel, ordinal, header, result.packets.map((p) => p.parts));
-      this.pool.recycle(result.buffer);
-      this.stats.packets++;
-      this.stats.pages += header.normalPages;
-      this.stats.zeroPages += result.zeroPages;
-      this.stats.qemuZeroPages += header.zeroPages;
-      this.slots.give(slot);
-      slot = undefined;
-      const frame = encodeLinkFrame(LinkFrame.packet, body);
-      if (this.bucket) await this.bucket.acquire(frame.byteLength);
-      if (!this.latch.over) this.sendFrame(frame);
-    } finally {
-      if (slot !== undefined) this.slots.give(slot);
-    }
-  }
-
   /**
-   * The least-queued link data connection takes the next frame (as SendChannels choose); ties,
-   * the usual case on a link faster than QEMU, go round-robin from the last one used.
+   * One QEMU packet through the pool into a packet frame on the link. Its pages are in page
+   * slot `slot` (none without pages), which the frame's parts may view: the slot, and the
+   * pool's result, are freed when the packet is credited.
    */
-  private sendFrame(frame: Uint8Array): void {
-    const data = this.data;
-    let best = (this.lastLink + 1) % data.length;
-    for (let i = 2; i <= data.length; i++) {
-      const k = (this.lastLink + i) % data.length;
-      if (data[k]!.writableLength < data[best]!.writableLength) best = k;
+  async carry(channel: number, ordinal: number, header: QemuPacketHeader, slot: number | undefined): Promise<void> {
+    const { codec, pagesPerPacket, hello } = this.settings;
+    let result: SendResult | undefined;
+    const release = (): void => {
+      if (slot !== undefined) this.slots.give(slot);
+      if (result) this.pool.recycle(result.buffer);
+    };
+    try {
+      if (slot !== undefined) {
+        result = await this.pool.send({
+          codecWireId: codec.info.wireId,
+          level: hello.level,
+          pageSize: hello.pageSize,
+          pagesPerPacket,
+          memory: this.slots.memory,
+          byteOffset: this.slots.byteOffset(slot),
+          blockIndex: 0,
+          firstPage: 0,
+          pageCount: header.normalPages,
+          round: 0,
+          sequenceBase: ordinal,
+          zeroPageDetection: 'multifd',
+          hashChunks: false,
+          stable: true,
+        });
+      }
+    } catch (error) {
+      release();
+      throw error;
     }
-    this.lastLink = best;
-    writeCounted(data[best]!, frame, this.stats, best);
+    if (this.latch.over) return;
+    const packets = result?.packets ?? [];
+    const parts = encodePacketFrame(encodePacketFrameFields(channel, ordinal, header, packets.map((p) => p.byteLength)), packets.flatMap((p) => p.parts));
+    this.stats.packets++;
+    this.stats.pages += header.normalPages;
+    this.stats.zeroPages += result?.zeroPages ?? 0;
+    this.stats.qemuZeroPages += header.zeroPages;
+    await this.linkSender!.send({ channel, ordinal, parts, byteLength: parts.reduce((n, part) => n + part.byteLength, 0), release });
   }
 }

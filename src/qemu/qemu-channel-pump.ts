@@ -5,17 +5,20 @@ import type { Socket } from 'node:net';
 import { QemuChannelReader } from './channel-reader.js';
 import { encodeChannelCount, LinkFrame } from './link-frames.js';
 import { qemuProtocolError, type QemuInit, type QemuPacketHeader } from './multifd-format.js';
+import type { PageSlots } from './page-slots.js';
 import { CHANNEL_WINDOW_PACKETS, type ProxyLatch, type ProxyStats } from './proxy-common.js';
 
 /** What a pump needs of its proxy (the source proxy's session). */
 export interface ChannelPumpOwner {
   readonly stats: ProxyStats;
   readonly latch: ProxyLatch;
+  /** Where packets' pages are read into: a slot per packet until it is credited. */
+  readonly slots: PageSlots;
   readonly settings: { readonly hello: { readonly pageSize: number; readonly qemuChannels: number } };
   /** The channel's init was read: register the pump under its id and send the init on. */
   openChannel(pump: QemuChannelPump, init: QemuInit): void;
-  /** Carries packet `ordinal` of QEMU channel `id` to the destination proxy. */
-  carry(id: number, ordinal: number, header: QemuPacketHeader, pages: Uint8Array): Promise<void>;
+  /** Carries packet `ordinal` of QEMU channel `id`, its pages in `slot` (none without pages), to the destination proxy. */
+  carry(id: number, ordinal: number, header: QemuPacketHeader, slot: number | undefined): Promise<void>;
   sendControl(frame: Uint8Array): void;
   /** A channel ended: the migration may be over. */
   checkDone(): void;
@@ -30,6 +33,8 @@ export class QemuChannelPump {
   /** The channel's id, once its init was read. */
   private id: number | undefined;
   private eof = false;
+  /** The slot the packet being read fills. */
+  private slot: number | undefined;
   /** Packets read from QEMU so far (the next ordinal). */
   read = 0;
   /** Packets the destination proxy has written to its QEMU. */
@@ -41,7 +46,8 @@ export class QemuChannelPump {
     private readonly proxy: ChannelPumpOwner,
     private readonly socket: Socket,
   ) {
-    this.reader = new QemuChannelReader({ pageSize: proxy.settings.hello.pageSize, channels: proxy.settings.hello.qemuChannels });
+    const { pageSize, qemuChannels } = proxy.settings.hello;
+    this.reader = new QemuChannelReader({ pageSize, channels: qemuChannels, pagesInto: (byteLength) => this.pagesInto(byteLength) });
   }
 
   /** Takes the connection's first bytes (read to tell it apart) and then the rest. */
@@ -52,6 +58,13 @@ export class QemuChannelPump {
       this.guard(() => this.drain());
     });
     this.push(first);
+  }
+
+  /** A slot for the next packet's pages (taken only while the window has room: see drain). */
+  private pagesInto(byteLength: number): Uint8Array {
+    if (byteLength === 0) return new Uint8Array(0);
+    this.slot = this.proxy.slots.take();
+    return this.proxy.slots.view(this.slot, byteLength);
   }
 
   credit(count: number): void {
@@ -97,7 +110,9 @@ export class QemuChannelPump {
       }
       const id = this.id!;
       const ordinal = this.read++;
-      this.proxy.carry(id, ordinal, item.header, item.pages).catch((error) => this.proxy.latch.fail(`QEMU multifd channel ${id}, packet ${ordinal}`, error));
+      const slot = this.slot;
+      this.slot = undefined;
+      this.proxy.carry(id, ordinal, item.header, slot).catch((error) => this.proxy.latch.fail(`QEMU multifd channel ${id}, packet ${ordinal}`, error));
     }
     this.socket.pause();
   }

@@ -143,9 +143,14 @@ export function initBytes(id: number): Uint8Array {
   return encodeQemuInit({ uuid: UUID, channelId: id });
 }
 
-/** A TCP relay standing for the network between the proxies: `cut()` destroys every connection through it. */
+/**
+ * A TCP relay standing for the network between the proxies: `cut()` destroys every connection
+ * through it, `cutConnection(n)` the n-th it accepted (0: the link control connection).
+ */
 export class Relay {
   private readonly sockets = new Set<Socket>();
+  /** Each accepted connection's two sockets, in accept order. */
+  readonly connections: Array<[Socket, Socket]> = [];
   private server!: Server;
   address = '';
 
@@ -155,6 +160,7 @@ export class Relay {
     const [, host, port] = /^tcp:(.+):(\d+)$/.exec(this.target)!;
     this.server = createServer((inbound) => {
       const outbound = createConnection({ host, port: Number(port) });
+      this.connections.push([inbound, outbound]);
       for (const s of [inbound, outbound]) {
         this.sockets.add(s);
         s.on('error', () => {});
@@ -165,6 +171,11 @@ export class Relay {
     });
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     this.address = `tcp:127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** Destroys the n-th connection the relay accepted, both ways, as a reset on the network would. */
+  cutConnection(n: number): void {
+    for (const s of this.connections[n]!) s.destroy();
   }
 
   /** Destroys every connection through the relay. */
