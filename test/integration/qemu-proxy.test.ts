@@ -4,7 +4,9 @@
 // test/helpers/qemu-vm.ts (TCG, the busybox guest whose dirtier keeps rewriting its memory).
 // The destination starts with -incoming defer -S; once both QEMUs report completed and the
 // source is stopped, both RAMs are dumped with pmemsave and must be identical, and after
-// `cont` the guest's counter goes on at the destination.
+// `cont` the guest's counter goes on at the destination. One more run cuts a link data
+// connection mid-migration from outside the process (`ss -K`, as a reset on the network would):
+// the source proxy sends its frames again and dials it again, and the same must hold.
 // Skipped, with the reason, without qemu-system-x86_64 or without the built guest.
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
@@ -13,7 +15,8 @@ import { proxyFromQemu } from '../../src/qemu/proxy-source.js';
 import type { ProxyHandle } from '../../src/qemu/proxy-common.js';
 import { startMultifd } from '../helpers/cli.js';
 import { assertGuestMovedIntact, assertMigrationCompleted, freePort, qemuGuestSkipReason, startGuestPair, type QemuVm } from '../helpers/qemu-vm.js';
-import { connectTo, collect, fakePackets, FakeDestination, initBytes, packetBytes, parseChannel } from '../unit/qemu/fake-qemu.js';
+import { execFileSync } from 'node:child_process';
+import { connectTo, collect, fakePackets, FakeDestination, initBytes, packetBytes, parseChannel, Relay } from '../unit/qemu/fake-qemu.js';
 
 const test = suite('a real guest migrates between two QEMU 7.2 processes through the proxy pair');
 const reason = qemuGuestSkipReason();
@@ -27,21 +30,39 @@ const CHANNEL_COUNTS = [2, 1, 4];
 /** A failure guard only: no assertion depends on how fast anything is. */
 const GUARD_MS = 300_000;
 
-for (const channels of CHANNEL_COUNTS) {
-  register(`a guest that keeps dirtying its memory migrates through the proxies, ${channels} QEMU channel(s), zstd on the link: completed, identical RAM, its counter going on`, async () => {
+const RUNS = [...CHANNEL_COUNTS.map((channels) => ({ channels, cut: false })), { channels: 2, cut: true }];
+
+for (const { channels, cut } of RUNS) {
+  const title = cut
+    ? 'the same with a link data connection cut mid-migration (ss -K): its frames are sent again, the migration completes, RAM identical'
+    : `a guest that keeps dirtying its memory migrates through the proxies, ${channels} QEMU channel(s), zstd on the link: completed, identical RAM, its counter going on`;
+  register(title, async () => {
     // Each run closes its QEMUs (a continued destination guest keeps a core busy) and proxies.
     const vms: QemuVm[] = [];
     const proxies: ProxyHandle[] = [];
+    const relay = cut ? new Relay('') : undefined;
     try {
-      await migrateThroughProxies(channels, vms, proxies);
+      await migrateThroughProxies(channels, vms, proxies, relay);
     } finally {
       await Promise.all(proxies.map((p) => p.close()));
+      await relay?.close();
       await Promise.all(vms.map((vm) => vm.close()));
     }
   });
 }
 
-async function migrateThroughProxies(channels: number, vms: QemuVm[], proxies: ProxyHandle[]): Promise<void> {
+/**
+ * Kills the source proxy's end of link data connection 0 from outside the process: `ss -K`
+ * on its local port, which the relay saw as the second connection (the control connection
+ * is dialled first). The relay keeps its other end open, as a network that lost only one side
+ * would; the destination proxy learns of it when the source proxy dials the channel again.
+ */
+function cutFirstDataConnection(relay: Relay): void {
+  const port = relay.connections[1]![0].remotePort!;
+  execFileSync('ss', ['-K', 'sport', '=', `:${port}`], { stdio: 'ignore' });
+}
+
+async function migrateThroughProxies(channels: number, vms: QemuVm[], proxies: ProxyHandle[], relay?: Relay): Promise<void> {
   const started = performance.now();
   const pair = await startGuestPair(vms, { memoryMib: MEMORY_MIB, dirtierMib: DIRTIER_MIB, channels, guardMs: GUARD_MS });
   const { source, destination } = pair;
@@ -49,11 +70,17 @@ async function migrateThroughProxies(channels: number, vms: QemuVm[], proxies: P
   await destination.migrateIncoming(incoming);
   const toQemu = await proxyToQemu({ listen: 'tcp:127.0.0.1:0', toQemu: incoming });
   proxies.push(toQemu);
-  const fromQemu = await proxyFromQemu({ fromQemu: 'tcp:127.0.0.1:0', to: toQemu.address!, qemuChannels: channels, codec: 'zstd' });
+  if (relay) await relay.start(toQemu.address!);
+  const fromQemu = await proxyFromQemu({ fromQemu: 'tcp:127.0.0.1:0', to: relay?.address ?? toQemu.address!, qemuChannels: channels, codec: 'zstd' });
   proxies.push(fromQemu);
 
   const migrating = performance.now();
   await source.migrate(fromQemu.address!);
+  if (relay) {
+    // A quarter in: the guest's 160 MiB of varied pages are about 320 QEMU packets.
+    await waitUntil(() => fromQemu.stats.packets >= 80);
+    cutFirstDataConnection(relay);
+  }
   const { sent } = await assertMigrationCompleted(pair, GUARD_MS);
   const migrationMs = performance.now() - migrating;
   const [out, into] = await Promise.all([fromQemu.done, toQemu.done]);
@@ -63,10 +90,12 @@ async function migrateThroughProxies(channels: number, vms: QemuVm[], proxies: P
   assert.is(out.packets, into.packets);
   assert.is(out.qemuMultifdBytes, into.qemuMultifdBytes, 'the destination QEMU got every multifd byte the source QEMU sent');
   assert.is(out.mainBytes, into.mainBytes, 'and every main-channel byte');
+  if (relay) assert.ok(out.linkLosses >= 1, `the source proxy lost link data 0 (${out.linkLosses})`);
   console.log(
     `  measured (${channels} channel(s)): migration ${(migrationMs / 1000).toFixed(1)} s (QEMU total-time ${sent['total-time']} ms); QEMU multifd-bytes ${sent.ram?.['multifd-bytes']}, ` +
       `proxy: QEMU multifd bytes ${out.qemuMultifdBytes}, link data bytes ${out.linkChannelBytes.join('+')} (ratio ${out.ratio.toFixed(2)}), ` +
-      `wire ${out.wireBytes}, main ${out.mainBytes}, pages ${out.pages}, zero pages ${out.zeroPages}, packets ${out.packets}`,
+      `wire ${out.wireBytes}, main ${out.mainBytes}, pages ${out.pages}, zero pages ${out.zeroPages}, packets ${out.packets}, ` +
+      `link connections lost ${out.linkLosses}, packet frames sent again ${out.resentPackets} (${into.resentPackets} of them already at the destination)`,
   );
 
   await assertGuestMovedIntact(pair, GUARD_MS);

@@ -154,9 +154,11 @@ export class Relay {
   private server!: Server;
   address = '';
 
-  constructor(private readonly target: string) {}
+  constructor(private target: string) {}
 
-  async start(): Promise<void> {
+  /** Listens; `target` (tcp:host:port) replaces the one given to the constructor. */
+  async start(target = this.target): Promise<void> {
+    this.target = target;
     const [, host, port] = /^tcp:(.+):(\d+)$/.exec(this.target)!;
     this.server = createServer((inbound) => {
       const outbound = createConnection({ host, port: Number(port) });
