@@ -159,9 +159,17 @@ export class PacketFrameDecoder {
     const bound = codec.payloadBound(count, this.pageSize);
     if (raw.payloadLength > bound) throw fail('multifd packet payloadLength', `<= ${bound}`, raw.payloadLength);
     if (count === 0 && raw.payloadLength !== 0) throw fail('multifd packet payloadLength', 0, raw.payloadLength);
-    const page = (index: number) => new Uint8Array(memory.buffer, byteOffset + index * this.pageSize, this.pageSize);
-    if (count > 0) this.decoder(raw.codecWireId).decode(packet.subarray(headerBytes), normalRuns.flatMap((run) => Array.from({ length: run.count }, (_, i) => page(run.first + i))));
-    for (const run of zeroRuns) new Uint8Array(memory.buffer, byteOffset + run.first * this.pageSize, run.count * this.pageSize).fill(0);
+    const pages = (first: number, pageCount: number) => new Uint8Array(memory.buffer, byteOffset + first * this.pageSize, pageCount * this.pageSize);
+    const payload = packet.subarray(headerBytes);
+    if (codec.info.payloadIsPages) {
+      // The pages themselves (`none`): copied a run at a time.
+      if (payload.byteLength !== count * this.pageSize) throw fail('multifd packet payloadLength', count * this.pageSize, payload.byteLength);
+      let from = 0;
+      for (const run of normalRuns) pages(run.first, run.count).set(payload.subarray(from, (from += run.count * this.pageSize)));
+    } else if (count > 0) {
+      this.decoder(raw.codecWireId).decode(payload, normalRuns.flatMap((run) => Array.from({ length: run.count }, (_, i) => pages(run.first + i, 1))));
+    }
+    for (const run of zeroRuns) pages(run.first, run.count).fill(0);
     verifyPacketChecksum(packet.subarray(0, headerBytes), this.hashesOf(normalRuns, memory, byteOffset), 0, ordinal);
     return runsPageCount(zeroRuns);
   }
