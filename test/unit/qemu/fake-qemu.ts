@@ -154,7 +154,11 @@ export class Relay {
   private server!: Server;
   address = '';
 
-  constructor(private target: string) {}
+  /** `alter`, when given, may change the bytes of connection n towards the target (0: the link control connection). */
+  constructor(
+    private target: string,
+    private readonly alter?: (bytes: Buffer, n: number, offset: number) => Buffer,
+  ) {}
 
   /** Listens; `target` (tcp:host:port) replaces the one given to the constructor. */
   async start(target = this.target): Promise<void> {
@@ -168,7 +172,17 @@ export class Relay {
         s.on('error', () => {});
         s.on('close', () => this.sockets.delete(s));
       }
-      inbound.pipe(outbound);
+      if (this.alter) {
+        const n = this.connections.length - 1;
+        let offset = 0;
+        inbound.on('data', (chunk: Buffer) => {
+          outbound.write(this.alter!(chunk, n, offset));
+          offset += chunk.byteLength;
+        });
+        inbound.on('end', () => outbound.end());
+      } else {
+        inbound.pipe(outbound);
+      }
       outbound.pipe(inbound);
     });
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));

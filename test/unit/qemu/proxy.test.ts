@@ -38,13 +38,15 @@ interface PairOptions {
   codec?: 'zstd' | 'none' | 'lz4' | 'zlib';
   tls?: TlsCredentials;
   maxBandwidth?: number;
+  /** Changes bytes on their way between the proxies (see Relay). */
+  alter?: (bytes: Buffer, n: number, offset: number) => Buffer;
 }
 
 async function startPair(options: PairOptions = {}): Promise<Pair> {
   const qemu = new FakeDestination();
   await qemu.start();
   const destination = await proxyToQemu({ listen: 'tcp:127.0.0.1:0', toQemu: qemu.address, tls: options.tls });
-  const relay = new Relay(destination.address!);
+  const relay = new Relay(destination.address!, options.alter);
   await relay.start();
   const source = await proxyFromQemu({
     fromQemu: 'tcp:127.0.0.1:0',
@@ -198,21 +200,66 @@ async function waitFor(condition: () => boolean): Promise<void> {
   while (!condition()) await new Promise((resolve) => setTimeout(resolve, 10));
 }
 
-/** Starts a migration whose channel 0 sends `bad` after one good packet; returns what both QEMUs saw. */
-async function refusedRun(bad: Uint8Array, channelId = 0) {
-  const pair = await startPair({ qemuChannels: 2 });
+/**
+ * Starts a migration whose channel `channelId` sends `bad` after one good packet; returns both
+ * proxies' errors once every QEMU connection closed. The destination QEMU's channel must have
+ * received nothing of the bad packet: at most the init and the good packet, whole.
+ */
+async function refusedRun(bad: Uint8Array, channelId = 0, options: PairOptions = {}) {
+  const pair = await startPair({ qemuChannels: 2, ...options });
   try {
     const { mainGot: srcMainGot, channel, channelGot } = await connectSourceQemu(pair, 1000);
-    channel.write(initBytes(channelId));
-    channel.write(packetBytes(fakePackets(channelId, 1, 1)[0]!));
+    const good = concat([initBytes(channelId), packetBytes(fakePackets(channelId, 1, 1)[0]!)]);
+    channel.write(good);
     channel.write(bad);
     const [sourceError, destinationError] = await failures(pair);
-    await guard(Promise.all([srcMainGot, channelGot, ...pair.qemu.received]), 'every QEMU connection to close');
+    const received = await guard(Promise.all([srcMainGot, channelGot, ...pair.qemu.received]), 'every QEMU connection to close');
+    const multifd = received.slice(3).map((r) => r.bytes); // after both source connections and the destination main channel
+    assert.ok(multifd.length <= 1, 'one multifd channel at the destination QEMU at most');
+    const got = multifd[0] ?? new Uint8Array(0);
+    assert.ok([0, 64, good.byteLength].includes(got.byteLength), `the destination QEMU got ${got.byteLength} bytes: nothing, the init, or the init and the good packet`);
+    assert.ok(Buffer.from(got).equals(Buffer.from(good.subarray(0, got.byteLength))), 'and those bytes are the good ones');
     return { sourceError, destinationError, pair };
   } finally {
     await pair.close();
   }
 }
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+test('a malformed packet is refused with a typed error and the destination QEMU gets none of it: bad magic, pages over the limit, truncated', async () => {
+  const header = () => encodeQemuPacketHeader(fakePackets(0, 1, 1)[0]!.header, PAGE);
+  const badMagic = header();
+  new DataView(badMagic.buffer).setUint32(0, 0x11223345);
+  const tooMany = header();
+  new DataView(tooMany.buffer).setUint32(16, 129); // normal_pages past pages_alloc (128)
+  for (const [bad, code, field] of [
+    [badMagic, 'ERR_QEMU_MAGIC', 'magic'],
+    [tooMany, 'ERR_QEMU_FIELD', 'normal_pages'],
+  ] as const) {
+    const { sourceError, destinationError } = await refusedRun(bad);
+    expectFailure(sourceError, code, ['source proxy', 'QEMU multifd channel 0', 'packet 1', field]);
+    expectFailure(destinationError, 'ERR_PROXY_PEER', ['destination proxy']);
+  }
+});
+
+test('a packet frame changed on the link is refused by its checksum at the destination proxy, and the destination QEMU gets none of it', async () => {
+  // Link data connection 0 is the relay's second connection; 200 000 bytes in is inside the
+  // second packet frame's pages (each frame carries 512 KiB of pages with codec none).
+  const alter = (bytes: Buffer, n: number, offset: number) => {
+    const at = 700_000 - offset;
+    if (n !== 1 || at < 0 || at >= bytes.byteLength) return bytes;
+    const changed = Buffer.from(bytes);
+    changed[at]! ^= 0x10;
+    return changed;
+  };
+  const second = packetBytes({ ...fakePackets(0, 1, 1)[0]!, header: { ...fakePackets(0, 1, 1)[0]!.header, packetNum: 2n } });
+  const { sourceError, destinationError } = await refusedRun(second, 0, { qemuChannels: 2, linkChannels: 1, codec: 'none', alter });
+  expectFailure(destinationError, 'ERR_PACKET_CHECKSUM', ['destination proxy', 'link data 0']);
+  expectFailure(sourceError, 'ERR_PROXY_PEER', ['source proxy']);
+});
 
 /** What both proxies' `done` rejected with (undefined for one that resolved). */
 function failures(pair: Pair): Promise<[unknown, unknown]> {
