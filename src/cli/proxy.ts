@@ -125,7 +125,7 @@ async function reportUntilDone(handle: ProxyHandle, mode: ReportMode): Promise<P
 }
 
 function progressLine(stats: ProxyStats): string {
-  return `${stats.side} proxy: ${stats.packets} packets, ${stats.pages} pages (${stats.zeroPages} zero), ${formatBytes(stats.qemuMultifdBytes)} of QEMU multifd, ${formatBytes(stats.wireBytes)} on the link, ratio ${stats.ratio.toFixed(2)}`;
+  return `${stats.side} proxy: ${stats.packets} packets, ${stats.pages} pages (${stats.zeroPages} zero), ${formatBytes(stats.qemuMultifdBytes)} of QEMU multifd, ${formatBytes(stats.wireBytes)} on the link, ratio ${stats.ratio.toFixed(2)}${stats.linkLosses ? `, ${stats.linkLosses} link connection(s) lost, ${stats.resentPackets} frames again` : ''}`;
 }
 
 /** The final summary, in the style of `send`'s. */
@@ -143,6 +143,7 @@ export function proxySummary(stats: ProxyStats): string {
     `main channel: ${kb(stats.mainBytes)} to the destination, ${kb(stats.returnBytes)} back`,
     `wire bytes: ${kb(stats.wireBytes)}`,
     `per link data connection: ${stats.linkChannelBytes.map(kb).join(', ')}`,
+    `link data connections lost: ${stats.linkLosses}, packet frames ${stats.side === 'source' ? 'sent again' : 'received again (dropped)'}: ${stats.resentPackets} (${kb(stats.resentBytes)})`,
     `compression ratio: ${stats.ratio.toFixed(2)}`,
   ].join('\n');
 }
