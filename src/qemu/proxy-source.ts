@@ -18,6 +18,7 @@ import { LinkSender } from './link-sender.js';
 import { encodePacketFrameFields } from './packet-frame.js';
 import { PageSlots } from './page-slots.js';
 import { QemuChannelPump } from './qemu-channel-pump.js';
+import { RamBlockTableReader, type RamBlockTable } from './ram-blocks.js';
 import {
   CHANNEL_WINDOW_PACKETS,
   closedEarly,
@@ -140,6 +141,8 @@ class SourceProxy {
   private linkSender: LinkSender | undefined;
   private readonly channels = new Map<number, QemuChannelPump>();
   private main: Socket | undefined;
+  /** The source QEMU's RAM blocks, read from its main channel's head. */
+  ramBlocks: RamBlockTable | undefined;
   private mainEndedBySource = false;
   private mainEndedByPeer = false;
   private helloOk = false;
@@ -289,20 +292,38 @@ class SourceProxy {
       return;
     }
     this.main = socket;
+    const blocks = new RamBlockTableReader({ pageSize: this.settings.hello.pageSize });
     const forward = (chunk: Buffer): void => {
       if (this.latch.over) return;
       this.stats.mainBytes += chunk.byteLength;
       relayMainToLink(socket, this.control, chunk, this.stats);
+      if (!this.ramBlocks) this.learnBlocks(blocks, () => blocks.push(chunk));
     };
     socket.on('data', forward);
     socket.on('end', () => {
       if (this.latch.over) return;
+      if (!this.ramBlocks) this.learnBlocks(blocks, () => blocks.end());
       this.mainEndedBySource = true;
       this.sendControl(encodeLinkFrame(LinkFrame.mainEnd));
       this.checkDone();
     });
     forward(first);
     if (this.mainEndedByPeer) socket.end();
+  }
+
+  /**
+   * Feeds the main channel's head to its reader (`step`); once the RAM block table is in, the
+   * packets that waited for it go on. What the reader refuses fails the proxy.
+   */
+  private learnBlocks(reader: RamBlockTableReader, step: () => void): void {
+    try {
+      step();
+    } catch (error) {
+      return this.latch.fail('QEMU main channel', error);
+    }
+    if (!reader.table) return;
+    this.ramBlocks = reader.table;
+    for (const pump of this.channels.values()) pump.blocksKnown();
   }
 
   /** A QEMU multifd channel's init: the channel takes its id, and the init goes over verbatim. */

@@ -5,6 +5,8 @@ import type { Socket } from 'node:net';
 import { QemuChannelReader } from './channel-reader.js';
 import { encodeChannelCount, LinkFrame } from './link-frames.js';
 import { qemuProtocolError, type QemuInit, type QemuPacketHeader } from './multifd-format.js';
+import type { QemuChannelItem } from './channel-reader.js';
+import { checkPacketAgainstBlocks, type RamBlockTable } from './ram-blocks.js';
 import type { PageSlots } from './page-slots.js';
 import { CHANNEL_WINDOW_PACKETS, type ProxyLatch, type ProxyStats } from './proxy-common.js';
 
@@ -15,6 +17,8 @@ export interface ChannelPumpOwner {
   /** Where packets' pages are read into: a slot per packet until it is credited. */
   readonly slots: PageSlots;
   readonly settings: { readonly hello: { readonly pageSize: number; readonly qemuChannels: number } };
+  /** The source QEMU's RAM blocks, once its main channel listed them. */
+  readonly ramBlocks: RamBlockTable | undefined;
   /** The channel's init was read: register the pump under its id and send the init on. */
   openChannel(pump: QemuChannelPump, init: QemuInit): void;
   /** Carries packet `ordinal` of QEMU channel `id`, its pages in `slot` (none without pages), to the destination proxy. */
@@ -35,6 +39,8 @@ export class QemuChannelPump {
   private eof = false;
   /** The slot the packet being read fills. */
   private slot: number | undefined;
+  /** A packet read before the RAM block table it must be checked against. */
+  private early: QemuChannelItem | undefined;
   /** Packets read from QEMU so far (the next ordinal). */
   read = 0;
   /** Packets the destination proxy has written to its QEMU. */
@@ -67,6 +73,11 @@ export class QemuChannelPump {
     return this.proxy.slots.view(this.slot, byteLength);
   }
 
+  /** The RAM block table is known: a packet that waited for it goes on. */
+  blocksKnown(): void {
+    this.guard(() => this.drain());
+  }
+
   credit(count: number): void {
     this.credited = count;
     this.guard(() => this.drain());
@@ -93,11 +104,14 @@ export class QemuChannelPump {
   /**
    * Hands over what the reader holds while the channel's window has room. A full window
    * stops both this loop and the socket; a credit calls it again. The reader then holds at
-   * most one socket chunk beyond one packet.
+   * most one socket chunk beyond one packet. A packet with pages is checked against the RAM
+   * block table (an unknown block or a page past its block's end is refused, and nothing of
+   * it leaves the proxy); one that comes before the table waits for it, and the channel with it.
    */
   private drain(): void {
     while (this.read - this.credited < CHANNEL_WINDOW_PACKETS) {
-      const item = this.reader.next();
+      const item = this.early ?? this.reader.next();
+      this.early = undefined;
       if (!item) {
         if (this.eof) this.end();
         else this.socket.resume();
@@ -109,10 +123,19 @@ export class QemuChannelPump {
         continue;
       }
       const id = this.id!;
+      const { header } = item;
+      if (header.normalPages + header.zeroPages > 0) {
+        const table = this.proxy.ramBlocks;
+        if (!table) {
+          this.early = item;
+          break;
+        }
+        checkPacketAgainstBlocks(header, table, this.proxy.settings.hello.pageSize, { channel: id, packet: this.read });
+      }
       const ordinal = this.read++;
       const slot = this.slot;
       this.slot = undefined;
-      this.proxy.carry(id, ordinal, item.header, slot).catch((error) => this.proxy.latch.fail(`QEMU multifd channel ${id}, packet ${ordinal}`, error));
+      this.proxy.carry(id, ordinal, header, slot).catch((error) => this.proxy.latch.fail(`QEMU multifd channel ${id}, packet ${ordinal}`, error));
     }
     this.socket.pause();
   }

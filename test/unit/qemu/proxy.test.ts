@@ -3,7 +3,8 @@ import { suite } from 'uvu';
 import type { Socket } from 'node:net';
 import { MultifdError } from '../../../src/errors.js';
 import { parsePskFile, type TlsCredentials } from '../../../src/transport/index.js';
-import { encodeQemuPacketHeader, QEMU_COMPRESSION_FLAGS, QEMU_FLAG_DEVICE_STATE, QEMU_MAIN_MAGIC } from '../../../src/qemu/multifd-format.js';
+import { encodeQemuPacketHeader, QEMU_COMPRESSION_FLAGS, QEMU_FLAG_DEVICE_STATE } from '../../../src/qemu/multifd-format.js';
+import { mainStreamHead } from './main-stream.js';
 import type { ProxyHandle, ProxyStats } from '../../../src/qemu/proxy-common.js';
 import { proxyToQemu } from '../../../src/qemu/proxy-destination.js';
 import { proxyFromQemu } from '../../../src/qemu/proxy-source.js';
@@ -72,10 +73,17 @@ async function startPair(options: PairOptions = {}): Promise<Pair> {
   };
 }
 
-/** The main stream a fake source QEMU writes: QEVM, then arbitrary bytes. */
+/** The fake source QEMU's RAM: the blocks its main channel lists (fakePackets' offsets are in pc.ram's first GiB). */
+const BLOCKS = [
+  { name: 'pc.ram', bytes: 1 << 30 },
+  { name: 'pc.bios', bytes: 256 << 10 },
+];
+
+/** The main stream a fake source QEMU writes: QEMU 7.2's head listing BLOCKS, then arbitrary bytes up to `length`. */
 function mainStream(length: number): Uint8Array {
-  const bytes = randomish(length, 7);
-  new DataView(bytes.buffer).setUint32(0, QEMU_MAIN_MAGIC);
+  const head = mainStreamHead(BLOCKS);
+  const bytes = randomish(Math.max(length, head.byteLength), 7);
+  bytes.set(head);
   return bytes;
 }
 
@@ -242,6 +250,59 @@ test('a malformed packet is refused with a typed error and the destination QEMU 
     const { sourceError, destinationError } = await refusedRun(bad);
     expectFailure(sourceError, code, ['source proxy', 'QEMU multifd channel 0', 'packet 1', field]);
     expectFailure(destinationError, 'ERR_PROXY_PEER', ['destination proxy']);
+  }
+});
+
+test('a packet naming a RAM block the main channel did not list, or a page past its block\'s end, is refused and the destination QEMU gets none of it', async () => {
+  const packet = fakePackets(0, 1, 1)[0]!;
+  const unknown = packetBytes({ ...packet, header: { ...packet.header, ramBlock: 'pc.rom' } });
+  const pastEnd = packetBytes({ ...packet, header: { ...packet.header, ramBlock: 'pc.bios', normalOffsets: packet.header.normalOffsets.map((_, i) => i * PAGE) } });
+  for (const [bad, code, text] of [
+    [unknown, 'ERR_QEMU_RAMBLOCK', 'pc.rom'],
+    [pastEnd, 'ERR_QEMU_OFFSET', 'offset[64]'],
+  ] as const) {
+    const { sourceError, destinationError } = await refusedRun(bad);
+    expectFailure(sourceError, code, ['source proxy', 'QEMU multifd channel 0', 'packet 1', text]);
+    expectFailure(destinationError, 'ERR_PROXY_PEER', ['destination proxy']);
+  }
+});
+
+test('a packet that comes before the main channel listed the RAM blocks waits for the list, then goes on', async () => {
+  const pair = await startPair({ qemuChannels: 1, linkChannels: 1 });
+  try {
+    const main = await connectTo(pair.source.address!);
+    const mainGot = collect(main);
+    const channel = await connectTo(pair.source.address!);
+    const channelGot = collect(channel);
+    const [packet] = fakePackets(0, 1, 1) as [FakePacket];
+    channel.end(concat([initBytes(0), packetBytes(packet)]));
+    await guard(waitFor(() => pair.source.stats.qemuMultifdBytes === 64 + packetBytes(packet).byteLength), 'the packet at the source proxy');
+    assert.is(pair.source.stats.packets, 0, 'no packet carried before the RAM block list');
+    main.end(mainStream(0));
+    await guard(waitFor(() => pair.qemu.accepted.length === 2), 'both connections at the destination QEMU');
+    pair.qemu.accepted[0]!.end();
+    const [src] = await guard(Promise.all([pair.source.done, pair.destination.done]), 'both proxies');
+    assert.is(src.packets, 1);
+    const received = await guard(Promise.all(pair.qemu.received), 'the destination QEMU connections');
+    assert.ok(Buffer.from(received[1]!.bytes).equals(Buffer.from(concat([initBytes(0), packetBytes(packet)]))), 'the init and the packet, byte for byte');
+    await guard(Promise.all([mainGot, channelGot]), 'the source QEMU connections');
+  } finally {
+    await pair.close();
+  }
+});
+
+test('a main channel whose head the proxy cannot read (not QEMU 7.2 RAM first) fails the migration naming it', async () => {
+  const pair = await startPair({ qemuChannels: 1 });
+  try {
+    const main = await connectTo(pair.source.address!);
+    const mainGot = collect(main);
+    main.write(mainStreamHead(BLOCKS, { section: { idstr: 'block', version: 1 } }));
+    const [sourceError, destinationError] = await failures(pair);
+    expectFailure(sourceError, 'ERR_QEMU_MAIN', ['source proxy', 'QEMU main channel']);
+    expectFailure(destinationError, 'ERR_PROXY_PEER', ['destination proxy']);
+    await guard(mainGot, 'the source main channel to close');
+  } finally {
+    await pair.close();
   }
 });
 
