@@ -155,22 +155,7 @@ async function fullRun(options: PairOptions, minRatio: number, during?: (pair: P
     const returned = await guard(srcMainGot, 'the source main channel');
     assert.equal(Buffer.compare(Buffer.from(returned.bytes), Buffer.from(back)), 0, 'main bytes, destination to source');
 
-    const seen = new Set<number>();
-    for (const { bytes } of received.slice(1)) {
-      const { init, items } = parseChannel(bytes);
-      const id = init[24]!;
-      seen.add(id);
-      assert.equal(Buffer.compare(Buffer.from(init), Buffer.from(initBytes(id))), 0, `channel ${id}'s init verbatim`);
-      const sent = packets[id]!;
-      assert.is(items.length, sent.length + 1, `channel ${id}: the init and every packet`);
-      items.slice(1).forEach((item, i) => {
-        assert.is(item.kind, 'packet');
-        if (item.kind !== 'packet') return;
-        assert.equal(item.header, sent[i]!.header, `channel ${id} packet ${i}: header fields`);
-        assert.ok(Buffer.from(item.pages).equals(Buffer.from(sent[i]!.pages)), `channel ${id} packet ${i}: page bytes`);
-      });
-    }
-    assert.equal([...seen].sort(), ids);
+    assertChannelsArrived(received.slice(1).map((r) => r.bytes), packets);
 
     const all = packets.flat();
     const pages = all.reduce((n, p) => n + p.header.normalPages, 0);
@@ -196,6 +181,26 @@ async function fullRun(options: PairOptions, minRatio: number, during?: (pair: P
   } finally {
     await pair.close();
   }
+}
+
+/** Each destination QEMU multifd channel got its init verbatim and every packet of `packets[id]`, in order, byte for byte; every channel came. */
+function assertChannelsArrived(channels: Uint8Array[], packets: FakePacket[][]): void {
+  const seen = new Set<number>();
+  for (const bytes of channels) {
+    const { init, items } = parseChannel(bytes);
+    const id = init[24]!;
+    seen.add(id);
+    assert.equal(Buffer.compare(Buffer.from(init), Buffer.from(initBytes(id))), 0, `channel ${id}'s init verbatim`);
+    const sent = packets[id]!;
+    assert.is(items.length, sent.length + 1, `channel ${id}: the init and every packet`);
+    items.slice(1).forEach((item, i) => {
+      assert.is(item.kind, 'packet');
+      if (item.kind !== 'packet') return;
+      assert.equal(item.header, sent[i]!.header, `channel ${id} packet ${i}: header fields`);
+      assert.ok(Buffer.from(item.pages).equals(Buffer.from(sent[i]!.pages)), `channel ${id} packet ${i}: page bytes`);
+    });
+  }
+  assert.equal([...seen].sort(), packets.map((_, id) => id));
 }
 
 function countZeroPages(pages: Uint8Array): number {
