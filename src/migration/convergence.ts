@@ -3,6 +3,13 @@
 // fit in bandwidth × downtime-limit; with auto-converge, throttle the guest when it dirties
 // memory faster than the link drains it (checked at syncs at least 1 s apart, acting on the
 // second time in a row). Pure logic with an injected clock, so it is tested without timing.
+//
+// Both rules compare guest bytes with guest bytes: the dirty bytes left against the rate at
+// which guest memory crosses the link (the wire rate × the current compression ratio, zero
+// pages included), not against the wire rate. With a codec that shrinks pages 3 times, the
+// link drains guest memory 3 times faster than its wire rate; judging by the wire rate would
+// make the switchover 3 times stricter than QEMU's own rule with `none` on the same link, and
+// auto-converge throttle a guest the link keeps up with.
 
 /** Parameters, with QEMU's names and defaults. */
 export interface ConvergenceOptions {
@@ -29,33 +36,51 @@ export const BANDWIDTH_WINDOW_MS = 100;
 /** Auto-converge looks at periods of at least this long between syncs. */
 const THROTTLE_PERIOD_MS = 1000;
 
-/** Measures wire bandwidth over windows of at least 100 ms, as migration_update_counters does. */
-export class BandwidthMeter {
+/** A link's rate over the last window: wire bytes, and the guest bytes they carried. */
+export interface LinkRate {
+  /** Wire bytes per ms. */
+  bytesPerMs: number;
+  /** Guest bytes (pages sent, zero pages included, × page size) per ms. */
+  guestBytesPerMs: number;
+}
+
+/** Measures bandwidth over windows of at least 100 ms, as migration_update_counters does: wire bytes, and the guest bytes they carried. */
+export class BandwidthMeter implements LinkRate {
   /** The last window's bandwidth in bytes per ms (0 until a window carried data). */
   bytesPerMs = 0;
+  /** The guest bytes per ms of that window. */
+  guestBytesPerMs = 0;
   private windowStartMs: number;
   private windowStartBytes = 0;
+  private windowStartGuestBytes = 0;
 
   constructor(private readonly now: () => number = () => performance.now()) {
     this.windowStartMs = now();
   }
 
-  /** Feeds the total bytes transferred so far; closes a window when 100 ms have passed. */
-  sample(totalBytes: number): void {
+  /**
+   * Feeds the total wire bytes transferred so far and the guest bytes they carried (the wire
+   * bytes when not given); closes a window when 100 ms have passed.
+   */
+  sample(totalBytes: number, guestBytes = totalBytes): void {
     const now = this.now();
     const elapsed = now - this.windowStartMs;
     if (elapsed < BANDWIDTH_WINDOW_MS) return;
     const bytes = totalBytes - this.windowStartBytes;
-    if (bytes > 0) this.bytesPerMs = bytes / elapsed;
+    if (bytes > 0) {
+      this.bytesPerMs = bytes / elapsed;
+      this.guestBytesPerMs = (guestBytes - this.windowStartGuestBytes) / elapsed;
+    }
     this.windowStartMs = now;
     this.windowStartBytes = totalBytes;
+    this.windowStartGuestBytes = guestBytes;
   }
 }
 
 /** What the switchover rule says at a sync. */
 export interface SwitchoverDecision {
   switchover: boolean;
-  /** bandwidth × downtime-limit, in bytes. */
+  /** guest-byte bandwidth × downtime-limit, in bytes. */
   thresholdBytes: number;
   /** remaining / bandwidth, in ms (QEMU's expected-downtime); Infinity before any bandwidth is known. */
   expectedDowntimeMs: number;
@@ -87,9 +112,15 @@ export class Convergence {
     this.periodStartMs = now();
   }
 
-  /** QEMU's rule: switch over once the dirty bytes fit in bandwidth × downtime-limit. */
-  decide(remainingBytes: number, measuredBytesPerMs: number): SwitchoverDecision {
-    const bytesPerMs = this.options.availSwitchoverBandwidth > 0 ? this.options.availSwitchoverBandwidth / 1000 : measuredBytesPerMs;
+  /**
+   * QEMU's rule, in guest bytes: switch over once the dirty bytes fit in the guest-byte
+   * bandwidth × downtime-limit. avail-switchover-bandwidth, like QEMU's, is the link's wire
+   * rate: it stands for the measured one, times the measured ratio of guest to wire bytes.
+   */
+  decide(remainingBytes: number, rate: LinkRate): SwitchoverDecision {
+    const avail = this.options.availSwitchoverBandwidth;
+    const ratio = rate.bytesPerMs > 0 ? rate.guestBytesPerMs / rate.bytesPerMs : 1;
+    const bytesPerMs = avail > 0 ? (avail / 1000) * ratio : rate.guestBytesPerMs;
     const thresholdBytes = bytesPerMs * this.options.downtimeLimitMs;
     return {
       switchover: remainingBytes === 0 || remainingBytes < thresholdBytes,
@@ -99,7 +130,7 @@ export class Convergence {
   }
 
   /**
-   * Called at each dirty sync with the bytes just found dirty and the total bytes transferred
+   * Called at each dirty sync with the bytes just found dirty and the guest bytes transferred
    * so far. With auto-converge, returns the new throttle percent when it changes.
    */
   onSync(dirtyBytes: number, transferredBytes: number): number | undefined {

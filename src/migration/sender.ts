@@ -191,7 +191,7 @@ class SendSession {
     const onAbort = () => this.failure.fail(new MultifdError('ERR_CANCELLED', 'migration cancelled'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const progress = options.onProgress ? setInterval(() => options.onProgress!(stats.snapshot()), options.progressIntervalMs ?? 250) : undefined;
-    const metering = setInterval(() => this.meter.sample(stats.transferredBytes()), BANDWIDTH_WINDOW_MS);
+    const metering = setInterval(() => this.meter.sample(stats.transferredBytes(), stats.guestBytes()), BANDWIDTH_WINDOW_MS);
     try {
       options.signal?.throwIfAborted();
       await this.start();
@@ -438,7 +438,7 @@ class SendSession {
     for (;;) {
       const { bitmaps, dirtyPages } = await sync();
       stats.remainingBytes = dirtyPages * pageSize;
-      const decision = convergence.decide(stats.remainingBytes, meter.bytesPerMs);
+      const decision = convergence.decide(stats.remainingBytes, meter);
       stats.expectedDowntimeMs = decision.expectedDowntimeMs;
       if (decision.switchover) {
         // Switchover: stop the workload, take the last dirty set, send everything left.
@@ -456,10 +456,10 @@ class SendSession {
         throw new MultifdError(
           'ERR_NOT_CONVERGING',
           `not converging after ${this.round} rounds: ${stats.remainingBytes} bytes dirty, above the ${Math.round(decision.thresholdBytes)}-byte switchover threshold ` +
-            `(bandwidth ${Math.round(meter.bytesPerMs * 1000)} bytes/s × downtime-limit)${live.autoConverge ? `, throttled at ${convergence.throttlePercent} %` : '; consider auto-converge'}`,
+            `(guest bytes ${Math.round(meter.guestBytesPerMs * 1000)} per s over the link × downtime-limit)${live.autoConverge ? `, throttled at ${convergence.throttlePercent} %` : '; consider auto-converge'}`,
         );
       }
-      const throttle = convergence.onSync(stats.remainingBytes, stats.transferredBytes());
+      const throttle = convergence.onSync(stats.remainingBytes, stats.guestBytes());
       if (throttle !== undefined) {
         stats.throttlePercent = throttle;
         live.throttle?.(throttle);

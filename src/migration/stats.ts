@@ -119,6 +119,11 @@ export class StatsTracker {
     return this.controlBytes + this.dataBytes;
   }
 
+  /** Guest bytes sent so far: (normal + duplicate) pages × page size. */
+  guestBytes(): number {
+    return (this.normalPages + this.zeroPages) * this.pageSize;
+  }
+
   /** ms since the start, frozen once finished. */
   elapsedMs(): number {
     return (this.endMs ?? performance.now()) - this.startMs;
@@ -142,7 +147,7 @@ export class StatsTracker {
   snapshot(): MigrationStats {
     const ms = Math.max(this.elapsedMs(), 1e-3);
     const transferred = this.transferredBytes();
-    const guestBytes = (this.normalPages + this.zeroPages) * this.pageSize;
+    const guestBytes = this.guestBytes();
     const hex = (v: bigint | undefined) => (v === undefined ? undefined : v.toString(16).padStart(16, '0'));
     return {
       status: this.status,

@@ -26,21 +26,51 @@ test('bandwidth is measured over windows of at least 100 ms, keeping the last wi
   assert.is(meter.bytesPerMs, 20_000);
 });
 
+test('the meter measures the guest bytes the wire bytes carried over the same windows', () => {
+  const c = clock();
+  const meter = new BandwidthMeter(c.now);
+  c.advance(100);
+  meter.sample(1_000_000, 3_000_000);
+  assert.equal([meter.bytesPerMs, meter.guestBytesPerMs], [10_000, 30_000]);
+  c.advance(100);
+  meter.sample(1_500_000, 5_000_000);
+  assert.equal([meter.bytesPerMs, meter.guestBytesPerMs], [5_000, 20_000]);
+});
+
+/** A link moving `bytesPerMs` wire bytes that carry `ratio` times as many guest bytes. */
+const rate = (bytesPerMs: number, ratio = 1) => ({ bytesPerMs, guestBytesPerMs: bytesPerMs * ratio });
+
 test('switches over when remaining bytes fit in bandwidth × downtime-limit', () => {
   const rule = new Convergence({ downtimeLimitMs: 300 });
-  const bandwidth = 10_000; // bytes per ms
+  const bandwidth = rate(10_000); // bytes per ms, uncompressed
   assert.ok(rule.decide(2_999_999, bandwidth).switchover);
   const no = rule.decide(3_000_001, bandwidth);
   assert.not.ok(no.switchover);
   assert.is(no.thresholdBytes, 3_000_000);
   assert.is(Math.round(no.expectedDowntimeMs), 300);
-  assert.ok(rule.decide(0, 0).switchover, 'nothing dirty: switch over even without a bandwidth');
-  assert.not.ok(rule.decide(1, 0).switchover, 'no bandwidth known yet: keep going');
+  assert.ok(rule.decide(0, rate(0)).switchover, 'nothing dirty: switch over even without a bandwidth');
+  assert.not.ok(rule.decide(1, rate(0)).switchover, 'no bandwidth known yet: keep going');
 });
 
-test('avail-switchover-bandwidth replaces the measured bandwidth', () => {
+test('the rule counts guest bytes: a x3 codec on a link with a third of the wire rate decides as QEMU\'s rule does with none', () => {
+  const rule = new Convergence({ downtimeLimitMs: 300 });
+  const none = rate(30_000);
+  const zstd = rate(10_000, 3); // the same guest bytes per ms, a third of the wire bytes
+  for (const remaining of [0, 8_999_999, 9_000_001, 50_000_000]) {
+    const [a, b] = [rule.decide(remaining, none), rule.decide(remaining, zstd)];
+    assert.is(b.switchover, a.switchover, `${remaining} bytes dirty`);
+    assert.is(b.thresholdBytes, a.thresholdBytes);
+    assert.is(b.expectedDowntimeMs, a.expectedDowntimeMs);
+  }
+  assert.ok(rule.decide(8_999_999, zstd).switchover, 'fits in 3 x 10 000 bytes/ms x 300 ms');
+  assert.not.ok(rule.decide(3_000_001 * 2, rate(10_000)).switchover, 'the wire rate alone would have been 3 times stricter');
+});
+
+test('avail-switchover-bandwidth replaces the measured wire bandwidth, times the measured guest/wire ratio', () => {
   const rule = new Convergence({ downtimeLimitMs: 100, availSwitchoverBandwidth: 50_000_000 });
-  assert.is(rule.decide(1, 1).thresholdBytes, 5_000_000);
+  assert.is(rule.decide(1, rate(1)).thresholdBytes, 5_000_000);
+  assert.is(rule.decide(1, rate(1, 2.5)).thresholdBytes, 12_500_000);
+  assert.is(rule.decide(1, rate(0)).thresholdBytes, 5_000_000, 'no window yet: ratio 1');
 });
 
 test('auto-converge throttles at the second high-dirty-rate period, then steps by the increment up to the cap', () => {
