@@ -29,6 +29,8 @@ export async function runDemo(args: string[]): Promise<void> {
       guest: { type: 'string', valueName: 'MODE', description: 'random-writer (default) or idle' },
       'dirty-rate': { type: 'string', valueName: 'N', description: 'pages the guest dirties per second (default 5000)' },
       'downtime-limit': { type: 'string', valueName: 'MS', description: 'downtime-limit in ms (default 300)' },
+      'downtime-limit-max': { type: 'string', valueName: 'MS', description: 'downtime ramp: raise downtime-limit after each round that cannot switch over, up to this (default: no ramp)' },
+      'downtime-ramp-step': { type: 'string', valueName: 'MS', description: 'the ramp\'s step (default: a fifth of the way to --downtime-limit-max)' },
       'avail-switchover-bandwidth': { type: 'string', valueName: 'BYTES', description: 'bytes/s assumed for the switchover decision instead of the measured bandwidth' },
       'auto-converge': { type: 'boolean', description: 'throttle the guest when it dirties faster than the link drains' },
       'throttle-trigger-threshold': { type: 'string', valueName: 'PCT', description: 'dirty/transferred ratio that triggers throttling (default 50)' },
@@ -44,6 +46,7 @@ export async function runDemo(args: string[]): Promise<void> {
   const { values } = parsed;
   const parameters = migrationParameters(values, DEMO_DEFAULTS);
   const downtimeLimitMs = integerOption(values, 'downtime-limit', 0, 2_000_000, 300)!;
+  const downtimeLimitMaxMs = integerOption(values, 'downtime-limit-max', downtimeLimitMs, 2_000_000);
   const size = sizeOption(values, 'size') ?? 2 ** 30;
   if (size <= 0 || size % parameters.pageSize !== 0) throw new UsageError(`--size must be a positive multiple of the page size (${parameters.pageSize}), got ${size}`);
   const mode = choiceOption<GuestMode>(values, 'guest', ['random-writer', 'idle'], 'random-writer');
@@ -72,6 +75,8 @@ export async function runDemo(args: string[]): Promise<void> {
           pause: () => guest.pause(),
           throttle: (percent) => guest.setThrottle(percent),
           downtimeLimitMs,
+          downtimeLimitMaxMs,
+          downtimeRampStepMs: integerOption(values, 'downtime-ramp-step', 1, 2_000_000),
           availSwitchoverBandwidth: sizeOption(values, 'avail-switchover-bandwidth'),
           autoConverge: Boolean(values['auto-converge']),
           throttleTriggerThreshold: integerOption(values, 'throttle-trigger-threshold', 1, 100),
@@ -93,7 +98,7 @@ export async function runDemo(args: string[]): Promise<void> {
   const differing = differingPages(memory, destination!);
   if (differing !== 0) throw new Error(`verification failed: ${differing} pages differ between source and destination`);
   printOutcome(stats, json);
-  const overrun = downtimeOverrun(stats, downtimeLimitMs);
+  const overrun = downtimeOverrun(stats, stats['downtime-limit'] ?? downtimeLimitMs);
   if (overrun) say(overrun);
   say(`verified: the destination equals the source at the pause, byte for byte (${formatBytes(memory.totalBytes)} compared; guest wrote ${guest.pagesWritten} pages)`);
 }

@@ -67,6 +67,7 @@ export function summary(stats: MigrationStats): string {
     `Migration status: ${stats.status}`,
     `total time: ${stats['total-time']} ms`,
     ...(stats.downtime === undefined ? [] : [`downtime: ${stats.downtime} ms`]),
+    ...(stats['downtime-limit'] === undefined ? [] : [`downtime limit: ${stats['downtime-limit']} ms`]),
     ...(stats['expected-downtime'] === undefined ? [] : [`expected downtime: ${stats['expected-downtime']} ms`]),
     `setup: ${stats['setup-time']} ms`,
     `transferred ram: ${kb(stats.transferred)}`,

@@ -15,6 +15,13 @@
 export interface ConvergenceOptions {
   /** downtime-limit in ms (QEMU default 300). */
   downtimeLimitMs?: number;
+  /**
+   * The downtime ramp's ceiling in ms: after each sync at which the rule said "not yet",
+   * downtime-limit rises by `downtimeRampStepMs` up to this (default: no ramp).
+   */
+  downtimeLimitMaxMs?: number;
+  /** The ramp's step in ms (default: a fifth of the way from downtime-limit to the ceiling). */
+  downtimeRampStepMs?: number;
   /** avail-switchover-bandwidth in bytes/s: used instead of the measured bandwidth when > 0. */
   availSwitchoverBandwidth?: number;
   /** Rounds after which a migration that has not converged fails (default 30). */
@@ -90,6 +97,8 @@ export interface SwitchoverDecision {
 export class Convergence {
   /** cpu-throttle-percentage now (0 = not throttling). */
   throttlePercent = 0;
+  /** downtime-limit now: the option's, raised by the downtime ramp. */
+  downtimeLimitMs: number;
   readonly maxRounds: number;
   private readonly options: Required<ConvergenceOptions>;
   private periodStartMs: number;
@@ -107,9 +116,27 @@ export class Convergence {
       cpuThrottleInitial: options.cpuThrottleInitial ?? 20,
       cpuThrottleIncrement: options.cpuThrottleIncrement ?? 10,
       maxCpuThrottle: options.maxCpuThrottle ?? 99,
+      downtimeLimitMaxMs: options.downtimeLimitMaxMs ?? options.downtimeLimitMs ?? 300,
+      downtimeRampStepMs: 0,
     };
+    const { downtimeLimitMs, downtimeLimitMaxMs } = this.options;
+    this.options.downtimeRampStepMs = options.downtimeRampStepMs ?? Math.max(1, Math.ceil((downtimeLimitMaxMs - downtimeLimitMs) / 5));
     this.maxRounds = this.options.maxRounds;
     this.periodStartMs = now();
+    this.downtimeLimitMs = this.options.downtimeLimitMs;
+    if (this.options.downtimeLimitMaxMs < this.options.downtimeLimitMs) throw new RangeError(`downtimeLimitMaxMs (${this.options.downtimeLimitMaxMs}) is below downtimeLimitMs (${this.options.downtimeLimitMs})`);
+  }
+
+  /**
+   * The downtime ramp, for a guest that would not converge at downtime-limit: called after a
+   * sync at which the rule said "not yet", it raises the limit one step, up to the ceiling.
+   * Returns the new limit when it changed.
+   */
+  rampDowntimeLimit(): number | undefined {
+    const { downtimeLimitMaxMs, downtimeRampStepMs } = this.options;
+    if (this.downtimeLimitMs >= downtimeLimitMaxMs) return undefined;
+    this.downtimeLimitMs = Math.min(downtimeLimitMaxMs, this.downtimeLimitMs + downtimeRampStepMs);
+    return this.downtimeLimitMs;
   }
 
   /**
@@ -121,7 +148,7 @@ export class Convergence {
     const avail = this.options.availSwitchoverBandwidth;
     const ratio = rate.bytesPerMs > 0 ? rate.guestBytesPerMs / rate.bytesPerMs : 1;
     const bytesPerMs = avail > 0 ? (avail / 1000) * ratio : rate.guestBytesPerMs;
-    const thresholdBytes = bytesPerMs * this.options.downtimeLimitMs;
+    const thresholdBytes = bytesPerMs * this.downtimeLimitMs;
     return {
       switchover: remainingBytes === 0 || remainingBytes < thresholdBytes,
       thresholdBytes,

@@ -424,6 +424,7 @@ class SendSession {
     const { stats, pageSize, meter } = this;
     const stale = new Set<number>(); // checksum chunks written since they were hashed
     const convergence = new Convergence(live);
+    stats.downtimeLimitMs = convergence.downtimeLimitMs;
     let lastSyncMs = this.trackingSince;
     const sync = async () => {
       const bitmaps = await this.failure.race(live.dirtyLog.sync());
@@ -452,6 +453,8 @@ class SendSession {
         await rehashStale(this.pool, this.source, stale, this.chunkHashes, this.blockChunkBase);
         return;
       }
+      const raised = convergence.rampDowntimeLimit();
+      if (raised !== undefined) stats.downtimeLimitMs = raised;
       if (this.round >= convergence.maxRounds) {
         throw new MultifdError(
           'ERR_NOT_CONVERGING',

@@ -16,6 +16,8 @@ export interface MigrationStats {
   downtime?: number;
   /** Live migration: remaining / bandwidth at the last sync, ms (QEMU's expected-downtime). */
   'expected-downtime'?: number;
+  /** Live migration: downtime-limit now, in ms (above the option's once the downtime ramp raised it). */
+  'downtime-limit'?: number;
   /** Bytes written on every connection: control and data, headers included. */
   transferred: number;
   /** Guest bytes not yet sent in the current round. */
@@ -96,6 +98,7 @@ export class StatsTracker {
   recvCpuPercent: number | undefined;
   downtimeMs: number | undefined;
   expectedDowntimeMs: number | undefined;
+  downtimeLimitMs: number | undefined;
   dirtyPagesRate: number | undefined;
   throttlePercent: number | undefined;
   sourceChecksum: bigint | undefined;
@@ -154,6 +157,7 @@ export class StatsTracker {
       'total-time': Math.round(ms),
       'setup-time': Math.round(this.setupMs),
       downtime: this.downtimeMs === undefined ? undefined : Math.round(this.downtimeMs),
+      'downtime-limit': this.downtimeLimitMs,
       'expected-downtime': this.expectedDowntimeMs === undefined || !Number.isFinite(this.expectedDowntimeMs) ? undefined : Math.round(this.expectedDowntimeMs),
       transferred,
       remaining: this.remainingBytes,

@@ -118,6 +118,21 @@ test('a guest dirtying faster than the bandwidth cap with a tiny downtime limit 
   assert.is(run.result.status, 'rejected', 'the receiver does not complete either');
 });
 
+test('with the downtime ramp the same guest converges: downtime-limit rose from 1 ms a step per round', async () => {
+  const memory = filledMemory({ blocks: [{ name: 'pc.ram', byteLength: 8 << 20 }] });
+  const run = await liveMigration(memory, 'explicit', {
+    codec: 'none',
+    maxBandwidth: 2 << 20,
+    dirtyPagesPerSecond: 4000,
+    // One step takes the limit to 12 s, in which 2 MiB/s moves three times this memory.
+    live: { downtimeLimitMs: 1, downtimeLimitMaxMs: 60_001, maxRounds: 4 },
+  });
+  if (run.stats.status === 'rejected') throw run.stats.reason;
+  assert.ok(sameContent(run.destination()!, memory));
+  const limit = run.stats.value['downtime-limit']!;
+  assert.ok(limit > 1 && limit <= 60_001 && (limit - 1) % 12_000 === 0, `downtime-limit ${limit} ms: 1 ms plus whole steps of 12 s`);
+});
+
 test('with auto-converge the same guest is throttled until the migration converges, the throttle steps reported', async () => {
   const memory = filledMemory({ blocks: [{ name: 'pc.ram', byteLength: 4 << 20 }] });
   const run = await liveMigration(memory, 'explicit', {

@@ -73,6 +73,33 @@ test('avail-switchover-bandwidth replaces the measured wire bandwidth, times the
   assert.is(rule.decide(1, rate(0)).thresholdBytes, 5_000_000, 'no window yet: ratio 1');
 });
 
+test('the downtime ramp raises downtime-limit a step after each "not yet", up to its ceiling, and the rule follows it', () => {
+  const rule = new Convergence({ downtimeLimitMs: 300, downtimeLimitMaxMs: 1000 });
+  const link = rate(10_000);
+  const dirty = 8_000_000; // 800 ms at this rate
+  const limits: number[] = [];
+  let rounds = 0;
+  while (!rule.decide(dirty, link).switchover) {
+    limits.push(rule.rampDowntimeLimit()!);
+    rounds++;
+  }
+  assert.equal(limits, [440, 580, 720, 860], 'steps of a fifth of 700 ms');
+  assert.is(rounds, 4);
+  assert.is(rule.decide(dirty, link).thresholdBytes, 8_600_000);
+  assert.is(rule.rampDowntimeLimit(), 1000);
+  assert.is(rule.rampDowntimeLimit(), undefined, 'no step past the ceiling');
+  assert.is(rule.downtimeLimitMs, 1000);
+});
+
+test('without a ceiling there is no ramp, a given step is kept, and a ceiling below the limit is refused', () => {
+  const none = new Convergence({ downtimeLimitMs: 300 });
+  assert.is(none.rampDowntimeLimit(), undefined);
+  assert.is(none.downtimeLimitMs, 300);
+  const stepped = new Convergence({ downtimeLimitMs: 300, downtimeLimitMaxMs: 2000, downtimeRampStepMs: 1000 });
+  assert.equal([stepped.rampDowntimeLimit(), stepped.rampDowntimeLimit(), stepped.rampDowntimeLimit()], [1300, 2000, undefined]);
+  assert.throws(() => new Convergence({ downtimeLimitMs: 300, downtimeLimitMaxMs: 200 }), /below downtimeLimitMs/);
+});
+
 test('auto-converge throttles at the second high-dirty-rate period, then steps by the increment up to the cap', () => {
   const c = clock();
   const rule = new Convergence({ autoConverge: true, cpuThrottleInitial: 30, cpuThrottleIncrement: 20, maxCpuThrottle: 75 }, c.now);
