@@ -9,7 +9,7 @@ import { ProtocolError } from '../errors.js';
 import { checksum64 } from '../wasm/kernels.js';
 import { ByteReader, ByteWriter } from '../wire/byte-cursor.js';
 import { hex } from '../wire/constants.js';
-import { StreamReader } from '../wire/stream-reader.js';
+import { FrameReader } from '../wire/stream-reader.js';
 
 /** First 4 bytes of every link frame: "MFQL". */
 export const LINK_MAGIC = 0x4d46514c;
@@ -23,6 +23,7 @@ export const LINK_HEADER_BYTES = 20;
 /** The largest body: one QEMU packet's pages (512 KiB) encoded, its header fields and slack. */
 export const MAX_LINK_BODY = 2 * 1024 * 1024;
 
+const SEALED_OFFSET = 6;
 const CHECKSUM_OFFSET = 12;
 
 /** Frame types; each names the connection it may travel on in docs/qemu-proxy.md. */
@@ -154,50 +155,30 @@ export function parseChannelCount(item: LinkFrameItem, connection: string): { ch
  * @throws ProtocolError `ERR_LINK_MAGIC`, `ERR_LINK_VERSION`, `ERR_LINK_TYPE`,
  * `ERR_LINK_LENGTH`, `ERR_LINK_CHECKSUM`; `ERR_LINK_TRUNCATED` from `end()`.
  */
-export class LinkFrameReader extends StreamReader<LinkFrameItem> {
-  private readonly header = new Uint8Array(LINK_HEADER_BYTES);
-  private headerFilled = 0;
-  private assembling: { frame: Uint8Array; filled: number; sealed: number } | undefined;
-
+export class LinkFrameReader extends FrameReader<LinkFrameItem> {
   /** `connection` names the link connection in errors: `control`, `data 2`. */
   constructor(private readonly connection: string) {
-    super();
+    super(LINK_HEADER_BYTES);
   }
 
-  protected step(): LinkFrameItem | undefined {
-    if (!this.assembling) {
-      this.headerFilled = this.queue.fill(this.header, this.headerFilled, LINK_HEADER_BYTES);
-      if (this.headerFilled < LINK_HEADER_BYTES) return undefined;
-      this.headerFilled = 0;
-      const { length, sealed } = this.checkHeader();
-      const frame = new Uint8Array(LINK_HEADER_BYTES + length);
-      frame.set(this.header);
-      this.assembling = { frame, filled: LINK_HEADER_BYTES, sealed };
-    }
-    const a = this.assembling;
-    a.filled = this.queue.fill(a.frame, a.filled, a.frame.byteLength);
-    if (a.filled < a.frame.byteLength) return undefined;
-    this.assembling = undefined;
-    const view = new DataView(a.frame.buffer);
+  protected finish(frame: Uint8Array): LinkFrameItem {
+    const view = new DataView(frame.buffer);
+    const body = frame.byteLength - LINK_HEADER_BYTES;
+    const sealed = view.getUint16(SEALED_OFFSET) || body;
     const stored = view.getBigUint64(CHECKSUM_OFFSET);
     view.setBigUint64(CHECKSUM_OFFSET, 0n);
-    const actual = checksum64(a.frame.subarray(0, LINK_HEADER_BYTES + a.sealed));
+    const actual = checksum64(frame.subarray(0, LINK_HEADER_BYTES + sealed));
     if (actual !== stored) throw linkError('ERR_LINK_CHECKSUM', this.connection, 'checksum', hex(actual, 16), hex(stored, 16));
-    return { type: a.frame[5] as LinkFrameType, body: a.frame.subarray(LINK_HEADER_BYTES), sealed: a.sealed };
-  }
-
-  protected partialBytes(): number {
-    return this.assembling ? this.assembling.filled : this.headerFilled;
+    return { type: frame[5] as LinkFrameType, body: frame.subarray(LINK_HEADER_BYTES), sealed };
   }
 
   protected truncated(bufferedBytes: number): ProtocolError {
-    const need = this.assembling ? this.assembling.frame.byteLength : LINK_HEADER_BYTES;
-    return linkError('ERR_LINK_TRUNCATED', this.connection, 'frame', `${need} bytes`, `${bufferedBytes} bytes before the end`);
+    return linkError('ERR_LINK_TRUNCATED', this.connection, 'frame', `${this.neededBytes} bytes`, `${bufferedBytes} bytes before the end`);
   }
 
-  /** The body's length and how many of its bytes the checksum covers. */
-  private checkHeader(): { length: number; sealed: number } {
-    const r = new ByteReader(this.header);
+  /** Validates a frame header; returns the frame's length. */
+  protected checkHead(head: Uint8Array): number {
+    const r = new ByteReader(head);
     const magic = r.u32('magic');
     if (magic !== LINK_MAGIC) throw linkError('ERR_LINK_MAGIC', this.connection, 'magic', hex(LINK_MAGIC, 8), hex(magic, 8));
     const version = r.u8('version');
@@ -209,6 +190,6 @@ export class LinkFrameReader extends StreamReader<LinkFrameItem> {
     if (length > MAX_LINK_BODY) throw linkError('ERR_LINK_LENGTH', this.connection, 'length', `<= ${MAX_LINK_BODY}`, length);
     if (type !== LinkFrame.packet && sealed !== 0) throw linkError('ERR_LINK_FIELD', this.connection, `${linkFrameName(type)} sealed`, 0, sealed);
     if (type === LinkFrame.packet && (sealed === 0 || sealed > length)) throw linkError('ERR_LINK_FIELD', this.connection, 'packet sealed', `1 to ${length}`, sealed);
-    return { length, sealed: sealed || length };
+    return LINK_HEADER_BYTES + length;
   }
 }

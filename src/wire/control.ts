@@ -20,7 +20,7 @@ import {
   type ControlMessage,
   type FieldError,
 } from './control-messages.js';
-import { StreamReader } from './stream-reader.js';
+import { FrameReader } from './stream-reader.js';
 
 /**
  * One control frame for `message`, checksum included.
@@ -64,44 +64,27 @@ export function encodeControl(message: ControlMessage): Uint8Array {
  * Memory: the chunks pushed since the last `next()` plus the frame being assembled (at most
  * {@link MAX_CONTROL_BODY} + 20 bytes).
  */
-export class ControlReader extends StreamReader<ControlMessage> {
-  private readonly head = new Uint8Array(CONTROL_HEAD_BYTES);
-  private headFilled = 0;
-  private frame: Uint8Array | undefined;
-  private frameFilled = 0;
+export class ControlReader extends FrameReader<ControlMessage> {
   private ordinal = 0;
   private readonly context: ControlContext = {};
 
-  protected partialBytes(): number {
-    return this.frame ? this.frameFilled : this.headFilled;
+  constructor() {
+    super(CONTROL_HEAD_BYTES);
   }
 
   protected truncated(bufferedBytes: number): ProtocolError {
-    const needed = this.frame ? this.frame.byteLength : CONTROL_HEAD_BYTES;
-    return this.error('ERR_CONTROL_TRUNCATED', 'frame', `${needed} bytes`, `${bufferedBytes} bytes before the end`);
+    return this.error('ERR_CONTROL_TRUNCATED', 'frame', `${this.neededBytes} bytes`, `${bufferedBytes} bytes before the end`);
   }
 
-  protected step(): ControlMessage | undefined {
-    if (!this.frame) {
-      this.headFilled = this.queue.fill(this.head, this.headFilled, CONTROL_HEAD_BYTES);
-      if (this.headFilled < CONTROL_HEAD_BYTES) return undefined;
-      const bodyLength = this.checkHead();
-      this.frame = new Uint8Array(CONTROL_HEAD_BYTES + bodyLength + CHECKSUM_BYTES);
-      this.frame.set(this.head);
-      this.frameFilled = CONTROL_HEAD_BYTES;
-      this.headFilled = 0;
-    }
-    this.frameFilled = this.queue.fill(this.frame, this.frameFilled, this.frame.byteLength);
-    if (this.frameFilled < this.frame.byteLength) return undefined;
-    const message = this.parseFrame(this.frame);
-    this.frame = undefined;
+  protected finish(frame: Uint8Array): ControlMessage {
+    const message = this.parseFrame(frame);
     this.ordinal++;
     return message;
   }
 
-  /** Validates the head; returns the body length. */
-  private checkHead(): number {
-    const r = new ByteReader(this.head);
+  /** Validates the head; returns the frame's length. */
+  protected checkHead(head: Uint8Array): number {
+    const r = new ByteReader(head);
     const magic = r.u32('magic');
     if (magic !== CONTROL_MAGIC) throw this.error('ERR_CONTROL_MAGIC', 'magic', hex(CONTROL_MAGIC, 8), hex(magic, 8));
     const version = r.u8('version');
@@ -112,7 +95,7 @@ export class ControlReader extends StreamReader<ControlMessage> {
     if (reserved !== 0) throw this.error('ERR_CONTROL_FIELD', 'reserved', 0, reserved);
     const bodyLength = r.u32('bodyLength');
     if (bodyLength > MAX_CONTROL_BODY) throw this.error('ERR_CONTROL_LENGTH', 'bodyLength', `<= ${MAX_CONTROL_BODY}`, bodyLength);
-    return bodyLength;
+    return CONTROL_HEAD_BYTES + bodyLength + CHECKSUM_BYTES;
   }
 
   private parseFrame(frame: Uint8Array): ControlMessage {

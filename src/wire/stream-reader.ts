@@ -65,3 +65,51 @@ export abstract class StreamReader<T> {
   /** The error for a stream that ends with `bufferedBytes` of an unfinished item. */
   protected abstract truncated(bufferedBytes: number): ProtocolError;
 }
+
+/**
+ * A reader of length-prefixed frames: a fixed-size head, validated as soon as its bytes are
+ * in (before room for the frame is allocated, so a corrupt or hostile length costs nothing),
+ * then the whole frame, head included, handed to `finish` once its last byte is in.
+ */
+export abstract class FrameReader<T> extends StreamReader<T> {
+  private readonly head: Uint8Array;
+  private headFilled = 0;
+  private frame: Uint8Array | undefined;
+  private frameFilled = 0;
+
+  constructor(headBytes: number) {
+    super();
+    this.head = new Uint8Array(headBytes);
+  }
+
+  protected step(): T | undefined {
+    if (!this.frame) {
+      this.headFilled = this.queue.fill(this.head, this.headFilled, this.head.byteLength);
+      if (this.headFilled < this.head.byteLength) return undefined;
+      this.frame = new Uint8Array(this.checkHead(this.head));
+      this.frame.set(this.head);
+      this.frameFilled = this.head.byteLength;
+      this.headFilled = 0;
+    }
+    this.frameFilled = this.queue.fill(this.frame, this.frameFilled, this.frame.byteLength);
+    if (this.frameFilled < this.frame.byteLength) return undefined;
+    const frame = this.frame;
+    this.frame = undefined;
+    return this.finish(frame);
+  }
+
+  protected partialBytes(): number {
+    return this.frame ? this.frameFilled : this.headFilled;
+  }
+
+  /** The bytes the unfinished frame needs in all: its length once its head is in, else the head's. */
+  protected get neededBytes(): number {
+    return this.frame ? this.frame.byteLength : this.head.byteLength;
+  }
+
+  /** Validates a frame's head; returns the frame's whole length, head included. */
+  protected abstract checkHead(head: Uint8Array): number;
+
+  /** Checks and reads a complete frame (a buffer of its own). */
+  protected abstract finish(frame: Uint8Array): T;
+}
