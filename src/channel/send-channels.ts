@@ -103,10 +103,14 @@ export class SendChannels {
    * `release` runs once the receiver acknowledged it (for a stream file: once the file took
    * it); until then it is kept, to be written again if its channel breaks.
    */
+  /** Writes that waited for a full channel to drain: the link pushed back. */
+  drainWaits = 0;
+
   async write(packet: SentPacket, release: () => void): Promise<void> {
     const { failure, bucket, awaitReceiver } = this.options;
     let channel = await this.leastQueued();
     if (channel.queuedBytes >= CHANNEL_HIGH_WATER) {
+      this.drainWaits++;
       // A channel that breaks during the wait is lost, not this packet: its loss handler
       // replaces it and resends what it held, and this packet goes to a live one below.
       await failure.race(channel.drained()).catch(() => failure.check());

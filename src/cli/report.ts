@@ -60,6 +60,18 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
 }
 
+/** `auto`'s lines: each choice's packets and bytes, the last choice and why. */
+function autoLines(stats: MigrationStats): string[] {
+  if (!stats.auto) return [];
+  const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+  return [
+    `auto: last choice ${stats.auto.reason}`,
+    ...Object.entries(stats.auto.choices).map(
+      ([label, c]) => `auto ${label}: ${c.packets} packets, ${mib(c['guest-bytes'])} of guest in ${mib(c['wire-bytes'])}${c['raw-pages'] ? `, ${c['raw-pages']} pages raw (not shrunk)` : ''}`,
+    ),
+  ];
+}
+
 /** The final summary, QEMU `info migrate` style (kbytes are 1024 bytes, as QEMU prints them). */
 export function summary(stats: MigrationStats): string {
   const kb = (bytes: number) => `${Math.round(bytes / 1024)} kbytes`;
@@ -88,6 +100,7 @@ export function summary(stats: MigrationStats): string {
     `pages-per-second: ${stats['pages-per-second']}`,
     `guest throughput: ${stats['guest-mbps'].toFixed(2)} mbps`,
     `compression ratio: ${stats['compression-ratio'].toFixed(2)}`,
+    ...autoLines(stats),
     `send cpu: ${stats['send-cpu-percent'].toFixed(1)} %`,
   ];
   if (stats['recv-cpu-percent'] !== undefined) lines.push(`receive cpu: ${stats['recv-cpu-percent'].toFixed(1)} %`);

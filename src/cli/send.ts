@@ -35,7 +35,7 @@ export const SEND_DEFAULTS: MigrationDefaults = { codec: 'none' };
 export function migrationOptions(defaults: MigrationDefaults): Record<string, OptionSpec> {
   return {
     'multifd-channels': { type: 'string', valueName: 'N', description: 'data channels, 1..255 (default 2)' },
-    'multifd-compression': { type: 'string', valueName: 'CODEC', description: `none|zlib|zstd|lz4|qatzip|qpl|uadk (default ${defaults.codec})` },
+    'multifd-compression': { type: 'string', valueName: 'CODEC', description: `none|zlib|zstd|lz4|qatzip|qpl|uadk|auto (default ${defaults.codec}; auto: chosen packet by packet among none, lz4 and zstd 1-3)` },
     'multifd-zlib-level': { type: 'string', valueName: 'N', description: 'zlib level 1..9 (default 1)' },
     'multifd-zstd-level': { type: 'string', valueName: 'N', description: 'zstd level -7..19 (default 1)' },
     'multifd-qatzip-level': { type: 'string', valueName: 'N', description: 'qatzip level 1..9 (default 1)' },
@@ -60,11 +60,11 @@ export const MIGRATION_OPTIONS: Record<string, OptionSpec> = migrationOptions(SE
 
 /** Reads the migration parameters shared by `send` and `demo`. */
 export function migrationParameters(values: Record<string, unknown>, defaults: MigrationDefaults = SEND_DEFAULTS) {
-  const codecs = codecInfos().map((c) => c.id);
-  const codec = choiceOption(values, 'multifd-compression', codecs, defaults.codec) as CodecId;
-  const info = codecInfos().find((c) => c.id === codec)!;
-  const levelFlag = LEVEL_FLAGS[codec];
-  const level = levelFlag && info.levels ? integerOption(values, levelFlag, info.levels.min, info.levels.max) : undefined;
+  const codecs = [...codecInfos().map((c) => c.id), 'auto'];
+  const codec = choiceOption(values, 'multifd-compression', codecs, defaults.codec) as CodecId | 'auto';
+  const info = codecInfos().find((c) => c.id === codec);
+  const levelFlag = codec === 'auto' ? undefined : LEVEL_FLAGS[codec];
+  const level = levelFlag && info?.levels ? integerOption(values, levelFlag, info.levels.min, info.levels.max) : undefined;
   const pageSize = integerOption(values, 'page-size', 4096, 65536, 4096)!;
   if (pageSize & (pageSize - 1)) throw new UsageError(`--page-size must be a power of two, got ${pageSize}`);
   return {

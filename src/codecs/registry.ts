@@ -30,6 +30,17 @@ export function codecByWireId(wireId: number): Codec | undefined {
   return undefined;
 }
 
+/**
+ * The hello's codec number for `auto`: every packet names its own codec, chosen by the sender
+ * packet by packet, and the receiver decodes each with the codec it names.
+ */
+export const AUTO_WIRE_ID = 0xff;
+
+/** Whether a hello may name this codec number: a registered codec, or `auto`. */
+export function sessionCodecKnown(wireId: number): boolean {
+  return wireId === AUTO_WIRE_ID || codecByWireId(wireId) !== undefined;
+}
+
 /** Every registered codec's description, without asking any backend (no accelerator library is loaded). */
 export function codecInfos(): CodecInfo[] {
   return [...codecs.values()].map((codec) => codec.info);

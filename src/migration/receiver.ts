@@ -10,7 +10,7 @@
 // another channel (or a reconnected one with the same id), and a packet that arrives twice in
 // a round is applied once.
 import type { Duplex } from 'node:stream';
-import { codecByWireId } from '../codecs/registry.js';
+import { AUTO_WIRE_ID, codecByWireId, codecInfos, sessionCodecKnown } from '../codecs/registry.js';
 import type { AcceleratorOptions } from '../codecs/types.js';
 import { MultifdError, ProtocolError, TransportError, protocolError } from '../errors.js';
 import { ReceiveChannel } from '../channel/receive-channel.js';
@@ -288,7 +288,7 @@ export class MigrationReceiver {
     const control = await this.failure.race(this.controlReady);
     const hello = await this.failure.race(control.next(this.handshakeTimeoutMs));
     if (hello.type !== 'hello') throw protocolError('ERR_HANDSHAKE', { channel: 'control', packet: 0, field: 'type', expected: 'hello', got: hello.type });
-    if (!codecByWireId(hello.codecWireId)) throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', packet: 0, field: 'codecWireId', expected: 'a known codec', got: hello.codecWireId });
+    if (!sessionCodecKnown(hello.codecWireId)) throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', packet: 0, field: 'codecWireId', expected: 'a known codec', got: hello.codecWireId });
     this.checkLimits(hello);
     this.hello = hello;
     this.sorting.helloRead(hello);
@@ -348,7 +348,8 @@ export class MigrationReceiver {
       pageSize: hello.pageSize,
       pagesPerPacket: hello.pagesPerPacket,
       blocks: hello.blocks.map((b) => ({ pageCount: b.byteLength / hello.pageSize })),
-      codecWireId: hello.codecWireId,
+      // With auto each packet names its codec; otherwise it must be the hello's.
+      codecWireId: hello.codecWireId === AUTO_WIRE_ID ? undefined : hello.codecWireId,
       allocate: (byteLength) => this.staging!.take(byteLength),
     });
     const channel = new ReceiveChannel(id, socket, reader, head, DATA_INIT_BYTES, {
@@ -619,11 +620,11 @@ export class MigrationReceiver {
   }
 }
 
-/** Header with one run per normal page, plus the largest payload any codec may send for a full packet. */
+/** Header with one run per normal page, plus the largest payload the session's codec (with `auto`, any codec) may send for a full packet. */
 function largestPacketBytes(hello: Hello): number {
-  const codec = codecByWireId(hello.codecWireId)!;
+  const codecs = hello.codecWireId === AUTO_WIRE_ID ? codecInfos().map((info) => codecByWireId(info.wireId)!) : [codecByWireId(hello.codecWireId)!];
   const runs = Array.from({ length: hello.pagesPerPacket }, (_, i) => ({ first: 2 * i, count: 1 }));
-  return packetHeaderBytes(runs, []) + codec.payloadBound(hello.pagesPerPacket, hello.pageSize);
+  return packetHeaderBytes(runs, []) + Math.max(...codecs.map((codec) => codec.payloadBound(hello.pagesPerPacket, hello.pageSize)));
 }
 
 function hex(value: bigint): string {

@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { writesReachedFile } from '../channel/send-channel.js';
 import { SendChannels } from '../channel/send-channels.js';
-import { getCodec } from '../codecs/registry.js';
+import { AUTO_WIRE_ID, getCodec } from '../codecs/registry.js';
+import { CodecChooser } from './codec-choice.js';
 import type { AcceleratorOptions, Codec, CodecId } from '../codecs/types.js';
 import { MultifdError, TransportError } from '../errors.js';
 import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
@@ -45,8 +46,11 @@ export interface MigrateOptions {
   connect: () => Promise<Duplex>;
   /** multifd-channels: data channels, 1..255 (default 2). */
   channels?: number;
-  /** multifd-compression (default 'none'). */
-  codec?: CodecId;
+  /**
+   * multifd-compression (default 'none'). `auto`: the codec is chosen task by task among none,
+   * lz4 and zstd 1–3 from what the migration measures (codec-choice.ts); each packet names its own.
+   */
+  codec?: CodecId | 'auto';
   /** The codec's level (multifd-zlib-level, multifd-zstd-level, ...); its default when omitted. */
   level?: number;
   /** qatzip, qpl, uadk: the codec's accelerator options (use the device if there is one, or require it; which library). */
@@ -121,8 +125,14 @@ class SendSession {
   private readonly source: PageSource;
   private readonly pageSize: number;
   private readonly channelCount: number;
+  /** The codec, or for `auto` the first candidate (what a SYNC packet names). */
   private readonly codec: Codec;
   private readonly level: number | undefined;
+  /** `auto`'s chooser; undefined for a fixed codec. */
+  private readonly chooser: CodecChooser | undefined;
+  /** The sockets pushed back in the last bandwidth window (see linkBytesPerMs). */
+  private linkPushedBack = false;
+  private drainWaitsSeen = 0;
   private readonly pagesPerPacket: number;
   private readonly pagesPerTask: number;
   private readonly zeroPageDetection: ZeroPageDetection;
@@ -171,14 +181,16 @@ class SendSession {
     this.source = source;
     this.pageSize = pageSize;
     this.channelCount = options.channels ?? 2;
-    this.codec = getCodec(options.codec ?? 'none');
+    this.pool = options.pool ?? new WorkerPool({ threads: options.threads });
+    this.chooser = options.codec === 'auto' ? new CodecChooser(this.pool.threads) : undefined;
+    this.codec = this.chooser ? this.chooser.candidates[0]!.codec : getCodec(options.codec ?? 'none');
     this.pagesPerPacket = options.pagesPerPacket ?? Math.max(1, (512 * 1024) / pageSize);
     this.level = this.codec.info.levels ? (options.level ?? this.codec.info.levels.default) : undefined;
     this.codec.createEncoder({ pageSize, maxPages: this.pagesPerPacket, level: this.level, accelerator: options.accelerator }); // validates the options up front
     this.zeroPageDetection = options.zeroPageDetection ?? 'multifd';
     this.awaitReceiver = options.awaitReceiver ?? true;
     this.stats = new StatsTracker(source.blocks.reduce((n, b) => n + b.byteLength, 0), pageSize);
-    this.pool = options.pool ?? new WorkerPool({ threads: options.threads });
+    this.stats.auto = this.chooser;
     this.maxInFlight = 2 * this.pool.threads;
     this.pagesPerTask = TASK_BYTES / pageSize;
     this.bucket = options.maxBandwidth ? new TokenBucket({ bytesPerSecond: options.maxBandwidth, sleep: (ms) => this.bandwidthWaits.sleep(ms) }) : undefined;
@@ -191,7 +203,7 @@ class SendSession {
     const onAbort = () => this.failure.fail(new MultifdError('ERR_CANCELLED', 'migration cancelled'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const progress = options.onProgress ? setInterval(() => options.onProgress!(stats.snapshot()), options.progressIntervalMs ?? 250) : undefined;
-    const metering = setInterval(() => this.meter.sample(stats.transferredBytes(), stats.guestBytes()), BANDWIDTH_WINDOW_MS);
+    const metering = setInterval(() => this.sampleLink(), BANDWIDTH_WINDOW_MS);
     try {
       options.signal?.throwIfAborted();
       await this.start();
@@ -267,7 +279,7 @@ class SendSession {
         sessionId,
         pageSize: this.pageSize,
         channels: this.channelCount,
-        codecWireId: this.codec.info.wireId,
+        codecWireId: this.chooser ? AUTO_WIRE_ID : this.codec.info.wireId,
         level: this.level ?? 0,
         zeroPageDetection: this.zeroPageDetection,
         pagesPerPacket: this.pagesPerPacket,
@@ -302,6 +314,7 @@ class SendSession {
       runs = split.normalRuns;
     }
     const sequenceBase = this.takeSequences(pageCount + 1);
+    const choice = this.chooser?.choose(this.linkBytesPerMs());
     // Not raced against the failure latch: the task ends only once no worker reads the
     // window, so its memory can be handed back (a failure waits at most for the encodes
     // in flight).
@@ -314,9 +327,10 @@ class SendSession {
       runs,
       round: this.round,
       sequenceBase,
-      codecWireId: this.codec.info.wireId,
-      level: this.level,
+      codecWireId: (choice?.codec ?? this.codec).info.wireId,
+      level: choice ? choice.level : this.level,
       accelerator: this.options.accelerator,
+      rawIfLarger: choice !== undefined,
       pageSize,
       pagesPerPacket: this.pagesPerPacket,
       zeroPageDetection: this.zeroPageDetection,
@@ -342,12 +356,34 @@ class SendSession {
     if (outstanding === 0) release();
     for (const packet of result.packets) await this.channels.write(packet, release);
     this.packetsInRound += result.packets.length;
+    if (choice) {
+      const wireBytes = result.packets.reduce((n, p) => n + p.byteLength, 0);
+      const guestBytes = (result.normalPages + result.zeroPages) * pageSize;
+      this.chooser!.record(choice, { guestBytes, wireBytes, workerMs: result.workerMs, packets: result.packets.length, normalPages: result.normalPages, rawPages: result.rawPages });
+    }
     stats.normalPages += result.normalPages;
     stats.zeroPages += result.zeroPages;
     stats.payloadBytes += result.payloadBytes;
     stats.hardwarePages += result.hardwarePages;
     stats.remainingBytes -= (runs ? runsPageCount(runs) : pageCount) * pageSize;
     stats.dataBytes = this.channels.bytesWritten;
+  }
+
+  /** A bandwidth window: the meter's sample, and whether the sockets pushed back in it. */
+  private sampleLink(): void {
+    this.meter.sample(this.stats.transferredBytes(), this.stats.guestBytes());
+    const waits = this.channels?.drainWaits ?? 0;
+    this.linkPushedBack = waits > this.drainWaitsSeen;
+    this.drainWaitsSeen = waits;
+  }
+
+  /**
+   * The wire bytes per ms the link takes, for `auto`: max-bandwidth when set; else the measured
+   * rate while the sockets push back (the link is full); else unbounded (Infinity).
+   */
+  private linkBytesPerMs(): number {
+    if (this.bucket && !this.bucket.unlimited) return this.bucket.bytesPerSecond / 1000;
+    return this.linkPushedBack && this.meter.bytesPerMs > 0 ? this.meter.bytesPerMs : Infinity;
   }
 
   /** Starts a task once fewer than maxInFlight are under way; `done` settles when it has. */

@@ -1,6 +1,7 @@
 // Migration statistics under QEMU's names and meanings (query-migrate's MigrationInfo and
 // MigrationStats), plus what QEMU lacks: guest vs wire bytes, the compression ratio and CPU
 // use. Counters are updated on the main thread as packets are written; snapshots are cheap.
+import type { AutoStats } from './codec-choice.js';
 
 /** Migration state, as QEMU's `status`. */
 export type MigrationStatus = 'setup' | 'active' | 'completed' | 'failed' | 'cancelled';
@@ -18,6 +19,8 @@ export interface MigrationStats {
   'expected-downtime'?: number;
   /** Live migration: downtime-limit now, in ms (above the option's once the downtime ramp raised it). */
   'downtime-limit'?: number;
+  /** `--multifd-compression auto`: what each choice carried, the current choice and why. */
+  auto?: AutoStats;
   /** Bytes written on every connection: control and data, headers included. */
   transferred: number;
   /** Guest bytes not yet sent in the current round. */
@@ -98,6 +101,8 @@ export class StatsTracker {
   recvCpuPercent: number | undefined;
   downtimeMs: number | undefined;
   expectedDowntimeMs: number | undefined;
+  /** `auto`'s chooser, whose counts the snapshot reports. */
+  auto: { stats(): AutoStats } | undefined;
   downtimeLimitMs: number | undefined;
   dirtyPagesRate: number | undefined;
   throttlePercent: number | undefined;
@@ -158,6 +163,7 @@ export class StatsTracker {
       'setup-time': Math.round(this.setupMs),
       downtime: this.downtimeMs === undefined ? undefined : Math.round(this.downtimeMs),
       'downtime-limit': this.downtimeLimitMs,
+      auto: this.auto?.stats(),
       'expected-downtime': this.expectedDowntimeMs === undefined || !Number.isFinite(this.expectedDowntimeMs) ? undefined : Math.round(this.expectedDowntimeMs),
       transferred,
       remaining: this.remainingBytes,

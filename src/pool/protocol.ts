@@ -45,6 +45,11 @@ export interface SendTask extends CodecSetting {
   stable: boolean;
   /** A result buffer the main thread is done with, for the worker to reuse (transferred). */
   spare?: ArrayBuffer;
+  /**
+   * A packet the codec does not shrink goes as `none` (its pages raw) instead: for senders
+   * whose receiver takes any codec per packet (`auto`).
+   */
+  rawIfLarger?: boolean;
 }
 
 /** Where a receiver writes one block: a shared memory, or a file descriptor (same process). */

@@ -99,11 +99,11 @@ function decodePayload(session: ReceiveSession, packet: StagedPacket, header: Pa
 }
 
 /** Verifies one packet of `session`, read in place from its staging memory, and applies it to its block. */
-export function runReceiveTask(session: ReceiveSession, packet: StagedPacket, decoder: PacketDecoder): void {
+export function runReceiveTask(session: ReceiveSession, packet: StagedPacket, decoderOf: (wireId: number) => PacketDecoder): void {
   const { pageSize } = session;
   const header = readValidatedHeader(new Uint8Array(session.staging.buffer, packet.byteOffset, packet.packetBytes));
   const normalPages = runsPageCount(header.normalRuns);
-  const decoded = decodePayload(session, packet, header, decoder, normalPages);
+  const decoded = decodePayload(session, packet, header, decoderOf(header.codecWireId), normalPages);
   const units = decoded.bytes / HASH_UNIT_BYTES;
   if (hashes.length < 2 * units) hashes = new Uint32Array(2 * units);
   const packetHashes = hashes.subarray(0, 2 * units);

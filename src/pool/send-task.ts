@@ -12,6 +12,7 @@
 //
 // Everything goes back in one transferred ArrayBuffer: piscina moves only a top-level
 // transferable, and one buffer per task keeps the hand-off to a single transfer.
+import { none } from '../codecs/none.js';
 import { codecByWireId } from '../codecs/registry.js';
 import type { PacketEncoder } from '../codecs/types.js';
 import { CHECKSUM_CHUNK_BYTES, HASH_UNIT_BYTES, chunkHashOfUnits, fillZeroUnitHashes, unitHashes } from '../memory/checksum.js';
@@ -20,11 +21,12 @@ import { scanZeroPages } from '../wasm/zero-scan.js';
 import type { SendTask } from './protocol.js';
 
 // A send result buffer: u32 bytes used | u32 packet count | u32 chunk count | u32 normal pages |
-// u32 zero pages | u32 payload bytes | u32 normal pages compressed on an accelerator |
-// chunk count × u64 chunk hash | then per packet: u32 bytes in the result | u32 page spans
+// u32 zero pages | u32 payload bytes | u32 normal pages compressed on an accelerator | u32
+// normal pages sent raw because the codec did not shrink them | f64 ms the task took on the
+// worker | chunk count × u64 chunk hash | then per packet: u32 bytes in the result | u32 page spans
 // written from the source | spans × (u32 byte offset in the task's memory, u32 bytes) | the
 // packet's bytes in the result (its header, and its payload unless the spans carry it).
-const RESULT_HEAD = 28;
+const RESULT_HEAD = 40;
 
 /** A packet as read back on the main thread: the byte views to write, in order. */
 export interface SentPacket {
@@ -51,6 +53,10 @@ export interface SendResult {
   payloadBytes: number;
   /** Normal pages an accelerator compressed (the rest were compressed in software). */
   hardwarePages: number;
+  /** Normal pages sent raw as `none` because the codec did not shrink their packet (`rawIfLarger`). */
+  rawPages: number;
+  /** Milliseconds the task took on its worker, start to end. */
+  workerMs: number;
 }
 
 interface PacketDraft {
@@ -114,6 +120,7 @@ function pageMemory(task: SendTask, runs: readonly PageRun[]): { memory: WebAsse
  * window; with detection `multifd` zero pages become zero runs and cost no payload.
  */
 export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer {
+  const startedAt = performance.now();
   const { pageSize, pageCount } = task;
   const runs = task.runs ?? [{ first: 0, count: pageCount }];
   const unitsPerPage = pageSize / HASH_UNIT_BYTES;
@@ -149,6 +156,7 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
 
   let at = packetsAt;
   let payloadBytes = 0;
+  let rawPages = 0;
   const hardwarePagesBefore = encoder.hardwarePages ?? 0;
   drafts.forEach((d, index) => {
     const sealed = gatherHashes(d.normalPages, unitsPerPage);
@@ -175,6 +183,13 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
       const headerBytes = packetHeaderBytes(d.normalRuns, d.zeroRuns);
       const pageViews = d.normalPages.map((i) => new Uint8Array(pages.memory.buffer, pages.byteOffset + i * pageSize, pageSize));
       header.payloadLength = pageViews.length ? encoder.encode(pageViews, bytes.subarray(packetAt + headerBytes, capacity)) : 0;
+      if (task.rawIfLarger && pageViews.length && header.codecWireId !== none.info.wireId && header.payloadLength >= pageViews.length * pageSize) {
+        // Every codec's bound covers the raw pages: they fit where the payload was.
+        pageViews.forEach((page, k) => bytes.set(page, packetAt + headerBytes + k * pageSize));
+        header.codecWireId = none.info.wireId;
+        header.payloadLength = pageViews.length * pageSize;
+        rawPages += pageViews.length;
+      }
       length = writePacket(bytes.subarray(packetAt), header, header.payloadLength, sealed);
     }
     payloadBytes += header.payloadLength;
@@ -189,6 +204,8 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
   view.setUint32(16, drafts.reduce((n, d) => n + runsPageCount(d.zeroRuns), 0));
   view.setUint32(20, payloadBytes);
   view.setUint32(24, (encoder.hardwarePages ?? 0) - hardwarePagesBefore);
+  view.setUint32(28, rawPages);
+  view.setFloat64(32, performance.now() - startedAt);
   return result;
 }
 
@@ -238,5 +255,5 @@ export function readSendResult(result: ArrayBuffer, memory: WebAssembly.Memory):
     at = packetAt + length;
   }
   if (at !== used) throw new Error(`send result: packets end at ${at}, expected ${used}`);
-  return { buffer: result, packets, chunkHashes, normalPages: view.getUint32(12), zeroPages: view.getUint32(16), payloadBytes: view.getUint32(20), hardwarePages: view.getUint32(24) };
+  return { buffer: result, packets, chunkHashes, normalPages: view.getUint32(12), zeroPages: view.getUint32(16), payloadBytes: view.getUint32(20), hardwarePages: view.getUint32(24), rawPages: view.getUint32(28), workerMs: view.getFloat64(32) };
 }

@@ -42,11 +42,13 @@ function encoderFor(s: CodecSetting): PacketEncoder {
   return encoder;
 }
 
-function decoderFor(s: CodecSetting): PacketDecoder {
-  const key = settingKey(s);
+/** The decoder of a session's packets of codec `wireId` (the session's own, or with `auto` the one each packet names). */
+function decoderFor(s: CodecSetting, wireId: number): PacketDecoder {
+  const setting = { ...s, codecWireId: wireId, level: undefined };
+  const key = settingKey(setting);
   let decoder = decoders.get(key);
   if (!decoder) {
-    decoder = codecOf(s).createDecoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, accelerator: s.accelerator });
+    decoder = codecOf(setting).createDecoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, accelerator: s.accelerator });
     decoders.set(key, decoder);
   }
   return decoder;
@@ -59,8 +61,8 @@ function run(task: PoolTask): TaskResult {
     case 'receive': {
       if (task.full) session = task.full;
       if (session?.key !== task.session) return MISSING_SESSION;
-      const decoder = decoderFor(session);
-      for (const packet of task.packets) runReceiveTask(session, packet, decoder);
+      const held = session;
+      for (const packet of task.packets) runReceiveTask(held, packet, (wireId) => decoderFor(held, wireId));
       return null;
     }
     case 'checksum':

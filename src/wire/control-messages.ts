@@ -3,7 +3,7 @@
 // before writing (a RangeError names its own bad argument) and the receiver checks after
 // parsing (a ProtocolError names the peer's bad field), so nothing this module writes can be
 // refused by this module's reader.
-import { codecByWireId } from '../codecs/registry.js';
+import { sessionCodecKnown } from '../codecs/registry.js';
 import type { ByteReader, ByteWriter } from './byte-cursor.js';
 import { checkSessionIdLength } from './channel-init.js';
 import {
@@ -216,7 +216,7 @@ const hello: BodyCodec<HelloMessage> = {
       throw fail('pageSize', 'a power of two from 4096 to 65536', pageSize);
     }
     checkRange(m.channels, 1, MAX_CHANNELS, 'channels', fail);
-    if (!codecByWireId(m.codecWireId)) throw fail('codecWireId', 'a registered codec', m.codecWireId);
+    if (!sessionCodecKnown(m.codecWireId)) throw fail('codecWireId', 'a registered codec or auto (255)', m.codecWireId);
     if (!ZERO_PAGE_DETECTION.includes(m.zeroPageDetection)) {
       throw fail('zeroPageDetection', ZERO_PAGE_DETECTION.join(' | '), String(m.zeroPageDetection));
     }

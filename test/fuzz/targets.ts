@@ -156,7 +156,7 @@ function packetTarget(): FuzzTarget {
         if (++ordinal > readerLimit(rest)) throw new Error('the packet reader yielded more packets than its bytes hold');
         const { header } = packet;
         if (reseal) resealDecoded(packet);
-        runReceiveTask(session(header.codecWireId), { byteOffset: packet.bytes.byteOffset, packetBytes: packet.bytes.byteLength, channel: 0, ordinal }, decoderFor(header.codecWireId));
+        runReceiveTask(session(header.codecWireId), { byteOffset: packet.bytes.byteOffset, packetBytes: packet.bytes.byteLength, channel: 0, ordinal }, decoderFor);
         for (const run of [...header.normalRuns, ...header.zeroRuns]) named[header.blockIndex]!.fill(1, run.first, run.first + run.count);
       };
       try {
