@@ -1,5 +1,6 @@
 // `multifd bench <suite>`: the same harness as `npm run bench:*` (benchmarks/), and
 // `multifd bench --report out.html`, the HTML page of the latest results.
+import { runAutoBench } from '../../benchmarks/auto.js';
 import { runCodecBench } from '../../benchmarks/codecs.js';
 import { runHardwareBench } from '../../benchmarks/hardware.js';
 import { runLiveBench } from '../../benchmarks/live.js';
@@ -18,6 +19,7 @@ interface SuiteOptions {
   codecs?: string[];
   repeat?: number;
   noQemu: boolean;
+  links?: string[];
 }
 
 const SUITES: Record<string, (options: SuiteOptions) => Promise<unknown>> = {
@@ -26,6 +28,7 @@ const SUITES: Record<string, (options: SuiteOptions) => Promise<unknown>> = {
   live: runLiveBench,
   seeds: runSeedsBench,
   proxy: runProxyBench,
+  auto: runAutoBench,
   hw: runHardwareBench,
 };
 /** `bench all`: every suite in turn, so one run's results come from one revision and one sitting. */
@@ -45,6 +48,7 @@ export async function runBench(args: string[]): Promise<void> {
       codecs: { type: 'string', valueName: 'ID,ID', description: 'seeds: methods (default none,zlib,zstd,qatzip,qpl,uadk)' },
       repeat: { type: 'string', valueName: 'N', description: 'seeds: runs per side-by-side cell of none and zstd-1, proxy: runs per row, the median kept (default 3)' },
       'no-qemu': { type: 'boolean', description: 'seeds: leave QEMU out even when qemu-system-x86_64 is installed' },
+      links: { type: 'string', valueName: 'L,L', description: 'auto: links to run, of unlimited,10g,1g,100m (default all)' },
       report: { type: 'string', valueName: 'FILE', description: 'write one self-contained HTML page of the latest results in benchmarks/results/' },
     },
     args,
@@ -66,6 +70,17 @@ export async function runBench(args: string[]): Promise<void> {
     codecs: typeof parsed.values.codecs === 'string' ? parsed.values.codecs.split(',') : undefined,
     repeat: positiveNumber('--repeat', parsed.values.repeat),
     noQemu: Boolean(parsed.values['no-qemu']),
+    links: typeof parsed.values.links === 'string' ? linkLabels(parsed.values.links) : undefined,
+  });
+}
+
+/** `--links 1g,100m` as the auto suite's link labels. */
+function linkLabels(value: string): string[] {
+  const names: Record<string, string> = { unlimited: 'unlimited', '10g': '10 Gbit/s', '1g': '1 Gbit/s', '100m': '100 Mbit/s' };
+  return value.split(',').map((name) => {
+    const label = names[name];
+    if (!label) throw new UsageError(`--links takes ${Object.keys(names).join(', ')}, got "${name}"`);
+    return label;
   });
 }
 
