@@ -20,6 +20,7 @@ export { hashBytes, hashPages, xxh3Bytes, xxh3Pages } from './wasm/kernels.js';
 export { wasmVariant, type WasmVariant } from './wasm/load.js';
 export { GuestMemory, imageChecksum, openImageSource, type GuestMemoryOptions, type RamBlock } from './memory/index.js';
 export { migrate, type LiveOptions, type MigrateOptions } from './migration/sender.js';
+export { MigrationControl } from './migration/migration-control.js';
 export type { ConvergenceOptions } from './migration/convergence.js';
 export { ExplicitDirtyLog, HashDirtyLog, TraceDirtyLog, traceFromSnapshots, type DirtyBitmaps, type DirtyLog, type Trace } from './migration/dirty/index.js';
 export { startGuest, type Guest, type GuestMode, type GuestOptions } from './workload/index.js';

@@ -48,7 +48,7 @@ export async function runBench(args: string[]): Promise<void> {
       codecs: { type: 'string', valueName: 'ID,ID', description: 'seeds: methods (default none,zlib,zstd,qatzip,qpl,uadk)' },
       repeat: { type: 'string', valueName: 'N', description: 'seeds: runs per side-by-side cell of none and zstd-1, proxy: runs per row, the median kept (default 3)' },
       'no-qemu': { type: 'boolean', description: 'seeds: leave QEMU out even when qemu-system-x86_64 is installed' },
-      links: { type: 'string', valueName: 'L,L', description: 'auto: links to run, of unlimited,10g,1g,100m (default all)' },
+      links: { type: 'string', valueName: 'L,L', description: 'auto: links to run, of unlimited,10g,1g,100m,limit-half,neighbour-half (default all)' },
       report: { type: 'string', valueName: 'FILE', description: 'write one self-contained HTML page of the latest results in benchmarks/results/' },
     },
     args,
@@ -76,7 +76,14 @@ export async function runBench(args: string[]): Promise<void> {
 
 /** `--links 1g,100m` as the auto suite's link labels. */
 function linkLabels(value: string): string[] {
-  const names: Record<string, string> = { unlimited: 'unlimited', '10g': '10 Gbit/s', '1g': '1 Gbit/s', '100m': '100 Mbit/s' };
+  const names: Record<string, string> = {
+    unlimited: 'unlimited',
+    '10g': '10 Gbit/s',
+    '1g': '1 Gbit/s',
+    '100m': '100 Mbit/s',
+    'limit-half': 'unlimited, 1 Gbit/s from half way',
+    'neighbour-half': 'unlimited, a CPU-bound neighbour from half way',
+  };
   return value.split(',').map((name) => {
     const label = names[name];
     if (!label) throw new UsageError(`--links takes ${Object.keys(names).join(', ')}, got "${name}"`);

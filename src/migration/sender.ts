@@ -14,6 +14,7 @@ import { writesReachedFile } from '../channel/send-channel.js';
 import { SendChannels } from '../channel/send-channels.js';
 import { AUTO_WIRE_ID, getCodec } from '../codecs/registry.js';
 import { CodecChooser } from './codec-choice.js';
+import type { MigrationControl } from './migration-control.js';
 import type { AcceleratorOptions, Codec, CodecId } from '../codecs/types.js';
 import { MultifdError, TransportError } from '../errors.js';
 import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
@@ -69,6 +70,8 @@ export interface MigrateOptions {
   live?: LiveOptions;
   /** Cancels the migration. */
   signal?: AbortSignal;
+  /** Changes parameters while the migration runs (max-bandwidth), as QEMU's migrate-set-parameters. */
+  control?: MigrationControl;
   /** Called with a stats snapshot about every `progressIntervalMs` (default 250) and at the end. */
   onProgress?: (stats: MigrationStats) => void;
   progressIntervalMs?: number;
@@ -193,7 +196,9 @@ class SendSession {
     this.stats.auto = this.chooser;
     this.maxInFlight = 2 * this.pool.threads;
     this.pagesPerTask = TASK_BYTES / pageSize;
-    this.bucket = options.maxBandwidth ? new TokenBucket({ bytesPerSecond: options.maxBandwidth, sleep: (ms) => this.bandwidthWaits.sleep(ms) }) : undefined;
+    // With a control, a bucket always: the limit may be set later.
+    this.bucket = options.maxBandwidth || options.control ? new TokenBucket({ bytesPerSecond: options.maxBandwidth ?? 0, sleep: (ms) => this.bandwidthWaits.sleep(ms) }) : undefined;
+    if (this.bucket) options.control?.attach(this.bucket);
     this.blockChunkBase = chunkBases(source);
   }
 

@@ -21,12 +21,20 @@ test('each cell compares auto with its fastest static method, passing at 1.05x o
     row('vm', 'unlimited', 'none', 900),
   ];
   assert.equal(autoTargets(rows), [
-    { data: 'corpus', link: 'unlimited', best: 'none', ratio: 1.05, pass: true },
-    { data: 'corpus', link: '1 Gbit/s', best: 'zstd-1', ratio: 1.1, pass: false },
+    { data: 'corpus', link: 'unlimited', best: 'none', ratio: 1.05, max: 1.05, pass: true },
+    { data: 'corpus', link: '1 Gbit/s', best: 'zstd-1', ratio: 1.1, max: 1.05, pass: false },
   ]);
   const table = autoTable(rows);
   assert.match(table, /corpus\s+1 Gbit\/s\s+auto\s+3300/);
   assert.match(table, /none 1$/m);
+});
+
+test('where conditions change half way auto must beat every static method', () => {
+  const link = 'unlimited, 1 Gbit/s from half way';
+  const verdict = (autoMs: number) => autoTargets([row('corpus', link, 'none', 5000), row('corpus', link, 'zstd-1', 4000), row('corpus', link, 'auto', autoMs)])[0]!;
+  assert.equal(verdict(3900), { data: 'corpus', link, best: 'zstd-1', ratio: 0.97, max: 1, pass: true });
+  assert.is(verdict(4000).pass, false, 'a tie is not a win');
+  assert.is(verdict(4100).pass, false);
 });
 
 test.run();
