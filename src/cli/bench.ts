@@ -82,7 +82,7 @@ function linkLabels(value: string): string[] {
     '1g': '1 Gbit/s',
     '100m': '100 Mbit/s',
     'limit-half': 'unlimited, 1 Gbit/s from half way',
-    'neighbour-half': 'unlimited, a CPU-bound neighbour from half way',
+    'neighbour-half': '1 Gbit/s, a CPU-bound neighbour from half way',
   };
   return value.split(',').map((name) => {
     const label = names[name];

@@ -7,10 +7,13 @@
 // the workers themselves (so a CPU-bound neighbour that slows them is seen), wire bytes per
 // guest byte from the packets c produced (zero pages count as guest bytes that cost no wire),
 // and the link's rate is max-bandwidth when set, the measured wire rate while the sockets
-// push back, and unbounded otherwise. Each candidate is tried twice at the start (its first
-// task, which creates its encoder, is not counted), and the one measured longest ago again
-// every PROBE_INTERVAL tasks, so the estimates follow the data and the CPU as they change; a
-// change of the link is seen at once. Pure logic: the caller feeds measurements, tests need no clock.
+// push back, and unbounded otherwise. While nothing bounds the link, `none` is taken without
+// trying the others: every codec does none's work (the zero scan, the hashes) and more, so on
+// an unbounded link nothing can beat it. Once the link is bounded, each candidate is tried
+// twice (its first task, which creates its encoder, is not counted), and the one measured
+// longest ago again every PROBE_INTERVAL tasks, so the estimates follow the data and the CPU
+// as they change; a change of the link is seen at once. Pure logic: the caller feeds
+// measurements, tests need no clock.
 import { getCodec } from '../codecs/registry.js';
 import type { Codec, CodecId } from '../codecs/types.js';
 
@@ -87,6 +90,7 @@ export class CodecChooser {
   /** Candidates whose first task (the encoder's creation in it) was seen and left out. */
   private readonly warm = new Set<string>();
   private readonly counts = new Map<string, ChoiceCounts>();
+  /** Choices made since the link was first bounded (the trials count from there). */
   private choicesMade = 0;
   private current: CodecChoice;
   private reason = 'not measured yet';
@@ -101,6 +105,12 @@ export class CodecChooser {
    * (Infinity when nothing limits it).
    */
   choose(linkBytesPerMs: number): CodecChoice {
+    if (!Number.isFinite(linkBytesPerMs)) {
+      // Unbounded: the cheapest on the workers, which is none (see the top of the file).
+      this.current = this.candidates[0]!;
+      this.reason = `${this.current.label}: no link limit seen, and no codec costs the workers less`;
+      return this.current;
+    }
     this.choicesMade++;
     // The trials are issued in order, not as results return: tasks run several at a time.
     const trial = Math.floor((this.choicesMade - 1) / TRIALS);
