@@ -13,12 +13,13 @@ import type { Duplex } from 'node:stream';
 import { writesReachedFile } from '../channel/send-channel.js';
 import { SendChannels } from '../channel/send-channels.js';
 import { AUTO_WIRE_ID, getCodec } from '../codecs/registry.js';
-import { CodecChooser } from './codec-choice.js';
+import { CodecChooser, type ChoiceOutcome } from './codec-choice.js';
 import type { MigrationControl } from './migration-control.js';
 import type { AcceleratorOptions, Codec, CodecId } from '../codecs/types.js';
 import { MultifdError, TransportError } from '../errors.js';
 import { CHECKSUM_CHUNK_BYTES, combineChecksums } from '../memory/checksum.js';
 import { WorkerPool } from '../pool/pool.js';
+import type { SendResult } from '../pool/send-task.js';
 import { TokenBucket } from '../transport/index.js';
 import { runsPageCount, type ControlMessage, type PageRun, type ZeroPageDetection } from '../wire/index.js';
 import { ControlChannel } from './control-channel.js';
@@ -361,11 +362,7 @@ class SendSession {
     if (outstanding === 0) release();
     for (const packet of result.packets) await this.channels.write(packet, release);
     this.packetsInRound += result.packets.length;
-    if (choice) {
-      const wireBytes = result.packets.reduce((n, p) => n + p.byteLength, 0);
-      const guestBytes = (result.normalPages + result.zeroPages) * pageSize;
-      this.chooser!.record(choice, { guestBytes, wireBytes, workerMs: result.workerMs, packets: result.packets.length, normalPages: result.normalPages, rawPages: result.rawPages });
-    }
+    if (choice) this.chooser!.record(choice, choiceOutcome(result, pageSize));
     stats.normalPages += result.normalPages;
     stats.zeroPages += result.zeroPages;
     stats.payloadBytes += result.payloadBytes;
@@ -602,6 +599,18 @@ class SendSession {
  * behind the bucket's debt, and their timers would keep a failed sender's process alive for
  * seconds. (One AbortSignal for them all would collect a listener per wait.)
  */
+/** What a send task of `auto` produced, for its chooser. */
+function choiceOutcome(result: SendResult, pageSize: number): ChoiceOutcome {
+  return {
+    guestBytes: (result.normalPages + result.zeroPages) * pageSize,
+    wireBytes: result.packets.reduce((n, p) => n + p.byteLength, 0),
+    workerMs: result.workerMs,
+    packets: result.packets.length,
+    normalPages: result.normalPages,
+    rawPages: result.rawPages,
+  };
+}
+
 class BandwidthWaits {
   private readonly sleeping = new Map<NodeJS.Timeout, () => void>();
 

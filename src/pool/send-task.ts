@@ -183,13 +183,7 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
       const headerBytes = packetHeaderBytes(d.normalRuns, d.zeroRuns);
       const pageViews = d.normalPages.map((i) => new Uint8Array(pages.memory.buffer, pages.byteOffset + i * pageSize, pageSize));
       header.payloadLength = pageViews.length ? encoder.encode(pageViews, bytes.subarray(packetAt + headerBytes, capacity)) : 0;
-      if (task.rawIfLarger && pageViews.length && header.codecWireId !== none.info.wireId && header.payloadLength >= pageViews.length * pageSize) {
-        // Every codec's bound covers the raw pages: they fit where the payload was.
-        pageViews.forEach((page, k) => bytes.set(page, packetAt + headerBytes + k * pageSize));
-        header.codecWireId = none.info.wireId;
-        header.payloadLength = pageViews.length * pageSize;
-        rawPages += pageViews.length;
-      }
+      if (task.rawIfLarger && rawInstead(header, pageViews, bytes.subarray(packetAt + headerBytes))) rawPages += pageViews.length;
       length = writePacket(bytes.subarray(packetAt), header, header.payloadLength, sealed);
     }
     payloadBytes += header.payloadLength;
@@ -207,6 +201,23 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
   view.setUint32(28, rawPages);
   view.setFloat64(32, performance.now() - startedAt);
   return result;
+}
+
+/**
+ * A packet its codec did not shrink, rewritten as `none`: the pages raw in `payload`, where the
+ * encoded bytes were (every codec's bound covers the raw pages). Returns whether it was.
+ */
+function rawInstead(header: PacketHeader, pages: readonly Uint8Array[], payload: Uint8Array): boolean {
+  const raw = pages.reduce((n, page) => n + page.byteLength, 0);
+  if (raw === 0 || header.codecWireId === none.info.wireId || header.payloadLength < raw) return false;
+  let at = 0;
+  for (const page of pages) {
+    payload.set(page, at);
+    at += page.byteLength;
+  }
+  header.codecWireId = none.info.wireId;
+  header.payloadLength = raw;
+  return true;
 }
 
 /** Hashes the units of a run's non-zero pages into `hashes` (task-relative); zero pages get the zero unit's hash. */
