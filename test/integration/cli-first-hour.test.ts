@@ -428,9 +428,9 @@ test('--version and -V print the package version', async () => {
 test("demo --help shows the demo's own defaults (zstd) and send --help QEMU's (none); both offer --verify", async () => {
   const demo = await multifd(['demo', '--help']);
   assert.is(demo.code, 0, demo.stderr);
-  assert.match(demo.stdout, /--multifd-compression <CODEC>\s+none\|zlib\|zstd\|lz4\|qatzip\|qpl\|uadk \(default zstd\)/);
+  assert.match(demo.stdout, /--multifd-compression <CODEC>\s+none\|zlib\|zstd\|lz4\|qatzip\|qpl\|uadk\|auto \(default zstd;/);
   const send = await multifd(['send', '--help']);
-  assert.match(send.stdout, /--multifd-compression <CODEC>\s+none\|zlib\|zstd\|lz4\|qatzip\|qpl\|uadk \(default none\)/);
+  assert.match(send.stdout, /--multifd-compression <CODEC>\s+none\|zlib\|zstd\|lz4\|qatzip\|qpl\|uadk\|auto \(default none;/);
   for (const help of [demo.stdout, send.stdout]) assert.match(help, /--verify\s+after the last round, hash the whole source again and compare with the destination/);
 });
 
