@@ -22,21 +22,22 @@ const encoders = new Map<string, PacketEncoder>();
 let session: ReceiveSession | undefined;
 const decoders = new Map<string, PacketDecoder>();
 
-function codecOf(setting: CodecSetting) {
-  const codec = codecByWireId(setting.codecWireId);
-  if (!codec) throw new CodecError('ERR_CODEC_UNKNOWN', `no codec has wire id ${setting.codecWireId}`);
+function codecOf(wireId: number) {
+  const codec = codecByWireId(wireId);
+  if (!codec) throw new CodecError('ERR_CODEC_UNKNOWN', `no codec has wire id ${wireId}`);
   return codec;
 }
 
-function settingKey(s: CodecSetting): string {
-  return `${s.codecWireId}/${s.level ?? ''}/${s.pageSize}/${s.pagesPerPacket}/${s.accelerator?.policy ?? ''}/${s.accelerator?.library ?? ''}`;
+/** The cache key of a setting's coder for codec `wireId` at `level` (the setting's own by default). */
+function settingKey(s: CodecSetting, wireId = s.codecWireId, level = s.level): string {
+  return `${wireId}/${level ?? ''}/${s.pageSize}/${s.pagesPerPacket}/${s.accelerator?.policy ?? ''}/${s.accelerator?.library ?? ''}`;
 }
 
 function encoderFor(s: CodecSetting): PacketEncoder {
   const key = settingKey(s);
   let encoder = encoders.get(key);
   if (!encoder) {
-    encoder = codecOf(s).createEncoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, level: s.level, accelerator: s.accelerator });
+    encoder = codecOf(s.codecWireId).createEncoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, level: s.level, accelerator: s.accelerator });
     encoders.set(key, encoder);
   }
   return encoder;
@@ -44,11 +45,11 @@ function encoderFor(s: CodecSetting): PacketEncoder {
 
 /** The decoder of a session's packets of codec `wireId` (the session's own, or with `auto` the one each packet names). */
 function decoderFor(s: CodecSetting, wireId: number): PacketDecoder {
-  const setting = { ...s, codecWireId: wireId, level: undefined };
-  const key = settingKey(setting);
+  // Decoders need no level: one per codec, whatever level the packets were made at.
+  const key = settingKey(s, wireId, undefined);
   let decoder = decoders.get(key);
   if (!decoder) {
-    decoder = codecOf(setting).createDecoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, accelerator: s.accelerator });
+    decoder = codecOf(wireId).createDecoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, accelerator: s.accelerator });
     decoders.set(key, decoder);
   }
   return decoder;

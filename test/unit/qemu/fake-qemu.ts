@@ -21,6 +21,11 @@ export function randomish(length: number, seed: number): Uint8Array {
   return out;
 }
 
+/** `parts` back to back in one buffer. */
+export function concat(parts: readonly Uint8Array[]): Uint8Array {
+  return new Uint8Array(Buffer.concat(parts));
+}
+
 /** A QEMU packet: header and pages. */
 export interface FakePacket {
   header: QemuPacketHeader;

@@ -4,12 +4,9 @@ import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
 import { ProtocolError } from '../../../src/errors.js';
 import { encodeLinkFrame, encodePacketFrame, LINK_HEADER_BYTES, LinkFrame, LinkFrameReader, type LinkFrameItem } from '../../../src/qemu/link-frames.js';
+import { concat } from './fake-qemu.js';
 
 const test = suite('link frames');
-
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  return Uint8Array.from(parts.flatMap((p) => [...p]));
-}
 
 function readAll(bytes: Uint8Array, chunk = bytes.byteLength): LinkFrameItem[] {
   const reader = new LinkFrameReader('data 0');

@@ -8,7 +8,7 @@ import { mainStreamHead } from './main-stream.js';
 import type { ProxyHandle, ProxyStats } from '../../../src/qemu/proxy-common.js';
 import { proxyToQemu } from '../../../src/qemu/proxy-destination.js';
 import { proxyFromQemu } from '../../../src/qemu/proxy-source.js';
-import { collect, connectTo, fakePackets, FakeDestination, Relay, initBytes, PAGE, packetBytes, parseChannel, randomish, type FakePacket } from './fake-qemu.js';
+import { collect, concat, connectTo, fakePackets, FakeDestination, Relay, initBytes, PAGE, packetBytes, parseChannel, randomish, type FakePacket } from './fake-qemu.js';
 
 const test = suite('QEMU migration proxy');
 
@@ -238,10 +238,6 @@ async function refusedRun(bad: Uint8Array, channelId = 0, options: PairOptions =
   }
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  return new Uint8Array(Buffer.concat(parts));
-}
-
 test('a malformed packet is refused with a typed error and the destination QEMU gets none of it: bad magic, pages over the limit, truncated', async () => {
   const header = () => encodeQemuPacketHeader(fakePackets(0, 1, 1)[0]!.header, PAGE);
   const badMagic = header();
@@ -432,7 +428,7 @@ test('when the source QEMU closes a channel in the middle of a packet the destin
     const [sourceError, destinationError] = await failures(pair);
     expectFailure(sourceError, 'ERR_QEMU_TRUNCATED', ['source proxy', 'QEMU multifd channel 0', 'pages']);
     expectFailure(destinationError, 'ERR_PROXY_PEER', ['destination proxy', 'QEMU multifd channel 0']);
-    await guard(Promise.all([srcMainGot, ...pair.qemu.received]), 'every QEMU connection to close');
+    await guard(Promise.all([srcMainGot, channelGot, ...pair.qemu.received]), 'every QEMU connection to close');
   } finally {
     await pair.close();
   }
