@@ -14,7 +14,7 @@ import { TransportError } from '../errors.js';
 import type { FailureLatch } from '../migration/failure-latch.js';
 import type { StatsTracker } from '../migration/stats.js';
 import type { SentPacket } from '../pool/send-task.js';
-import type { TokenBucket } from '../transport/index.js';
+import { isLoopbackPeer, type TokenBucket } from '../transport/index.js';
 import { SendChannel } from './send-channel.js';
 
 /** A channel with this much unsent data is full: wait for it to drain before giving it more. */
@@ -98,14 +98,22 @@ export class SendChannels {
     return this.channels.reduce((n, c) => n + c.bytesWritten, 0);
   }
 
+  /** Writes that waited for a full channel to drain: the link (or the receiver) pushed back. */
+  drainWaits = 0;
+
+  /**
+   * True when every channel opened so far is a TCP connection to a loopback address: then no
+   * link lies between the two ends, and pushback comes from the receiver.
+   */
+  get loopback(): boolean {
+    return this.channels.length > 0 && this.channels.every((c) => isLoopbackPeer(c.socket));
+  }
+
   /**
    * Writes a data packet on the least queued live channel, its parts corked into one writev.
    * `release` runs once the receiver acknowledged it (for a stream file: once the file took
    * it); until then it is kept, to be written again if its channel breaks.
    */
-  /** Writes that waited for a full channel to drain: the link pushed back. */
-  drainWaits = 0;
-
   async write(packet: SentPacket, release: () => void): Promise<void> {
     const { failure, bucket, awaitReceiver } = this.options;
     let channel = await this.leastQueued();
@@ -226,3 +234,4 @@ export class SendChannels {
     }
   }
 }
+

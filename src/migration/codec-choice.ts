@@ -2,18 +2,21 @@
 // the migration soonest, from what it measures while migrating. Every packet names its codec
 // and decodes alone, so the receiver needs no setting and the choice may change at any packet.
 //
-// The model: moving one guest byte with codec c costs max(c's worker time per guest byte ÷
-// worker threads, c's wire bytes per guest byte ÷ the link's rate). Worker time is measured on
-// the workers themselves (so a CPU-bound neighbour that slows them is seen), wire bytes per
-// guest byte from the packets c produced (zero pages count as guest bytes that cost no wire),
-// and the link's rate is max-bandwidth when set, the measured wire rate while the sockets
-// push back, and unbounded otherwise. While nothing bounds the link, `none` is taken without
-// trying the others: every codec does none's work (the zero scan, the hashes) and more, so on
-// an unbounded link nothing can beat it. Once the link is bounded, each candidate is tried
-// twice (its first task, which creates its encoder, is not counted), and the one measured
-// longest ago again every PROBE_INTERVAL tasks, so the estimates follow the data and the CPU
-// as they change; a change of the link is seen at once. Pure logic: the caller feeds
-// measurements, tests need no clock.
+// The model: moving one guest byte with codec c costs max(the workers' time per guest byte ÷
+// worker threads, c's wire bytes per guest byte ÷ the link's rate). The workers' time is what
+// every codec shares (the zero scan, the hashes, the headers), measured on every task, plus c's
+// encode time on the share of guest bytes that are not zero pages; c's wire bytes are the
+// headers plus c's compressed size on that share. The link's rate is max-bandwidth when set,
+// the measured wire rate while the sockets push back, and unbounded otherwise.
+//
+// The candidates are ranked on the same pages: a task now and then carries a sample (one
+// packet's worth of its pages), which the worker encodes with every candidate, timing each.
+// Ranking them on the tasks each happened to get would let a codec that met an easy region of
+// memory look better than it is. The samples are taken on the first task once the link is
+// bounded, then every SAMPLE_INTERVAL tasks, so the ranking follows the data and the CPU as
+// they change; a change of the link is seen at once. While nothing bounds the link, `none` is
+// taken and nothing is sampled: every codec does none's work and more, so on an unbounded link
+// nothing can beat it. Pure logic: the caller feeds measurements, tests need no clock.
 import { getCodec } from '../codecs/registry.js';
 import type { Codec, CodecId } from '../codecs/types.js';
 
@@ -26,12 +29,17 @@ export const AUTO_CANDIDATES: ReadonlyArray<{ codec: CodecId; level?: number }> 
   { codec: 'zstd', level: 3 },
 ];
 
-/** Tasks each candidate gets first, in order, whatever comes back meanwhile: the first is not counted. */
-const TRIALS = 2;
-/** After this many choices, the candidate measured longest ago is tried again. */
-export const PROBE_INTERVAL = 32;
-/** Weight of the newest task in a candidate's running estimates. */
+/** Tasks between two samples while the link is bounded. */
+export const SAMPLE_INTERVAL = 32;
+/** Weight of the newest task (shared costs) and of the newest sample (a candidate's) in the running estimates. */
 const SMOOTHING = 0.3;
+const SAMPLE_SMOOTHING = 0.5;
+/**
+ * The shared worker time is the least of the last few tasks': a task's time also holds one-off
+ * costs (a worker's first task instantiates its kernels, a fresh result buffer faults in) and
+ * preemptions, which would make every codec look worker-bound.
+ */
+const BASE_WINDOW = 4;
 /**
  * A costlier candidate (later in AUTO_CANDIDATES) wins only when it is estimated this much
  * faster: near-ties, as when every codec waits on the same link, go to the cheaper one.
@@ -45,18 +53,31 @@ export interface CodecChoice {
   level: number | undefined;
 }
 
-/** What one task of a choice produced, as the pool reports it. */
+/** What the next task is sent with, and the candidates its sample is encoded with (if it carries one). */
+export interface ChoicePlan {
+  choice: CodecChoice;
+  sample?: CodecChoice[];
+}
+
+/** What one task of a plan produced, as the pool reports it. */
 export interface ChoiceOutcome {
   /** Pages the task covered, normal and zero, × page size. */
   guestBytes: number;
-  /** Bytes of its packets (headers and payloads). */
+  /** Normal pages × page size: the bytes a codec encodes. */
+  normalBytes: number;
+  /** Bytes of its packets (headers and payloads), and of their payloads alone. */
   wireBytes: number;
-  /** Worker milliseconds the task took. */
+  payloadBytes: number;
+  /** Worker milliseconds the task took, and of those the ones in its codec's encode. */
   workerMs: number;
+  encodeMs: number;
   packets: number;
   normalPages: number;
   /** Of those, pages sent raw because the codec did not shrink their packet. */
   rawPages: number;
+  /** The sample's raw bytes and, per candidate of the plan's sample in order, its encoding. */
+  sampleBytes: number;
+  sampleEncodings: ReadonlyArray<{ wireBytes: number; ms: number }>;
 }
 
 /** Per choice, for stats and `--json`. */
@@ -76,21 +97,40 @@ export interface AutoStats {
   choices: Record<string, ChoiceCounts>;
 }
 
-interface Estimate {
-  msPerGuestByte: number;
-  wirePerGuestByte: number;
-  /** The choice count when last measured. */
-  measuredAt: number;
+/** A candidate's encoding of the samples: ms and bytes out per raw byte in. */
+interface Encoding {
+  msPerByte: number;
+  wirePerByte: number;
 }
+
+/** What every codec shares, per guest byte, from every task. */
+interface Shared {
+  /** Worker ms outside the codec's encode and the sample (the least of the last BASE_WINDOW tasks). */
+  baseMs: number;
+  /** Packet headers on the wire. */
+  headerBytes: number;
+  /** The share of guest bytes that are normal pages (the rest are zero pages). */
+  normalShare: number;
+}
+
+/** `none` encodes nothing and leaves every byte. */
+const NONE_ENCODING: Encoding = { msPerByte: 0, wirePerByte: 1 };
 
 /** Chooses a codec per task for `auto`. */
 export class CodecChooser {
   readonly candidates: CodecChoice[];
-  private readonly estimates = new Map<string, Estimate>();
-  /** Candidates whose first task (the encoder's creation in it) was seen and left out. */
-  private readonly warm = new Set<string>();
+  private readonly encodings = new Map<string, Encoding>();
+  private shared: Shared | undefined;
+  /**
+   * A task's encode time over its codec's sampled time for as many bytes: a sample is encoded
+   * with its pages in cache and timed at its best, a task's encode competes with everything
+   * else on the machine. Applied to every candidate's sampled time.
+   */
+  private contention = 1;
+  /** The base ms per guest byte of the last BASE_WINDOW tasks. */
+  private readonly recentBaseMs: number[] = [];
   private readonly counts = new Map<string, ChoiceCounts>();
-  /** Choices made since the link was first bounded (the trials count from there). */
+  /** Choices made since the link was first bounded (the samples count from there). */
   private choicesMade = 0;
   private current: CodecChoice;
   private reason = 'not measured yet';
@@ -98,28 +138,21 @@ export class CodecChooser {
   constructor(private readonly threads: number) {
     this.candidates = AUTO_CANDIDATES.map(({ codec, level }) => ({ label: level === undefined ? codec : `${codec}-${level}`, codec: getCodec(codec), level }));
     this.current = this.candidates[0]!;
+    this.encodings.set(this.current.label, NONE_ENCODING);
   }
 
   /**
-   * The codec for the next task. `linkBytesPerMs`: the wire bytes per ms the link takes
+   * The plan for the next task. `linkBytesPerMs`: the wire bytes per ms the link takes
    * (Infinity when nothing limits it).
    */
-  choose(linkBytesPerMs: number): CodecChoice {
+  choose(linkBytesPerMs: number): ChoicePlan {
     if (!Number.isFinite(linkBytesPerMs)) {
       // Unbounded: the cheapest on the workers, which is none (see the top of the file).
       this.current = this.candidates[0]!;
       this.reason = `${this.current.label}: no link limit seen, and no codec costs the workers less`;
-      return this.current;
+      return { choice: this.current };
     }
-    this.choicesMade++;
-    // The trials are issued in order, not as results return: tasks run several at a time.
-    const trial = Math.floor((this.choicesMade - 1) / TRIALS);
-    if (trial < this.candidates.length) return this.probe(this.candidates[trial]!, 'trying each candidate');
-    const measured = this.candidates.filter((c) => this.estimates.has(c.label));
-    if (measured.length && this.choicesMade % PROBE_INTERVAL === 0) {
-      const stalest = measured.reduce((a, b) => (this.estimates.get(b.label)!.measuredAt < this.estimates.get(a.label)!.measuredAt ? b : a));
-      return this.probe(stalest, 'measuring it again');
-    }
+    const sample = this.choicesMade++ % SAMPLE_INTERVAL === 0 ? this.candidates.filter((c) => c.codec.info.payloadIsPages !== true) : undefined;
     let best = this.candidates[0]!;
     let bestCost = Infinity;
     for (const candidate of this.candidates) {
@@ -127,60 +160,80 @@ export class CodecChooser {
       if (cost < bestCost * (1 - MARGIN)) [best, bestCost] = [candidate, cost];
     }
     this.current = best;
-    this.reason = Number.isFinite(bestCost) ? this.explain(best, linkBytesPerMs) : `${best.label}: the trials are not measured yet`;
-    return best;
+    this.reason = Number.isFinite(bestCost) ? this.explain(best, linkBytesPerMs) : `${best.label}: the first sample is not measured yet`;
+    return { choice: best, sample };
   }
 
-  /** Feeds what a task of `choice` produced. */
-  record(choice: CodecChoice, outcome: ChoiceOutcome): void {
-    const counts = this.countsOf(choice.label);
-    counts.tasks++;
-    counts.packets += outcome.packets;
-    counts['normal-pages'] += outcome.normalPages;
-    counts['raw-pages'] += outcome.rawPages;
-    counts['guest-bytes'] += outcome.guestBytes;
-    counts['wire-bytes'] += outcome.wireBytes;
+  /** Feeds what a task of `plan` produced. */
+  record(plan: ChoicePlan, outcome: ChoiceOutcome): void {
+    this.count(plan.choice.label, outcome);
     if (outcome.guestBytes === 0) return;
-    if (!this.warm.has(choice.label)) return void this.warm.add(choice.label);
-    const sample = { msPerGuestByte: outcome.workerMs / outcome.guestBytes, wirePerGuestByte: outcome.wireBytes / outcome.guestBytes };
-    const old = this.estimates.get(choice.label);
-    const blend = (a: number, b: number) => (old ? (1 - SMOOTHING) * a + SMOOTHING * b : b);
-    this.estimates.set(choice.label, {
-      msPerGuestByte: blend(old?.msPerGuestByte ?? 0, sample.msPerGuestByte),
-      wirePerGuestByte: blend(old?.wirePerGuestByte ?? 0, sample.wirePerGuestByte),
-      measuredAt: this.choicesMade,
+    const sampleMs = outcome.sampleEncodings.reduce((n, e) => n + e.ms, 0);
+    const sampled = this.encodings.get(plan.choice.label);
+    if (outcome.encodeMs > 0 && outcome.normalBytes > 0 && sampled && sampled.msPerByte > 0) {
+      this.contention = (1 - SMOOTHING) * this.contention + SMOOTHING * (outcome.encodeMs / outcome.normalBytes / sampled.msPerByte);
+    }
+    this.recentBaseMs.push(Math.max(0, outcome.workerMs - outcome.encodeMs - sampleMs) / outcome.guestBytes);
+    if (this.recentBaseMs.length > BASE_WINDOW) this.recentBaseMs.shift();
+    this.shared = {
+      baseMs: Math.min(...this.recentBaseMs),
+      ...blend(this.shared, SMOOTHING, { headerBytes: (outcome.wireBytes - outcome.payloadBytes) / outcome.guestBytes, normalShare: outcome.normalBytes / outcome.guestBytes }),
+    };
+    if (!plan.sample || outcome.sampleBytes === 0) return;
+    plan.sample.forEach((candidate, i) => {
+      const encoding = outcome.sampleEncodings[i]!;
+      // A packet a codec does not shrink goes raw: its wire bytes are at most the pages'.
+      const measured = { msPerByte: encoding.ms / outcome.sampleBytes, wirePerByte: Math.min(1, encoding.wireBytes / outcome.sampleBytes) };
+      this.encodings.set(candidate.label, blend(this.encodings.get(candidate.label), SAMPLE_SMOOTHING, measured));
     });
   }
 
   /** Estimated ms per guest byte with `choice` on a link of `linkBytesPerMs`. */
   costPerGuestByte(choice: CodecChoice, linkBytesPerMs: number): number {
-    const estimate = this.estimates.get(choice.label);
-    if (!estimate) return Infinity;
-    return Math.max(estimate.msPerGuestByte / this.threads, estimate.wirePerGuestByte / linkBytesPerMs);
+    const bounds = this.bounds(choice, linkBytesPerMs);
+    return bounds ? Math.max(bounds.workers, bounds.link) : Infinity;
+  }
+
+  /** Ms per guest byte `choice` needs on the workers and on the link, once both are measured. */
+  private bounds(choice: CodecChoice, linkBytesPerMs: number): { workers: number; link: number } | undefined {
+    const encoding = this.encodings.get(choice.label);
+    const shared = this.shared;
+    if (!encoding || !shared) return undefined;
+    return {
+      workers: (shared.baseMs + shared.normalShare * encoding.msPerByte * this.contention) / this.threads,
+      link: (shared.headerBytes + shared.normalShare * encoding.wirePerByte) / linkBytesPerMs,
+    };
   }
 
   stats(): AutoStats {
     return { current: this.current.label, reason: this.reason, choices: Object.fromEntries(this.counts) };
   }
 
-  private probe(choice: CodecChoice, why: string): CodecChoice {
-    this.reason = `${choice.label}: ${why}`;
-    return choice;
-  }
-
-  /** Why `best` won: the bound that limits it and its estimate against the next best. */
+  /** Why `best` won: the bound that limits it and its estimate against the others. */
   private explain(best: CodecChoice, linkBytesPerMs: number): string {
-    const estimate = this.estimates.get(best.label)!;
-    const cpuBound = estimate.msPerGuestByte / this.threads >= estimate.wirePerGuestByte / linkBytesPerMs;
+    const bounds = this.bounds(best, linkBytesPerMs)!;
+    const cpuBound = bounds.workers >= bounds.link;
     const secondsPerGiB = (choice: CodecChoice) => ((this.costPerGuestByte(choice, linkBytesPerMs) * 2 ** 30) / 1000).toFixed(2);
     const others = this.candidates.filter((c) => c !== best).map((c) => `${c.label} ${secondsPerGiB(c)}`);
-    const link = Number.isFinite(linkBytesPerMs) ? `${Math.round(linkBytesPerMs / 1000)} MB/s link` : 'no link limit seen';
-    return `${best.label}: ${secondsPerGiB(best)} s/GiB, ${cpuBound ? 'worker-bound' : 'link-bound'} (${link}; ${others.join(', ')})`;
+    return `${best.label}: ${secondsPerGiB(best)} s/GiB, ${cpuBound ? 'worker-bound' : 'link-bound'} (${Math.round(linkBytesPerMs / 1000)} MB/s link; ${others.join(', ')})`;
   }
 
-  private countsOf(label: string): ChoiceCounts {
+  private count(label: string, outcome: ChoiceOutcome): void {
     let counts = this.counts.get(label);
     if (!counts) this.counts.set(label, (counts = { tasks: 0, packets: 0, 'normal-pages': 0, 'raw-pages': 0, 'guest-bytes': 0, 'wire-bytes': 0 }));
-    return counts;
+    counts.tasks++;
+    counts.packets += outcome.packets;
+    counts['normal-pages'] += outcome.normalPages;
+    counts['raw-pages'] += outcome.rawPages;
+    counts['guest-bytes'] += outcome.guestBytes;
+    counts['wire-bytes'] += outcome.wireBytes;
   }
+}
+
+/** A running estimate moved towards `sample` by `weight` (taken whole when there is none yet). */
+function blend<T extends object>(old: Partial<T> | undefined, weight: number, sample: T): T {
+  if (!old) return sample;
+  const mixed = { ...sample };
+  for (const key of Object.keys(sample) as Array<keyof T>) (mixed[key] as number) = (1 - weight) * (old[key] as number) + weight * (sample[key] as number);
+  return mixed;
 }

@@ -320,7 +320,8 @@ class SendSession {
       runs = split.normalRuns;
     }
     const sequenceBase = this.takeSequences(pageCount + 1);
-    const choice = this.chooser?.choose(this.linkBytesPerMs());
+    const plan = this.chooser?.choose(this.linkBytesPerMs());
+    const codec = plan?.choice.codec ?? this.codec;
     // Not raced against the failure latch: the task ends only once no worker reads the
     // window, so its memory can be handed back (a failure waits at most for the encodes
     // in flight).
@@ -333,10 +334,11 @@ class SendSession {
       runs,
       round: this.round,
       sequenceBase,
-      codecWireId: (choice?.codec ?? this.codec).info.wireId,
-      level: choice ? choice.level : this.level,
+      codecWireId: codec.info.wireId,
+      level: plan ? plan.choice.level : this.level,
       accelerator: this.options.accelerator,
-      rawIfLarger: choice !== undefined,
+      rawIfLarger: plan !== undefined,
+      sample: plan?.sample?.map((c) => ({ codecWireId: c.codec.info.wireId, level: c.level })),
       pageSize,
       pagesPerPacket: this.pagesPerPacket,
       zeroPageDetection: this.zeroPageDetection,
@@ -344,6 +346,8 @@ class SendSession {
       stable: !this.options.live || this.pausedAt !== undefined,
     });
     failure.check();
+    // At once, not after the writes (which may wait on the link): the tasks chosen meanwhile see it.
+    if (plan) this.chooser!.record(plan, choiceOutcome(result, pageSize));
     if (hashChunks) {
       const chunkBase = this.blockChunkBase[window.blockIndex]! + ((window.firstPage + first) * pageSize) / CHECKSUM_CHUNK_BYTES;
       result.chunkHashes.forEach((hash, i) => (this.chunkHashes[chunkBase + i] = hash));
@@ -361,13 +365,18 @@ class SendSession {
     };
     if (outstanding === 0) release();
     for (const packet of result.packets) await this.channels.write(packet, release);
+    this.countSent(result, (runs ? runsPageCount(runs) : pageCount) * pageSize);
+  }
+
+  /** Counts a task's packets and pages, `bytes` of guest memory now sent. */
+  private countSent(result: SendResult, bytes: number): void {
+    const { stats } = this;
     this.packetsInRound += result.packets.length;
-    if (choice) this.chooser!.record(choice, choiceOutcome(result, pageSize));
     stats.normalPages += result.normalPages;
     stats.zeroPages += result.zeroPages;
     stats.payloadBytes += result.payloadBytes;
     stats.hardwarePages += result.hardwarePages;
-    stats.remainingBytes -= (runs ? runsPageCount(runs) : pageCount) * pageSize;
+    stats.remainingBytes -= bytes;
     stats.dataBytes = this.channels.bytesWritten;
   }
 
@@ -381,11 +390,14 @@ class SendSession {
 
   /**
    * The wire bytes per ms the link takes, for `auto`: max-bandwidth when set; else the measured
-   * rate while the sockets push back (the link is full); else unbounded (Infinity).
+   * rate while the sockets push back (the link is full); else unbounded (Infinity). On loopback
+   * there is no link to fill: pushback there is the receiver's, and compressing more cannot
+   * relieve a receiver that must then decompress too.
    */
   private linkBytesPerMs(): number {
     if (this.bucket && !this.bucket.unlimited) return this.bucket.bytesPerSecond / 1000;
-    return this.linkPushedBack && this.meter.bytesPerMs > 0 ? this.meter.bytesPerMs : Infinity;
+    const linkFull = this.linkPushedBack && !this.channels.loopback && this.meter.bytesPerMs > 0;
+    return linkFull ? this.meter.bytesPerMs : Infinity;
   }
 
   /** Starts a task once fewer than maxInFlight are under way; `done` settles when it has. */
@@ -594,23 +606,28 @@ class SendSession {
   }
 }
 
+/** What a send task of `auto` produced, for its chooser. */
+function choiceOutcome(result: SendResult, pageSize: number): ChoiceOutcome {
+  return {
+    guestBytes: (result.normalPages + result.zeroPages) * pageSize,
+    normalBytes: result.normalPages * pageSize,
+    wireBytes: result.packets.reduce((n, p) => n + p.byteLength, 0),
+    payloadBytes: result.payloadBytes,
+    workerMs: result.workerMs,
+    encodeMs: result.encodeMs,
+    packets: result.packets.length,
+    normalPages: result.normalPages,
+    rawPages: result.rawPages,
+    sampleBytes: result.sampleBytes,
+    sampleEncodings: result.sampleEncodings,
+  };
+}
+
 /**
  * The token bucket's sleeps, all cut short when the migration ends: dozens of tasks may queue
  * behind the bucket's debt, and their timers would keep a failed sender's process alive for
  * seconds. (One AbortSignal for them all would collect a listener per wait.)
  */
-/** What a send task of `auto` produced, for its chooser. */
-function choiceOutcome(result: SendResult, pageSize: number): ChoiceOutcome {
-  return {
-    guestBytes: (result.normalPages + result.zeroPages) * pageSize,
-    wireBytes: result.packets.reduce((n, p) => n + p.byteLength, 0),
-    workerMs: result.workerMs,
-    packets: result.packets.length,
-    normalPages: result.normalPages,
-    rawPages: result.rawPages,
-  };
-}
-
 class BandwidthWaits {
   private readonly sleeping = new Map<NodeJS.Timeout, () => void>();
 

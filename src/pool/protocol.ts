@@ -50,6 +50,17 @@ export interface SendTask extends CodecSetting {
    * whose receiver takes any codec per packet (`auto`).
    */
   rawIfLarger?: boolean;
+  /**
+   * Also encode a sample of the task's pages (send-task.ts SAMPLE_PAGES) with each of these
+   * codecs, timed, into scratch memory: for `auto` to rank its candidates on the same pages.
+   */
+  sample?: SampleCodec[];
+}
+
+/** A codec a send task's sample is encoded with (the task's other settings apply). */
+export interface SampleCodec {
+  codecWireId: number;
+  level?: number;
 }
 
 /** Where a receiver writes one block: a shared memory, or a file descriptor (same process). */

@@ -18,15 +18,26 @@ import type { PacketEncoder } from '../codecs/types.js';
 import { CHECKSUM_CHUNK_BYTES, HASH_UNIT_BYTES, chunkHashOfUnits, fillZeroUnitHashes, unitHashes } from '../memory/checksum.js';
 import { appendPage, extendsLastRun, packetHeaderBytes, runsPageCount, writePacket, writePacketHeader, type PacketHeader, type PageRun } from '../wire/index.js';
 import { scanZeroPages } from '../wasm/zero-scan.js';
-import type { SendTask } from './protocol.js';
+import type { SampleCodec, SendTask } from './protocol.js';
 
 // A send result buffer: u32 bytes used | u32 packet count | u32 chunk count | u32 normal pages |
 // u32 zero pages | u32 payload bytes | u32 normal pages compressed on an accelerator | u32
 // normal pages sent raw because the codec did not shrink them | f64 ms the task took on the
-// worker | chunk count × u64 chunk hash | then per packet: u32 bytes in the result | u32 page spans
-// written from the source | spans × (u32 byte offset in the task's memory, u32 bytes) | the
-// packet's bytes in the result (its header, and its payload unless the spans carry it).
-const RESULT_HEAD = 40;
+// worker | f64 ms of it in the codec's encode | u32 sample encodings | u32 sample bytes |
+// chunk count × u64 chunk hash | sample encodings × (u32 bytes out, u32 0, f64 ms) | then per
+// packet: u32 bytes in the result | u32 page spans written from the source | spans × (u32 byte
+// offset in the task's memory, u32 bytes) | the packet's bytes in the result (its header, and
+// its payload unless the spans carry it).
+const RESULT_HEAD = 56;
+const SAMPLE_ENTRY = 16;
+
+/**
+ * Normal pages a task encodes again with each codec `SendTask.sample` names: one packet's
+ * worth of them is enough to rank the codecs on these very pages, and little enough to cost
+ * about a percent of the work when taken every few dozen tasks.
+ */
+export const SAMPLE_PAGES = 64;
+const SAMPLE_RUNS = 2;
 
 /** A packet as read back on the main thread: the byte views to write, in order. */
 export interface SentPacket {
@@ -57,6 +68,18 @@ export interface SendResult {
   rawPages: number;
   /** Milliseconds the task took on its worker, start to end. */
   workerMs: number;
+  /** Of those, the milliseconds in the codec's encode (the rest: zero scan, hashes, headers, samples). */
+  encodeMs: number;
+  /** One per codec the task's `sample` named, in order (empty without one): the same pages encoded by each. */
+  sampleEncodings: SampleEncoding[];
+  /** The raw bytes of the pages sampled (SAMPLE_PAGES pages or fewer; 0 without a sample). */
+  sampleBytes: number;
+}
+
+/** The task's sample, encoded by one codec. */
+export interface SampleEncoding {
+  wireBytes: number;
+  ms: number;
 }
 
 interface PacketDraft {
@@ -73,6 +96,9 @@ const MAX_ZERO_RUNS = 4096;
 let hashes = new Uint32Array(0);
 let packetHashes = new Uint32Array(0);
 let snapshot: WebAssembly.Memory | undefined;
+/** Worker-local: where samples are encoded, and the encoders whose first sample was taken. */
+let sampleScratch = new Uint8Array(0);
+const warmedEncoders = new WeakSet<PacketEncoder>();
 
 /** Cuts the listed pages into packet drafts: zero pages into zero runs, the rest into normal runs. */
 function draftPackets(task: SendTask, runs: readonly PageRun[], isZero: Uint8Array): PacketDraft[] {
@@ -115,49 +141,104 @@ function pageMemory(task: SendTask, runs: readonly PageRun[]): { memory: WebAsse
   return { memory: snapshot, byteOffset: 0 };
 }
 
+/** The worker's encoder for codec `wireId` at `level`, with the task's other settings. */
+export type EncoderLookup = (wireId: number, level: number | undefined) => PacketEncoder;
+
+/** The task's pages as the worker reads them, and whether zero-page detection found each zero. */
+interface TaskPages {
+  memory: WebAssembly.Memory;
+  byteOffset: number;
+  pageSize: number;
+  isZero: Uint8Array;
+}
+
 /**
  * Encodes one window into packets. Pages come from `task.runs` (window-relative) or the whole
  * window; with detection `multifd` zero pages become zero runs and cost no payload.
  */
-export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer {
+export function runSendTask(task: SendTask, encoderFor: EncoderLookup): ArrayBuffer {
   const startedAt = performance.now();
   const { pageSize, pageCount } = task;
   const runs = task.runs ?? [{ first: 0, count: pageCount }];
-  const unitsPerPage = pageSize / HASH_UNIT_BYTES;
-  const pages = pageMemory(task, runs);
-  const isZero = new Uint8Array(pageCount);
-  // Only the listed pages are scanned and hashed: a dirty round's task may span a block sparsely.
-  if (hashes.length < 2 * pageCount * unitsPerPage) hashes = new Uint32Array(2 * pageCount * unitsPerPage);
-  // A task that hashes chunks but lists its pages left out the zero pages the main thread found
-  // (zero-page-detection=legacy): they hash as zero.
-  if (task.hashChunks && task.runs) fillZeroUnitHashes(hashes, 0, pageCount * unitsPerPage);
-  for (const run of runs) {
-    if (task.zeroPageDetection === 'multifd') scanZeroPages(pages.memory, pages.byteOffset + run.first * pageSize, pageSize, run.count, isZero.subarray(run.first, run.first + run.count));
-    hashRun(pages, run, isZero, pageSize);
-  }
-  const drafts = draftPackets(task, runs, isZero);
+  const pages = scanAndHash(task, runs);
+  const drafts = draftPackets(task, runs, pages.isZero);
+  const encoder = encoderFor(task.codecWireId, task.level);
   const inPlace = task.stable && codecByWireId(task.codecWireId)?.info.payloadIsPages === true;
+  const samples = task.sample ?? [];
 
   const chunkCount = task.hashChunks ? Math.ceil((pageCount * pageSize) / CHECKSUM_CHUNK_BYTES) : 0;
-  const packetsAt = RESULT_HEAD + 8 * chunkCount;
+  const samplesAt = RESULT_HEAD + 8 * chunkCount;
+  const packetsAt = samplesAt + SAMPLE_ENTRY * samples.length;
   let capacity = packetsAt;
   for (const d of drafts) {
     capacity += 8 + 8 * d.normalRuns.length + packetHeaderBytes(d.normalRuns, d.zeroRuns) + (inPlace ? 0 : encoder.payloadBound(d.normalPages.length));
   }
   // Reusing a buffer the main thread is done with spares the page faults of fresh memory.
   const result = task.spare && task.spare.byteLength >= capacity ? task.spare : new ArrayBuffer(capacity);
-  const bytes = new Uint8Array(result);
   const view = new DataView(result);
+  writeChunkHashes(view, chunkCount, pageCount * pageSize);
+  const hardwarePagesBefore = encoder.hardwarePages ?? 0;
+  const written = writePackets(task, drafts, pages, { encoder, inPlace, result, at: packetsAt });
+  const sampleBytes = writeSampleEncodings(view, samplesAt, samples, drafts, pages, encoderFor);
+  view.setUint32(0, written.end);
+  view.setUint32(4, drafts.length);
+  view.setUint32(8, chunkCount);
+  view.setUint32(12, drafts.reduce((n, d) => n + d.normalPages.length, 0));
+  view.setUint32(16, drafts.reduce((n, d) => n + runsPageCount(d.zeroRuns), 0));
+  view.setUint32(20, written.payloadBytes);
+  view.setUint32(24, (encoder.hardwarePages ?? 0) - hardwarePagesBefore);
+  view.setUint32(28, written.rawPages);
+  view.setFloat64(32, performance.now() - startedAt);
+  view.setFloat64(40, written.encodeMs);
+  view.setUint32(48, samples.length);
+  view.setUint32(52, sampleBytes);
+  return result;
+}
+
+/**
+ * Scans the listed pages for zero pages (detection `multifd`) and hashes their 4 KiB units into
+ * `hashes`. Only the listed pages: a dirty round's task may span a block sparsely.
+ */
+function scanAndHash(task: SendTask, runs: readonly PageRun[]): TaskPages {
+  const { pageSize, pageCount } = task;
+  const unitsPerPage = pageSize / HASH_UNIT_BYTES;
+  const pages = { ...pageMemory(task, runs), pageSize, isZero: new Uint8Array(pageCount) };
+  if (hashes.length < 2 * pageCount * unitsPerPage) hashes = new Uint32Array(2 * pageCount * unitsPerPage);
+  // A task that hashes chunks but lists its pages left out the zero pages the main thread found
+  // (zero-page-detection=legacy): they hash as zero.
+  if (task.hashChunks && task.runs) fillZeroUnitHashes(hashes, 0, pageCount * unitsPerPage);
+  for (const run of runs) {
+    if (task.zeroPageDetection === 'multifd') scanZeroPages(pages.memory, pages.byteOffset + run.first * pageSize, pageSize, run.count, pages.isZero.subarray(run.first, run.first + run.count));
+    hashRun(pages, run, pages.isZero, pageSize);
+  }
+  return pages;
+}
+
+/** The checksum of each 1 MiB chunk of the task's `bytes`, from the unit hashes, at RESULT_HEAD. */
+function writeChunkHashes(view: DataView, chunkCount: number, bytes: number): void {
   for (let c = 0; c < chunkCount; c++) {
     const firstUnit = (c * CHECKSUM_CHUNK_BYTES) / HASH_UNIT_BYTES;
-    const units = Math.min(CHECKSUM_CHUNK_BYTES, pageCount * pageSize - c * CHECKSUM_CHUNK_BYTES) / HASH_UNIT_BYTES;
+    const units = Math.min(CHECKSUM_CHUNK_BYTES, bytes - c * CHECKSUM_CHUNK_BYTES) / HASH_UNIT_BYTES;
     view.setBigUint64(RESULT_HEAD + 8 * c, chunkHashOfUnits(hashes.subarray(2 * firstUnit, 2 * (firstUnit + units))));
   }
+}
 
-  let at = packetsAt;
+/** The page views of a draft's normal pages (task-relative indices) in the worker's page memory. */
+function pageViews(pages: TaskPages, normalPages: readonly number[]): Uint8Array[] {
+  return normalPages.map((i) => new Uint8Array(pages.memory.buffer, pages.byteOffset + i * pages.pageSize, pages.pageSize));
+}
+
+/** Writes each draft as a packet into `into.result` from `into.at`; returns where they end and what they hold. */
+function writePackets(task: SendTask, drafts: readonly PacketDraft[], pages: TaskPages, into: { encoder: PacketEncoder; inPlace: boolean; result: ArrayBuffer; at: number }) {
+  const { encoder, inPlace, result } = into;
+  const { pageSize } = task;
+  const bytes = new Uint8Array(result);
+  const view = new DataView(result);
+  const unitsPerPage = pageSize / HASH_UNIT_BYTES;
+  let at = into.at;
   let payloadBytes = 0;
   let rawPages = 0;
-  const hardwarePagesBefore = encoder.hardwarePages ?? 0;
+  let encodeMs = 0;
   drafts.forEach((d, index) => {
     const sealed = gatherHashes(d.normalPages, unitsPerPage);
     const header: PacketHeader = {
@@ -181,9 +262,11 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
       length = writePacketHeader(bytes.subarray(packetAt), header, sealed);
     } else {
       const headerBytes = packetHeaderBytes(d.normalRuns, d.zeroRuns);
-      const pageViews = d.normalPages.map((i) => new Uint8Array(pages.memory.buffer, pages.byteOffset + i * pageSize, pageSize));
-      header.payloadLength = pageViews.length ? encoder.encode(pageViews, bytes.subarray(packetAt + headerBytes, capacity)) : 0;
-      if (task.rawIfLarger && rawInstead(header, pageViews, bytes.subarray(packetAt + headerBytes))) rawPages += pageViews.length;
+      const views = pageViews(pages, d.normalPages);
+      const encodeStart = performance.now();
+      header.payloadLength = views.length ? encoder.encode(views, bytes.subarray(packetAt + headerBytes)) : 0;
+      if (task.rawIfLarger && rawInstead(header, views, bytes.subarray(packetAt + headerBytes))) rawPages += views.length;
+      encodeMs += performance.now() - encodeStart;
       length = writePacket(bytes.subarray(packetAt), header, header.payloadLength, sealed);
     }
     payloadBytes += header.payloadLength;
@@ -191,16 +274,43 @@ export function runSendTask(task: SendTask, encoder: PacketEncoder): ArrayBuffer
     view.setUint32(at + 4, spans);
     at = packetAt + length;
   });
-  view.setUint32(0, at);
-  view.setUint32(4, drafts.length);
-  view.setUint32(8, chunkCount);
-  view.setUint32(12, drafts.reduce((n, d) => n + d.normalPages.length, 0));
-  view.setUint32(16, drafts.reduce((n, d) => n + runsPageCount(d.zeroRuns), 0));
-  view.setUint32(20, payloadBytes);
-  view.setUint32(24, (encoder.hardwarePages ?? 0) - hardwarePagesBefore);
-  view.setUint32(28, rawPages);
-  view.setFloat64(32, performance.now() - startedAt);
-  return result;
+  return { end: at, payloadBytes, rawPages, encodeMs };
+}
+
+/**
+ * Encodes up to SAMPLE_PAGES normal pages of the task's fullest packet with each codec of
+ * `samples` into scratch memory and writes (bytes out, ms) per codec at `at`. The time is the
+ * least of SAMPLE_RUNS encodes: on shared cores a single one of a few ms is often stretched
+ * by a preemption. An encoder's first sample in this worker is preceded by an untimed encode:
+ * the first call of some codecs sets up their working memory. Returns the raw bytes sampled
+ * (0 when the task has no normal page, and then nothing is written).
+ */
+function writeSampleEncodings(view: DataView, at: number, samples: readonly SampleCodec[], drafts: readonly PacketDraft[], pages: TaskPages, encoderFor: EncoderLookup): number {
+  const fullest = drafts.reduce<PacketDraft | undefined>((a, b) => (b.normalPages.length > (a?.normalPages.length ?? 0) ? b : a), undefined);
+  const views = fullest ? pageViews(pages, fullest.normalPages.slice(0, SAMPLE_PAGES)) : [];
+  samples.forEach((setting, i) => {
+    if (!views.length) {
+      view.setUint32(at + SAMPLE_ENTRY * i, 0);
+      view.setFloat64(at + SAMPLE_ENTRY * i + 8, 0);
+      return;
+    }
+    const encoder = encoderFor(setting.codecWireId, setting.level);
+    const bound = encoder.payloadBound(views.length);
+    if (sampleScratch.length < bound) sampleScratch = new Uint8Array(bound);
+    if (!warmedEncoders.has(encoder)) encoder.encode(views, sampleScratch);
+    warmedEncoders.add(encoder);
+    let ms = Infinity;
+    let wireBytes = 0;
+    for (let run = 0; run < SAMPLE_RUNS; run++) {
+      const start = performance.now();
+      wireBytes = encoder.encode(views, sampleScratch);
+      ms = Math.min(ms, performance.now() - start);
+    }
+    view.setUint32(at + SAMPLE_ENTRY * i, wireBytes);
+    view.setUint32(at + SAMPLE_ENTRY * i + 4, 0);
+    view.setFloat64(at + SAMPLE_ENTRY * i + 8, ms);
+  });
+  return samples.length ? views.length * pages.pageSize : 0;
 }
 
 /**
@@ -249,8 +359,11 @@ export function readSendResult(result: ArrayBuffer, memory: WebAssembly.Memory):
   const chunkCount = view.getUint32(8);
   const chunkHashes: bigint[] = [];
   for (let c = 0; c < chunkCount; c++) chunkHashes.push(view.getBigUint64(RESULT_HEAD + 8 * c));
+  const samplesAt = RESULT_HEAD + 8 * chunkCount;
+  const sampleEncodings: SampleEncoding[] = [];
+  for (let i = 0; i < view.getUint32(48); i++) sampleEncodings.push({ wireBytes: view.getUint32(samplesAt + SAMPLE_ENTRY * i), ms: view.getFloat64(samplesAt + SAMPLE_ENTRY * i + 8) });
   const packets: SentPacket[] = [];
-  let at = RESULT_HEAD + 8 * chunkCount;
+  let at = samplesAt + SAMPLE_ENTRY * sampleEncodings.length;
   for (let p = 0; p < packetCount; p++) {
     const length = view.getUint32(at);
     const spans = view.getUint32(at + 4);
@@ -266,5 +379,17 @@ export function readSendResult(result: ArrayBuffer, memory: WebAssembly.Memory):
     at = packetAt + length;
   }
   if (at !== used) throw new Error(`send result: packets end at ${at}, expected ${used}`);
-  return { buffer: result, packets, chunkHashes, normalPages: view.getUint32(12), zeroPages: view.getUint32(16), payloadBytes: view.getUint32(20), hardwarePages: view.getUint32(24), rawPages: view.getUint32(28), workerMs: view.getFloat64(32) };
+  return {
+    buffer: result,
+    packets,
+    chunkHashes,
+    normalPages: view.getUint32(12),
+    zeroPages: view.getUint32(16),
+    payloadBytes: view.getUint32(20),
+    hardwarePages: view.getUint32(24), rawPages: view.getUint32(28),
+    workerMs: view.getFloat64(32),
+    encodeMs: view.getFloat64(40),
+    sampleEncodings,
+    sampleBytes: view.getUint32(52),
+  };
 }

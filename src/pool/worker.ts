@@ -33,11 +33,12 @@ function settingKey(s: CodecSetting, wireId = s.codecWireId, level = s.level): s
   return `${wireId}/${level ?? ''}/${s.pageSize}/${s.pagesPerPacket}/${s.accelerator?.policy ?? ''}/${s.accelerator?.library ?? ''}`;
 }
 
-function encoderFor(s: CodecSetting): PacketEncoder {
-  const key = settingKey(s);
+/** The encoder of a setting for codec `wireId` at `level` (the setting's own, or a sample's). */
+function encoderFor(s: CodecSetting, wireId: number, level: number | undefined): PacketEncoder {
+  const key = settingKey(s, wireId, level);
   let encoder = encoders.get(key);
   if (!encoder) {
-    encoder = codecOf(s.codecWireId).createEncoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, level: s.level, accelerator: s.accelerator });
+    encoder = codecOf(wireId).createEncoder({ pageSize: s.pageSize, maxPages: s.pagesPerPacket, level, accelerator: s.accelerator });
     encoders.set(key, encoder);
   }
   return encoder;
@@ -58,7 +59,7 @@ function decoderFor(s: CodecSetting, wireId: number): PacketDecoder {
 function run(task: PoolTask): TaskResult {
   switch (task.op) {
     case 'send':
-      return move(runSendTask(task, encoderFor(task))) as ArrayBuffer;
+      return move(runSendTask(task, (wireId, level) => encoderFor(task, wireId, level))) as ArrayBuffer;
     case 'receive': {
       if (task.full) session = task.full;
       if (session?.key !== task.session) return MISSING_SESSION;

@@ -2,6 +2,7 @@
 // backpressure, so the same channel code runs over sockets, files and in-memory pairs.
 import { lstat, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { TransportError } from '../errors.js';
 import { formatEndpoint, type Endpoint, type TcpEndpoint, type UnixEndpoint } from './endpoint.js';
 import { createTlsServer, startTlsClient, type TlsCredentials } from './tls.js';
@@ -164,4 +165,13 @@ async function connectPlain(endpoint: Endpoint, options: ConnectOptions): Promis
       resolve(socket);
     });
   });
+}
+
+/**
+ * Whether `stream` is a TCP connection whose peer has a loopback address (127.0.0.0/8, ::1,
+ * or 127.x mapped into IPv6): both ends on this host, no link between them.
+ */
+export function isLoopbackPeer(stream: Duplex): boolean {
+  const address = (stream as Partial<Socket>).remoteAddress;
+  return address !== undefined && (address === '::1' || /^(::ffff:)?127\./.test(address));
 }

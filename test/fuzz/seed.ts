@@ -51,7 +51,7 @@ function sentPackets(memory: GuestMemory, blockIndex: number, pageCount: number,
       pageSize: PAGE,
       pagesPerPacket: PAGES_PER_PACKET,
     },
-    encoder,
+    () => encoder,
   );
   const { packets } = readSendResult(result, memory.blocks[blockIndex]!.memory);
   return concat([...packets.map(packetBytes), encodeSyncPacket(1, packets.length)]);

@@ -1,7 +1,7 @@
 // Reference decoders and encoders, both directions: node:zlib for the DEFLATE family, the
 // Debian zstd and lz4 command-line tools for their frames.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as nodeZlib from 'node:zlib';

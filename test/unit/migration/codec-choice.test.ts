@@ -1,87 +1,152 @@
 // `auto`'s chooser (src/migration/codec-choice.ts), fed measurements by hand: no clock, no pool.
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
-import { CodecChooser, PROBE_INTERVAL, type CodecChoice } from '../../../src/migration/codec-choice.js';
+import { CodecChooser, SAMPLE_INTERVAL, type ChoiceOutcome, type ChoicePlan } from '../../../src/migration/codec-choice.js';
 
 const test = suite('auto: the codec chooser');
 
 const MiB = 2 ** 20;
-/** What each candidate costs per MiB of guest memory on one worker, and what it leaves on the wire. */
-const PROFILE: Record<string, { ms: number; wire: number }> = {
-  none: { ms: 0.5, wire: 1.0 },
-  'lz4-1': { ms: 2, wire: 0.5 },
-  'zstd-1': { ms: 4, wire: 0.33 },
-  'zstd-2': { ms: 6, wire: 0.31 },
-  'zstd-3': { ms: 10, wire: 0.3 },
+const TASK = 4 * MiB;
+const SAMPLE = 256 * 1024;
+
+/** Per MiB of pages on one worker: each codec's encode ms and the bytes it leaves; every task also costs BASE_MS per MiB (scan, hashes). */
+interface Profile {
+  baseMs: number;
+  /** How much longer a task's encode takes than its codec's sample for as many bytes (1 when absent). */
+  contention?: number;
+  codecs: Record<string, { ms: number; wire: number }>;
+}
+const PROFILE: Profile = {
+  baseMs: 0.5,
+  codecs: {
+    none: { ms: 0, wire: 1.0 },
+    'lz4-1': { ms: 1.5, wire: 0.5 },
+    'zstd-1': { ms: 3.5, wire: 0.33 },
+    'zstd-2': { ms: 5.5, wire: 0.31 },
+    'zstd-3': { ms: 9.5, wire: 0.28 },
+  },
 };
 
-function feed(chooser: CodecChooser, choice: CodecChoice, profile = PROFILE): void {
-  const p = profile[choice.label]!;
-  chooser.record(choice, { guestBytes: 4 * MiB, wireBytes: 4 * MiB * p.wire, workerMs: 4 * p.ms, packets: 8, normalPages: 1024, rawPages: 0 });
+/** What a 4 MiB task of normal pages sent as `plan` says it produced under `profile`; `taskWire` overrides its own ratio. */
+function outcome(plan: ChoicePlan, profile = PROFILE, taskWire?: number): ChoiceOutcome {
+  const own = profile.codecs[plan.choice.label]!;
+  const payloadBytes = TASK * (taskWire ?? own.wire);
+  const sampleEncodings = (plan.sample ?? []).map((c) => ({ wireBytes: SAMPLE * profile.codecs[c.label]!.wire, ms: (SAMPLE / MiB) * profile.codecs[c.label]!.ms }));
+  const encodeMs = 4 * own.ms * (profile.contention ?? 1);
+  return {
+    guestBytes: TASK,
+    normalBytes: TASK,
+    wireBytes: payloadBytes + 8 * 1400,
+    payloadBytes,
+    workerMs: 4 * profile.baseMs + encodeMs + sampleEncodings.reduce((n, e) => n + e.ms, 0),
+    encodeMs,
+    packets: 8,
+    normalPages: 1024,
+    rawPages: 0,
+    sampleBytes: plan.sample ? SAMPLE : 0,
+    sampleEncodings,
+  };
 }
 
-/** Runs `tasks` choices at a link of `linkMBps` (Infinity: none), feeding PROFILE; returns the labels chosen. */
-function run(chooser: CodecChooser, tasks: number, linkMBps: number, profile = PROFILE): string[] {
-  const chosen: string[] = [];
+/** Runs `tasks` choices at a link of `linkMBps` (Infinity: none), feeding `profile`; returns the plans. */
+function run(chooser: CodecChooser, tasks: number, linkMBps: number, profile = PROFILE, taskWire?: () => number): ChoicePlan[] {
+  const plans: ChoicePlan[] = [];
   for (let i = 0; i < tasks; i++) {
-    const choice = chooser.choose((linkMBps * 1e6) / 1000);
-    chosen.push(choice.label);
-    feed(chooser, choice, profile);
+    const plan = chooser.choose((linkMBps * 1e6) / 1000);
+    plans.push(plan);
+    chooser.record(plan, outcome(plan, profile, taskWire?.()));
   }
-  return chosen;
+  return plans;
 }
 
-test('once the link is bounded, every candidate is tried twice first (its first task, with the encoder\'s creation, is not counted)', () => {
+const labels = (plans: ChoicePlan[]) => plans.map((p) => p.choice.label);
+
+test('while nothing bounds the link none is taken and nothing is sampled: no codec costs the workers less', () => {
   const chooser = new CodecChooser(2);
-  assert.equal(run(chooser, 10, 125), ['none', 'none', 'lz4-1', 'lz4-1', 'zstd-1', 'zstd-1', 'zstd-2', 'zstd-2', 'zstd-3', 'zstd-3']);
+  const plans = run(chooser, 100, Infinity);
+  assert.equal(tally(labels(plans)), { none: 100 });
+  assert.ok(plans.every((p) => p.sample === undefined));
+  assert.match(chooser.stats().reason, /^none: no link limit seen/);
 });
 
-test('while nothing bounds the link none is taken without trials or probes: no codec costs the workers less', () => {
+test('once the link is bounded, the first task and every SAMPLE_INTERVAL-th after it carry a sample for every codec that encodes', () => {
   const chooser = new CodecChooser(2);
-  assert.equal(tally(run(chooser, 100, Infinity)), { none: 100 });
-  assert.match(chooser.stats().reason, /^none: no link limit seen/);
-  assert.equal(run(chooser, 2, 125), ['none', 'none'], 'the trials start when the link is first bounded');
+  run(chooser, 5, Infinity);
+  const plans = run(chooser, 2 * SAMPLE_INTERVAL + 1, 125);
+  const sampled = plans.flatMap((p, i) => (p.sample ? [i] : []));
+  assert.equal(sampled, [0, SAMPLE_INTERVAL, 2 * SAMPLE_INTERVAL]);
+  assert.equal(plans[0]!.sample!.map((c) => c.label), ['lz4-1', 'zstd-1', 'zstd-2', 'zstd-3']);
+  assert.is(plans[0]!.choice.label, 'none', 'before any sample is measured, the cheapest');
+  assert.is(plans[1]!.choice.label, 'zstd-1', 'from the next task, the sample decides');
 });
 
 test('on a slow link the codec that leaves fewest bytes wins while the workers keep up; a faster link moves the choice to cheaper codecs', () => {
-  const best = (linkMBps: number) => {
-    const chooser = new CodecChooser(2);
-    const counts = tally(run(chooser, 10 + 64, linkMBps).slice(10));
-    return Object.entries(counts).sort((a, b) => b[1] - a[1])[0]![0];
-  };
-  // 2 workers: zstd-3 moves 200 MB/s of guest on them, zstd-1 500, lz4 1000, none 4000.
-  assert.is(best(10), 'zstd-3', '10 MB/s: the wire decides');
-  assert.is(best(125), 'zstd-1', '1 Gbit/s: zstd-1 (375 MB/s of guest) beats zstd-3 (200 on the workers) and lz4 (250 on the wire)');
-  assert.is(best(1250), 'none', '10 Gbit/s: none');
+  const best = (linkMBps: number) => labels(run(new CodecChooser(2), 40, linkMBps).slice(1));
+  // 2 workers: zstd-3 moves 200 MiB/s of guest on them, zstd-2 333, zstd-1 500, lz4 1000, none 4000.
+  assert.equal(tally(best(10)), { 'zstd-3': 39 }, '10 MB/s: the wire decides');
+  assert.equal(tally(best(125)), { 'zstd-1': 39 }, '1 Gbit/s: zstd-1 (about 360 MiB/s of guest, wire-bound) beats zstd-2 (333, worker-bound) and lz4 (238 on the wire)');
+  assert.equal(tally(best(1250)), { none: 39 }, '10 Gbit/s: none');
+  assert.match(new CodecChooser(2).stats().reason, /not measured/);
 });
 
-test('a link that slows mid-migration changes the choice at once, without waiting for a probe', () => {
+test('the ranking comes from the samples, not from the regions of memory each codec\'s tasks happened to get', () => {
+  const chooser = new CodecChooser(2);
+  // The tasks' own ratios swing between easy and hard regions; the samples (the same pages for
+  // every candidate) keep their order, so the choice does not follow the swings.
+  let task = 0;
+  const swinging = () => (task++ % 2 ? 0.05 : 0.9);
+  const plans = run(chooser, 3 * SAMPLE_INTERVAL, 10, PROFILE, swinging);
+  assert.equal(tally(labels(plans.slice(1))), { 'zstd-3': 3 * SAMPLE_INTERVAL - 1 });
+});
+
+test('a link that slows mid-migration changes the choice at once, without waiting for a sample', () => {
   const chooser = new CodecChooser(2);
   run(chooser, 20, 1250);
-  assert.is(chooser.choose(1_250_000).label, 'none', '10 Gbit/s (1 250 000 bytes per ms): none');
-  assert.equal(run(chooser, 3, 125), ['zstd-1', 'zstd-1', 'zstd-1'], '1 Gbit/s from the next task');
+  assert.is(chooser.choose(1_250_000).choice.label, 'none', '10 Gbit/s (1 250 000 bytes per ms): none');
+  assert.equal(labels(run(chooser, 3, 125)), ['zstd-1', 'zstd-1', 'zstd-1'], '1 Gbit/s from the next task');
 });
 
-test('the stalest candidate is measured again every PROBE_INTERVAL choices, so a codec that became cheaper is found', () => {
+test('data that turns incompressible moves the choice to none as the samples see it', () => {
   const chooser = new CodecChooser(2);
-  run(chooser, 10 + 64, 125);
-  // The data turns incompressible: zstd's ratio goes to 1, and none wins once the probes see it.
-  const flat = Object.fromEntries(Object.entries(PROFILE).map(([label, p]) => [label, { ms: p.ms, wire: 1 }]));
-  const later = run(chooser, 8 * PROBE_INTERVAL, 125, flat);
-  assert.is(later.at(-1), 'none', later.slice(-8).join(', '));
+  run(chooser, SAMPLE_INTERVAL, 125);
+  const flat: Profile = { baseMs: PROFILE.baseMs, codecs: Object.fromEntries(Object.entries(PROFILE.codecs).map(([label, p]) => [label, { ms: p.ms, wire: 1 }])) };
+  // Each sample moves the estimates half way: none wins once zstd-1's wire bytes come within the
+  // margin of none's (on this link-bound run, zstd-1 loses little meanwhile: the raw fallback).
+  const later = labels(run(chooser, 6 * SAMPLE_INTERVAL, 125, flat));
+  assert.is(later.at(-1), 'none', later.slice(-4).join(', '));
+});
+
+test('workers that lose CPU to a neighbour move the choice to a cheaper codec', () => {
+  const chooser = new CodecChooser(2);
+  run(chooser, SAMPLE_INTERVAL, 125);
+  const slowed: Profile = { baseMs: 3 * PROFILE.baseMs, codecs: Object.fromEntries(Object.entries(PROFILE.codecs).map(([label, p]) => [label, { ms: 3 * p.ms, wire: p.wire }])) };
+  const later = labels(run(chooser, 3 * SAMPLE_INTERVAL, 125, slowed));
+  assert.is(later.at(-1), 'lz4-1', 'zstd-1 now needs 6 ms a MiB on 2 workers, lz4 4.2 on the wire');
+  assert.match(chooser.stats().reason, /^lz4-1: .* link-bound/);
+});
+
+test('a codec whose tasks encode slower than its samples is costed at what the tasks take, and so is every candidate', () => {
+  const chooser = new CodecChooser(2);
+  // Tasks compete with the rest of the machine: zstd-1's take 3 × its sampled time, which
+  // makes it worker-bound (5.5 ms a MiB); lz4, at 3 × its sampled time too, needs 2.5 ms on
+  // the workers and 4.2 on the wire.
+  const later = labels(run(chooser, SAMPLE_INTERVAL, 125, { ...PROFILE, contention: 3 }));
+  assert.is(later[1], 'zstd-1', 'before a task of it came back, the sample alone');
+  assert.is(later.at(-1), 'lz4-1', later.slice(-4).join(', '));
 });
 
 test('counts per choice add up, and raw pages are reported', () => {
   const chooser = new CodecChooser(1);
-  const choice = chooser.choose(Infinity);
-  chooser.record(choice, { guestBytes: 100, wireBytes: 90, workerMs: 1, packets: 2, normalPages: 3, rawPages: 1 });
-  chooser.record(choice, { guestBytes: 50, wireBytes: 40, workerMs: 1, packets: 1, normalPages: 1, rawPages: 0 });
+  const plan = chooser.choose(Infinity);
+  const base = { normalBytes: 0, payloadBytes: 0, encodeMs: 0, sampleBytes: 0, sampleEncodings: [] };
+  chooser.record(plan, { ...base, guestBytes: 100, wireBytes: 90, workerMs: 1, packets: 2, normalPages: 3, rawPages: 1 });
+  chooser.record(plan, { ...base, guestBytes: 50, wireBytes: 40, workerMs: 1, packets: 1, normalPages: 1, rawPages: 0 });
   assert.equal(chooser.stats().choices.none, { tasks: 2, packets: 3, 'normal-pages': 4, 'raw-pages': 1, 'guest-bytes': 150, 'wire-bytes': 130 });
 });
 
-function tally(labels: string[]): Record<string, number> {
+function tally(names: string[]): Record<string, number> {
   const counts: Record<string, number> = {};
-  for (const label of labels) counts[label] = (counts[label] ?? 0) + 1;
+  for (const name of names) counts[name] = (counts[name] ?? 0) + 1;
   return counts;
 }
 

@@ -9,7 +9,7 @@ import { suite } from 'uvu';
 import { TransportError } from '../../../src/errors.js';
 import { writeWithBackpressure } from '../../../src/transport/backpressure.js';
 import { parseEndpoint } from '../../../src/transport/endpoint.js';
-import { connect, listen, type Listener } from '../../../src/transport/socket.js';
+import { connect, isLoopbackPeer, listen, type Listener } from '../../../src/transport/socket.js';
 import { failure, useTempDir } from '../../helpers/support.js';
 
 const MiB = 1024 * 1024;
@@ -74,6 +74,7 @@ test('listens on 127.0.0.1:0 and reports the real port; bytes cross in both dire
   const [there, back] = await Promise.all([sha256Of(peer), sha256Of(client)]);
   assert.is(there.digest, createHash('sha256').update('hello destination').digest('hex'));
   assert.is(back.bytes, 3);
+  assert.ok(isLoopbackPeer(client) && isLoopbackPeer(peer), 'both ends see a loopback peer');
 });
 
 test('64 MiB arrive complete and in order through a TCP pair with a slow reader', async () => {
@@ -107,6 +108,7 @@ test('listens and connects on a unix socket in a temp dir', async () => {
   assert.is(listener.address, `unix:${path}`);
   const client = await dial(listener.address);
   const peer = await accepted();
+  assert.not.ok(isLoopbackPeer(client), 'a unix socket has no address to tell');
   client.end(Buffer.from([1, 2, 3]));
   assert.is((await sha256Of(peer)).bytes, 3);
   await listener.close();
