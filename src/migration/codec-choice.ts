@@ -14,7 +14,8 @@
 // Ranking them on the tasks each happened to get would let a codec that met an easy region of
 // memory look better than it is. The samples are taken on the first task once the link is
 // bounded, then every SAMPLE_INTERVAL tasks, so the ranking follows the data and the CPU as
-// they change; a change of the link is seen at once. While nothing bounds the link, `none` is
+// they change; a change of the link is seen at once (until the first sample is back, the link
+// alone decides: see SLOW_LINK_BYTES_PER_MS). While nothing bounds the link, `none` is
 // taken and nothing is sampled: every codec does none's work and more, so on an unbounded link
 // nothing can beat it. Pure logic: the caller feeds measurements, tests need no clock.
 import { getCodec } from '../codecs/registry.js';
@@ -31,7 +32,7 @@ export const AUTO_CANDIDATES: ReadonlyArray<{ codec: CodecId; level?: number }> 
 
 /** Tasks between two samples while the link is bounded. */
 export const SAMPLE_INTERVAL = 32;
-/** Weight of the newest task (shared costs) and of the newest sample (a candidate's) in the running estimates. */
+/** Weight of the newest task (shared costs) and of the newest sample (a candidate's time) in the running estimates. */
 const SMOOTHING = 0.3;
 const SAMPLE_SMOOTHING = 0.5;
 /**
@@ -42,9 +43,17 @@ const SAMPLE_SMOOTHING = 0.5;
 const BASE_WINDOW = 4;
 /**
  * A costlier candidate (later in AUTO_CANDIDATES) wins only when it is estimated this much
- * faster: near-ties, as when every codec waits on the same link, go to the cheaper one.
+ * faster: near-ties go to the cheaper one. Small, since the samples compare the candidates'
+ * sizes on the same pages exactly: on a link-bound run 2 % fewer bytes is 2 % less time.
  */
-const MARGIN = 0.03;
+const MARGIN = 0.01;
+/**
+ * Until the first sample is back (the first task, with every encoder's set-up, takes a while,
+ * and several tasks are chosen meanwhile), a link slower than this (wire bytes per ms: 32 MB/s)
+ * takes the candidate that compresses most: there the link bounds any codec on any worker this
+ * runs on, and a task sent as none would take three times as long. A faster one takes none.
+ */
+const SLOW_LINK_BYTES_PER_MS = 32_000;
 
 /** One candidate: its codec, level and name in stats (`zstd-1`). */
 export interface CodecChoice {
@@ -153,6 +162,11 @@ export class CodecChooser {
       return { choice: this.current };
     }
     const sample = this.choicesMade++ % SAMPLE_INTERVAL === 0 ? this.candidates.filter((c) => c.codec.info.payloadIsPages !== true) : undefined;
+    if (this.encodings.size === 1 || !this.shared) {
+      this.current = linkBytesPerMs < SLOW_LINK_BYTES_PER_MS ? this.candidates.at(-1)! : this.candidates[0]!;
+      this.reason = `${this.current.label}: the first sample is not measured yet (${Math.round(linkBytesPerMs / 1000)} MB/s link)`;
+      return { choice: this.current, sample };
+    }
     let best = this.candidates[0]!;
     let bestCost = Infinity;
     for (const candidate of this.candidates) {
@@ -160,7 +174,7 @@ export class CodecChooser {
       if (cost < bestCost * (1 - MARGIN)) [best, bestCost] = [candidate, cost];
     }
     this.current = best;
-    this.reason = Number.isFinite(bestCost) ? this.explain(best, linkBytesPerMs) : `${best.label}: the first sample is not measured yet`;
+    this.reason = this.explain(best, linkBytesPerMs);
     return { choice: best, sample };
   }
 
@@ -183,8 +197,10 @@ export class CodecChooser {
     plan.sample.forEach((candidate, i) => {
       const encoding = outcome.sampleEncodings[i]!;
       // A packet a codec does not shrink goes raw: its wire bytes are at most the pages'.
-      const measured = { msPerByte: encoding.ms / outcome.sampleBytes, wirePerByte: Math.min(1, encoding.wireBytes / outcome.sampleBytes) };
-      this.encodings.set(candidate.label, blend(this.encodings.get(candidate.label), SAMPLE_SMOOTHING, measured));
+      // The size is the newest sample's: it is of the pages at hand, and memory changes from
+      // region to region. The time is smoothed: it is a few ms on a shared machine.
+      const { msPerByte } = blend(this.encodings.get(candidate.label), SAMPLE_SMOOTHING, { msPerByte: encoding.ms / outcome.sampleBytes });
+      this.encodings.set(candidate.label, { msPerByte, wirePerByte: Math.min(1, encoding.wireBytes / outcome.sampleBytes) });
     });
   }
 
