@@ -9,11 +9,10 @@ import { MultifdError } from '../src/errors.js';
 import { GuestMemory } from '../src/memory/guest-memory.js';
 import type { ConvergenceOptions } from '../src/migration/convergence.js';
 import { ExplicitDirtyLog, TraceDirtyLog, traceFromSnapshots } from '../src/migration/dirty/index.js';
-import { migrate, type LiveOptions } from '../src/migration/sender.js';
+import type { LiveOptions } from '../src/migration/sender.js';
 import { guestMemorySource } from '../src/migration/source.js';
 import type { MigrationStats } from '../src/migration/stats.js';
 import { WorkerPool } from '../src/pool/pool.js';
-import { connect, parseEndpoint } from '../src/transport/index.js';
 import { startGuest, type GuestMode } from '../src/workload/index.js';
 import { fillFromCorpus, fillMemoryFromFile } from '../src/cli/demo-content.js';
 import { sharedDataFile } from './data.js';
@@ -183,25 +182,17 @@ async function guestRun(peer: BenchPeer, pool: WorkerPool, sizeMiB: number, mode
 
 /**
  * One live migration to a fresh receiver in the peer: its final stats, also when it failed
- * with ERR_NOT_CONVERGING (a row of its own); any other failure throws. Unlike
- * BenchPeer.migrate, it waits for the receiver's answer after a failure too, so the next
- * migration's receiver does not take it for its own.
+ * with ERR_NOT_CONVERGING (a row of its own); any other failure throws.
  */
 async function liveRun(peer: BenchPeer, pool: WorkerPool, memory: GuestMemory, settings: LinkSettings, live: LiveOptions): Promise<MigrationStats> {
-  const receiver = await peer.receive(2);
   // A failed migration's stats come only through onProgress, called once more at its end.
   let last: MigrationStats | undefined;
-  let stats: MigrationStats;
   try {
-    stats = await migrate({ source: guestMemorySource(memory), pool, channels: 2, ...settings, live, connect: () => connect(parseEndpoint(receiver.address)), onProgress: (snapshot) => (last = snapshot) });
+    return (await peer.migrate(2, { source: guestMemorySource(memory), pool, channels: 2, ...settings, live, onProgress: (snapshot) => (last = snapshot) })).stats;
   } catch (error) {
-    await receiver.done;
     if (!(error instanceof MultifdError && error.code === 'ERR_NOT_CONVERGING')) throw error;
     return last!;
   }
-  const answer = await receiver.done;
-  if (answer.error) throw new Error(`receiver failed: ${answer.error}`);
-  return stats;
 }
 
 /**

@@ -15,20 +15,17 @@ type Answer = { address?: string; received?: { normalPages: number; zeroPages: n
 export class BenchPeer {
   private readonly child: ChildProcessWithoutNullStreams;
   private readonly answers: Answer[] = [];
-  private waiting: ((answer: Answer) => void) | undefined;
+  /** Who waits for the next answers, in the order they asked. */
+  private readonly waiting: Array<(answer: Answer) => void> = [];
 
   constructor() {
     this.child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', join(packageRoot(), 'benchmarks', 'bench-receiver.ts')], { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child.stderr.pipe(process.stderr);
     createInterface({ input: this.child.stdout }).on('line', (line) => {
       const answer = JSON.parse(line) as Answer;
-      if (this.waiting) {
-        const waiting = this.waiting;
-        this.waiting = undefined;
-        waiting(answer);
-      } else {
-        this.answers.push(answer);
-      }
+      const waiting = this.waiting.shift();
+      if (waiting) waiting(answer);
+      else this.answers.push(answer);
     });
   }
 
@@ -42,13 +39,16 @@ export class BenchPeer {
   /**
    * One migration to a fresh receiver with `threads` workers in the child (every connection
    * under TLS with `psk`, hex, when given): the sender's statistics and the receiver's CPU time.
-   * @throws Error when the receiver failed.
+   * @throws Error when the receiver failed; the sender's error when it failed (once the
+   * receiver answered too, so that its answer is not taken for the next command's).
    */
   async migrate(threads: number, options: Omit<MigrateOptions, 'connect'>, psk?: string): Promise<{ stats: MigrationStats; recvCpuMicros: number }> {
     const tls = psk ? { psk: parsePskFile(`bench:${psk}`) } : undefined;
     const receiver = await this.receive(threads, psk);
-    const stats = await migrate({ ...options, connect: () => connect(parseEndpoint(receiver.address), { tls }) });
-    const answer = await receiver.done;
+    const sending = migrate({ ...options, connect: () => connect(parseEndpoint(receiver.address), { tls }) });
+    const [sent, answer] = await Promise.all([sending.then((stats) => ({ stats }), (error: Error) => ({ error })), receiver.done]);
+    if ('error' in sent) throw sent.error;
+    const { stats } = sent;
     if (answer.error) throw new Error(`receiver failed: ${answer.error}`);
     return { stats, recvCpuMicros: answer.cpuMicros! };
   }
@@ -69,6 +69,6 @@ export class BenchPeer {
   private next(): Promise<Answer> {
     const queued = this.answers.shift();
     if (queued) return Promise.resolve(queued);
-    return new Promise((resolve) => (this.waiting = resolve));
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 }

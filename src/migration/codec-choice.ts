@@ -14,8 +14,10 @@
 // Ranking them on the tasks each happened to get would let a codec that met an easy region of
 // memory look better than it is. The samples are taken on the first task once the link is
 // bounded, then every SAMPLE_INTERVAL tasks, so the ranking follows the data and the CPU as
-// they change; a change of the link is seen at once (until the first sample is back, the link
-// alone decides: see SLOW_LINK_BYTES_PER_MS). While nothing bounds the link, `none` is
+// they change; a change of the link is seen at once. Until a candidate's first sample is back
+// (several tasks are chosen meanwhile), typical figures stand in for it (PRIORS). When the
+// receiver runs on this host (loopback), its decoding takes the same cores, so a candidate's
+// decode time, timed on the sample too, counts with its encode. While nothing bounds the link, `none` is
 // taken and nothing is sampled: every codec does none's work and more, so on an unbounded link
 // nothing can beat it. Pure logic: the caller feeds measurements, tests need no clock.
 import { getCodec } from '../codecs/registry.js';
@@ -47,13 +49,6 @@ const BASE_WINDOW = 4;
  * sizes on the same pages exactly: on a link-bound run 2 % fewer bytes is 2 % less time.
  */
 const MARGIN = 0.01;
-/**
- * Until the first sample is back (the first task, with every encoder's set-up, takes a while,
- * and several tasks are chosen meanwhile), a link slower than this (wire bytes per ms: 32 MB/s)
- * takes the candidate that compresses most: there the link bounds any codec on any worker this
- * runs on, and a task sent as none would take three times as long. A faster one takes none.
- */
-const SLOW_LINK_BYTES_PER_MS = 32_000;
 
 /** One candidate: its codec, level and name in stats (`zstd-1`). */
 export interface CodecChoice {
@@ -84,9 +79,9 @@ export interface ChoiceOutcome {
   normalPages: number;
   /** Of those, pages sent raw because the codec did not shrink their packet. */
   rawPages: number;
-  /** The sample's raw bytes and, per candidate of the plan's sample in order, its encoding. */
+  /** The sample's raw bytes and, per candidate of the plan's sample in order, its encoding (size, encode and decode ms). */
   sampleBytes: number;
-  sampleEncodings: ReadonlyArray<{ wireBytes: number; ms: number }>;
+  sampleEncodings: ReadonlyArray<{ wireBytes: number; ms: number; decodeMs: number }>;
 }
 
 /** Per choice, for stats and `--json`. */
@@ -109,7 +104,10 @@ export interface AutoStats {
 /** A candidate's encoding of the samples: ms and bytes out per raw byte in. */
 interface Encoding {
   msPerByte: number;
+  decodeMsPerByte: number;
   wirePerByte: number;
+  /** A typical figure (PRIORS), replaced whole by the first sample. */
+  prior?: boolean;
 }
 
 /** What every codec shares, per guest byte, from every task. */
@@ -123,13 +121,32 @@ interface Shared {
 }
 
 /** `none` encodes nothing and leaves every byte. */
-const NONE_ENCODING: Encoding = { msPerByte: 0, wirePerByte: 1 };
+const NONE_ENCODING: Encoding = { msPerByte: 0, decodeMsPerByte: 0, wirePerByte: 1 };
+
+/**
+ * Typical figures, until the samples replace them: ms per MiB on one WASM SIMD thread of this
+ * project's reference machine, and the share left of memory like the corpus (docs/benchmarks.md,
+ * codecs). They matter for the first few tasks only, but those would otherwise go as `none`: at
+ * 100 Mbit/s three times as long as zstd-3's.
+ */
+const PRIORS: Record<string, { encodeMsPerMiB: number; decodeMsPerMiB: number; wire: number }> = {
+  'lz4-1': { encodeMsPerMiB: 2, decodeMsPerMiB: 0.5, wire: 0.45 },
+  'zstd-1': { encodeMsPerMiB: 4, decodeMsPerMiB: 1.2, wire: 0.34 },
+  'zstd-2': { encodeMsPerMiB: 5.5, decodeMsPerMiB: 1.2, wire: 0.33 },
+  'zstd-3': { encodeMsPerMiB: 8, decodeMsPerMiB: 1.2, wire: 0.32 },
+};
+/** What every codec shares, until the first task is back: 0.2 ms per MiB, no zero pages. */
+const PRIOR_SHARED: Shared = { baseMs: 0.2 / 2 ** 20, headerBytes: 0.003, normalShare: 1 };
 
 /** Chooses a codec per task for `auto`. */
 export class CodecChooser {
   readonly candidates: CodecChoice[];
   private readonly encodings = new Map<string, Encoding>();
-  private shared: Shared | undefined;
+  /** PRIOR_SHARED until the first task is back. */
+  private shared: Shared = PRIOR_SHARED;
+  private sharedMeasured = false;
+  /** The receiver runs on this host (loopback): its decoding takes the same cores. */
+  private decodeHere = false;
   /**
    * A task's encode time over its codec's sampled time for as many bytes: a sample is encoded
    * with its pages in cache and timed at its best, a task's encode competes with everything
@@ -148,13 +165,17 @@ export class CodecChooser {
     this.candidates = AUTO_CANDIDATES.map(({ codec, level }) => ({ label: level === undefined ? codec : `${codec}-${level}`, codec: getCodec(codec), level }));
     this.current = this.candidates[0]!;
     this.encodings.set(this.current.label, NONE_ENCODING);
+    for (const [label, prior] of Object.entries(PRIORS)) {
+      this.encodings.set(label, { msPerByte: prior.encodeMsPerMiB / 2 ** 20, decodeMsPerByte: prior.decodeMsPerMiB / 2 ** 20, wirePerByte: prior.wire, prior: true });
+    }
   }
 
   /**
    * The plan for the next task. `linkBytesPerMs`: the wire bytes per ms the link takes
-   * (Infinity when nothing limits it).
+   * (Infinity when nothing limits it); `receiverOnThisHost`: the connections are loopback.
    */
-  choose(linkBytesPerMs: number): ChoicePlan {
+  choose(linkBytesPerMs: number, receiverOnThisHost = false): ChoicePlan {
+    this.decodeHere = receiverOnThisHost;
     if (!Number.isFinite(linkBytesPerMs)) {
       // Unbounded: the cheapest on the workers, which is none (see the top of the file).
       this.current = this.candidates[0]!;
@@ -162,11 +183,6 @@ export class CodecChooser {
       return { choice: this.current };
     }
     const sample = this.choicesMade++ % SAMPLE_INTERVAL === 0 ? this.candidates.filter((c) => c.codec.info.payloadIsPages !== true) : undefined;
-    if (this.encodings.size === 1 || !this.shared) {
-      this.current = linkBytesPerMs < SLOW_LINK_BYTES_PER_MS ? this.candidates.at(-1)! : this.candidates[0]!;
-      this.reason = `${this.current.label}: the first sample is not measured yet (${Math.round(linkBytesPerMs / 1000)} MB/s link)`;
-      return { choice: this.current, sample };
-    }
     let best = this.candidates[0]!;
     let bestCost = Infinity;
     for (const candidate of this.candidates) {
@@ -184,23 +200,25 @@ export class CodecChooser {
     if (outcome.guestBytes === 0) return;
     const sampleMs = outcome.sampleEncodings.reduce((n, e) => n + e.ms, 0);
     const sampled = this.encodings.get(plan.choice.label);
-    if (outcome.encodeMs > 0 && outcome.normalBytes > 0 && sampled && sampled.msPerByte > 0) {
+    if (outcome.encodeMs > 0 && outcome.normalBytes > 0 && sampled && !sampled.prior && sampled.msPerByte > 0) {
       this.contention = (1 - SMOOTHING) * this.contention + SMOOTHING * (outcome.encodeMs / outcome.normalBytes / sampled.msPerByte);
     }
     this.recentBaseMs.push(Math.max(0, outcome.workerMs - outcome.encodeMs - sampleMs) / outcome.guestBytes);
     if (this.recentBaseMs.length > BASE_WINDOW) this.recentBaseMs.shift();
     this.shared = {
       baseMs: Math.min(...this.recentBaseMs),
-      ...blend(this.shared, SMOOTHING, { headerBytes: (outcome.wireBytes - outcome.payloadBytes) / outcome.guestBytes, normalShare: outcome.normalBytes / outcome.guestBytes }),
+      ...blend(this.sharedMeasured ? this.shared : undefined, SMOOTHING, { headerBytes: (outcome.wireBytes - outcome.payloadBytes) / outcome.guestBytes, normalShare: outcome.normalBytes / outcome.guestBytes }),
     };
+    this.sharedMeasured = true;
     if (!plan.sample || outcome.sampleBytes === 0) return;
     plan.sample.forEach((candidate, i) => {
       const encoding = outcome.sampleEncodings[i]!;
       // A packet a codec does not shrink goes raw: its wire bytes are at most the pages'.
       // The size is the newest sample's: it is of the pages at hand, and memory changes from
       // region to region. The time is smoothed: it is a few ms on a shared machine.
-      const { msPerByte } = blend(this.encodings.get(candidate.label), SAMPLE_SMOOTHING, { msPerByte: encoding.ms / outcome.sampleBytes });
-      this.encodings.set(candidate.label, { msPerByte, wirePerByte: Math.min(1, encoding.wireBytes / outcome.sampleBytes) });
+      const old = this.encodings.get(candidate.label);
+      const times = blend(old?.prior ? undefined : old, SAMPLE_SMOOTHING, { msPerByte: encoding.ms / outcome.sampleBytes, decodeMsPerByte: encoding.decodeMs / outcome.sampleBytes });
+      this.encodings.set(candidate.label, { ...times, wirePerByte: Math.min(1, encoding.wireBytes / outcome.sampleBytes) });
     });
   }
 
@@ -210,14 +228,15 @@ export class CodecChooser {
     return bounds ? Math.max(bounds.workers, bounds.link) : Infinity;
   }
 
-  /** Ms per guest byte `choice` needs on the workers and on the link, once both are measured. */
+  /** Ms per guest byte `choice` needs on the workers (and the receiver's, when on this host) and on the link. */
   private bounds(choice: CodecChoice, linkBytesPerMs: number): { workers: number; link: number } | undefined {
     const encoding = this.encodings.get(choice.label);
-    const shared = this.shared;
-    if (!encoding || !shared) return undefined;
+    if (!encoding) return undefined;
+    const { baseMs, normalShare, headerBytes } = this.shared;
+    const coding = encoding.msPerByte + (this.decodeHere ? encoding.decodeMsPerByte : 0);
     return {
-      workers: (shared.baseMs + shared.normalShare * encoding.msPerByte * this.contention) / this.threads,
-      link: (shared.headerBytes + shared.normalShare * encoding.wirePerByte) / linkBytesPerMs,
+      workers: (baseMs + normalShare * coding * this.contention) / this.threads,
+      link: (headerBytes + normalShare * encoding.wirePerByte) / linkBytesPerMs,
     };
   }
 

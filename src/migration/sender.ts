@@ -320,7 +320,7 @@ class SendSession {
       runs = split.normalRuns;
     }
     const sequenceBase = this.takeSequences(pageCount + 1);
-    const plan = this.chooser?.choose(this.linkBytesPerMs());
+    const plan = this.chooser?.choose(this.linkBytesPerMs(), this.channels.loopback);
     const codec = plan?.choice.codec ?? this.codec;
     // Not raced against the failure latch: the task ends only once no worker reads the
     // window, so its memory can be handed back (a failure waits at most for the encodes

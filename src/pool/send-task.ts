@@ -14,7 +14,7 @@
 // transferable, and one buffer per task keeps the hand-off to a single transfer.
 import { none } from '../codecs/none.js';
 import { codecByWireId } from '../codecs/registry.js';
-import type { PacketEncoder } from '../codecs/types.js';
+import type { PacketDecoder, PacketEncoder } from '../codecs/types.js';
 import { CHECKSUM_CHUNK_BYTES, HASH_UNIT_BYTES, chunkHashOfUnits, fillZeroUnitHashes, unitHashes } from '../memory/checksum.js';
 import { appendPage, extendsLastRun, packetHeaderBytes, runsPageCount, writePacket, writePacketHeader, type PacketHeader, type PageRun } from '../wire/index.js';
 import { scanZeroPages } from '../wasm/zero-scan.js';
@@ -24,12 +24,13 @@ import type { SampleCodec, SendTask } from './protocol.js';
 // u32 zero pages | u32 payload bytes | u32 normal pages compressed on an accelerator | u32
 // normal pages sent raw because the codec did not shrink them | f64 ms the task took on the
 // worker | f64 ms of it in the codec's encode | u32 sample encodings | u32 sample bytes |
-// chunk count × u64 chunk hash | sample encodings × (u32 bytes out, u32 0, f64 ms) | then per
+// chunk count × u64 chunk hash | sample encodings × (u32 bytes out, u32 0, f64 encode ms, f64
+// decode ms) | then per
 // packet: u32 bytes in the result | u32 page spans written from the source | spans × (u32 byte
 // offset in the task's memory, u32 bytes) | the packet's bytes in the result (its header, and
 // its payload unless the spans carry it).
 const RESULT_HEAD = 56;
-const SAMPLE_ENTRY = 16;
+const SAMPLE_ENTRY = 24;
 
 /**
  * Normal pages a task encodes again with each codec `SendTask.sample` names: one packet's
@@ -76,10 +77,11 @@ export interface SendResult {
   sampleBytes: number;
 }
 
-/** The task's sample, encoded by one codec. */
+/** The task's sample, encoded by one codec and decoded again. */
 export interface SampleEncoding {
   wireBytes: number;
   ms: number;
+  decodeMs: number;
 }
 
 interface PacketDraft {
@@ -96,9 +98,10 @@ const MAX_ZERO_RUNS = 4096;
 let hashes = new Uint32Array(0);
 let packetHashes = new Uint32Array(0);
 let snapshot: WebAssembly.Memory | undefined;
-/** Worker-local: where samples are encoded, and the encoders whose first sample was taken. */
+/** Worker-local: where samples are encoded and decoded, and the coders whose first sample was taken. */
 let sampleScratch = new Uint8Array(0);
-const warmedEncoders = new WeakSet<PacketEncoder>();
+let sampleOut = new Uint8Array(0);
+const warmedCoders = new WeakSet<object>();
 
 /** Cuts the listed pages into packet drafts: zero pages into zero runs, the rest into normal runs. */
 function draftPackets(task: SendTask, runs: readonly PageRun[], isZero: Uint8Array): PacketDraft[] {
@@ -141,8 +144,11 @@ function pageMemory(task: SendTask, runs: readonly PageRun[]): { memory: WebAsse
   return { memory: snapshot, byteOffset: 0 };
 }
 
-/** The worker's encoder for codec `wireId` at `level`, with the task's other settings. */
-export type EncoderLookup = (wireId: number, level: number | undefined) => PacketEncoder;
+/** The worker's encoder for codec `wireId` at `level` and decoder for `wireId`, with the task's other settings. */
+export interface CoderLookup {
+  encoderFor(wireId: number, level: number | undefined): PacketEncoder;
+  decoderFor(wireId: number): PacketDecoder;
+}
 
 /** The task's pages as the worker reads them, and whether zero-page detection found each zero. */
 interface TaskPages {
@@ -156,13 +162,13 @@ interface TaskPages {
  * Encodes one window into packets. Pages come from `task.runs` (window-relative) or the whole
  * window; with detection `multifd` zero pages become zero runs and cost no payload.
  */
-export function runSendTask(task: SendTask, encoderFor: EncoderLookup): ArrayBuffer {
+export function runSendTask(task: SendTask, coders: CoderLookup): ArrayBuffer {
   const startedAt = performance.now();
   const { pageSize, pageCount } = task;
   const runs = task.runs ?? [{ first: 0, count: pageCount }];
   const pages = scanAndHash(task, runs);
   const drafts = draftPackets(task, runs, pages.isZero);
-  const encoder = encoderFor(task.codecWireId, task.level);
+  const encoder = coders.encoderFor(task.codecWireId, task.level);
   const inPlace = task.stable && codecByWireId(task.codecWireId)?.info.payloadIsPages === true;
   const samples = task.sample ?? [];
 
@@ -179,7 +185,7 @@ export function runSendTask(task: SendTask, encoderFor: EncoderLookup): ArrayBuf
   writeChunkHashes(view, chunkCount, pageCount * pageSize);
   const hardwarePagesBefore = encoder.hardwarePages ?? 0;
   const written = writePackets(task, drafts, pages, { encoder, inPlace, result, at: packetsAt });
-  const sampleBytes = writeSampleEncodings(view, samplesAt, samples, drafts, pages, encoderFor);
+  const sampleBytes = writeSampleEncodings(view, samplesAt, samples, drafts, pages, coders);
   view.setUint32(0, written.end);
   view.setUint32(4, drafts.length);
   view.setUint32(8, chunkCount);
@@ -279,38 +285,46 @@ function writePackets(task: SendTask, drafts: readonly PacketDraft[], pages: Tas
 
 /**
  * Encodes up to SAMPLE_PAGES normal pages of the task's fullest packet with each codec of
- * `samples` into scratch memory and writes (bytes out, ms) per codec at `at`. The time is the
- * least of SAMPLE_RUNS encodes: on shared cores a single one of a few ms is often stretched
- * by a preemption. An encoder's first sample in this worker is preceded by an untimed encode:
- * the first call of some codecs sets up their working memory. Returns the raw bytes sampled
- * (0 when the task has no normal page, and then nothing is written).
+ * `samples` into scratch memory, decodes them again, and writes (bytes out, encode ms, decode
+ * ms) per codec at `at` (zeros when the task has no normal page). Each time is the least of
+ * SAMPLE_RUNS: on shared cores a single call of a few ms is often stretched by a preemption.
+ * A coder's first sample in this worker is preceded by an untimed call: the first call of some
+ * codecs sets up their working memory. Returns the raw bytes sampled.
  */
-function writeSampleEncodings(view: DataView, at: number, samples: readonly SampleCodec[], drafts: readonly PacketDraft[], pages: TaskPages, encoderFor: EncoderLookup): number {
+function writeSampleEncodings(view: DataView, at: number, samples: readonly SampleCodec[], drafts: readonly PacketDraft[], pages: TaskPages, coders: CoderLookup): number {
   const fullest = drafts.reduce<PacketDraft | undefined>((a, b) => (b.normalPages.length > (a?.normalPages.length ?? 0) ? b : a), undefined);
   const views = fullest ? pageViews(pages, fullest.normalPages.slice(0, SAMPLE_PAGES)) : [];
+  if (sampleOut.byteLength < views.length * pages.pageSize) sampleOut = new Uint8Array(views.length * pages.pageSize);
+  const outPages = views.map((_, k) => sampleOut.subarray(k * pages.pageSize, (k + 1) * pages.pageSize));
   samples.forEach((setting, i) => {
-    if (!views.length) {
-      view.setUint32(at + SAMPLE_ENTRY * i, 0);
-      view.setFloat64(at + SAMPLE_ENTRY * i + 8, 0);
-      return;
-    }
-    const encoder = encoderFor(setting.codecWireId, setting.level);
+    const entry = at + SAMPLE_ENTRY * i;
+    if (!views.length) return [0, 8, 16].forEach((field) => view.setFloat64(entry + field, 0));
+    const encoder = coders.encoderFor(setting.codecWireId, setting.level);
     const bound = encoder.payloadBound(views.length);
     if (sampleScratch.length < bound) sampleScratch = new Uint8Array(bound);
-    if (!warmedEncoders.has(encoder)) encoder.encode(views, sampleScratch);
-    warmedEncoders.add(encoder);
-    let ms = Infinity;
-    let wireBytes = 0;
-    for (let run = 0; run < SAMPLE_RUNS; run++) {
-      const start = performance.now();
-      wireBytes = encoder.encode(views, sampleScratch);
-      ms = Math.min(ms, performance.now() - start);
-    }
-    view.setUint32(at + SAMPLE_ENTRY * i, wireBytes);
-    view.setUint32(at + SAMPLE_ENTRY * i + 4, 0);
-    view.setFloat64(at + SAMPLE_ENTRY * i + 8, ms);
+    const encode = bestTime(encoder, () => encoder.encode(views, sampleScratch));
+    const decoder = coders.decoderFor(setting.codecWireId);
+    const decode = bestTime(decoder, () => decoder.decode(sampleScratch.subarray(0, encode.result), outPages));
+    view.setUint32(entry, encode.result);
+    view.setUint32(entry + 4, 0);
+    view.setFloat64(entry + 8, encode.ms);
+    view.setFloat64(entry + 16, decode.ms);
   });
   return samples.length ? views.length * pages.pageSize : 0;
+}
+
+/** The least time of SAMPLE_RUNS calls of `call`, after an untimed one on `coder`'s first use; and what the last call returned. */
+function bestTime<T>(coder: object, call: () => T): { ms: number; result: T } {
+  if (!warmedCoders.has(coder)) call();
+  warmedCoders.add(coder);
+  let ms = Infinity;
+  let result!: T;
+  for (let run = 0; run < SAMPLE_RUNS; run++) {
+    const start = performance.now();
+    result = call();
+    ms = Math.min(ms, performance.now() - start);
+  }
+  return { ms, result };
 }
 
 /**
@@ -361,7 +375,10 @@ export function readSendResult(result: ArrayBuffer, memory: WebAssembly.Memory):
   for (let c = 0; c < chunkCount; c++) chunkHashes.push(view.getBigUint64(RESULT_HEAD + 8 * c));
   const samplesAt = RESULT_HEAD + 8 * chunkCount;
   const sampleEncodings: SampleEncoding[] = [];
-  for (let i = 0; i < view.getUint32(48); i++) sampleEncodings.push({ wireBytes: view.getUint32(samplesAt + SAMPLE_ENTRY * i), ms: view.getFloat64(samplesAt + SAMPLE_ENTRY * i + 8) });
+  for (let i = 0; i < view.getUint32(48); i++) {
+    const entry = samplesAt + SAMPLE_ENTRY * i;
+    sampleEncodings.push({ wireBytes: view.getUint32(entry), ms: view.getFloat64(entry + 8), decodeMs: view.getFloat64(entry + 16) });
+  }
   const packets: SentPacket[] = [];
   let at = samplesAt + SAMPLE_ENTRY * sampleEncodings.length;
   for (let p = 0; p < packetCount; p++) {

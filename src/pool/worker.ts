@@ -59,7 +59,7 @@ function decoderFor(s: CodecSetting, wireId: number): PacketDecoder {
 function run(task: PoolTask): TaskResult {
   switch (task.op) {
     case 'send':
-      return move(runSendTask(task, (wireId, level) => encoderFor(task, wireId, level))) as ArrayBuffer;
+      return move(runSendTask(task, { encoderFor: (wireId, level) => encoderFor(task, wireId, level), decoderFor: (wireId) => decoderFor(task, wireId) })) as ArrayBuffer;
     case 'receive': {
       if (task.full) session = task.full;
       if (session?.key !== task.session) return MISSING_SESSION;

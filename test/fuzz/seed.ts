@@ -51,7 +51,7 @@ function sentPackets(memory: GuestMemory, blockIndex: number, pageCount: number,
       pageSize: PAGE,
       pagesPerPacket: PAGES_PER_PACKET,
     },
-    () => encoder,
+    { encoderFor: () => encoder, decoderFor: () => codec.createDecoder({ pageSize: PAGE, maxPages: PAGES_PER_PACKET }) },
   );
   const { packets } = readSendResult(result, memory.blocks[blockIndex]!.memory);
   return concat([...packets.map(packetBytes), encodeSyncPacket(1, packets.length)]);

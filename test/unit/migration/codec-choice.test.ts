@@ -14,7 +14,7 @@ interface Profile {
   baseMs: number;
   /** How much longer a task's encode takes than its codec's sample for as many bytes (1 when absent). */
   contention?: number;
-  codecs: Record<string, { ms: number; wire: number }>;
+  codecs: Record<string, { ms: number; wire: number; decodeMs?: number }>;
 }
 const PROFILE: Profile = {
   baseMs: 0.5,
@@ -31,7 +31,10 @@ const PROFILE: Profile = {
 function outcome(plan: ChoicePlan, profile = PROFILE, taskWire?: number): ChoiceOutcome {
   const own = profile.codecs[plan.choice.label]!;
   const payloadBytes = TASK * (taskWire ?? own.wire);
-  const sampleEncodings = (plan.sample ?? []).map((c) => ({ wireBytes: SAMPLE * profile.codecs[c.label]!.wire, ms: (SAMPLE / MiB) * profile.codecs[c.label]!.ms }));
+  const sampleEncodings = (plan.sample ?? []).map((c) => {
+    const codec = profile.codecs[c.label]!;
+    return { wireBytes: SAMPLE * codec.wire, ms: (SAMPLE / MiB) * codec.ms, decodeMs: (SAMPLE / MiB) * (codec.decodeMs ?? 0) };
+  });
   const encodeMs = 4 * own.ms * (profile.contention ?? 1);
   return {
     guestBytes: TASK,
@@ -49,10 +52,10 @@ function outcome(plan: ChoicePlan, profile = PROFILE, taskWire?: number): Choice
 }
 
 /** Runs `tasks` choices at a link of `linkMBps` (Infinity: none), feeding `profile`; returns the plans. */
-function run(chooser: CodecChooser, tasks: number, linkMBps: number, profile = PROFILE, taskWire?: () => number): ChoicePlan[] {
+function run(chooser: CodecChooser, tasks: number, linkMBps: number, profile = PROFILE, taskWire?: () => number, receiverOnThisHost = false): ChoicePlan[] {
   const plans: ChoicePlan[] = [];
   for (let i = 0; i < tasks; i++) {
-    const plan = chooser.choose((linkMBps * 1e6) / 1000);
+    const plan = chooser.choose((linkMBps * 1e6) / 1000, receiverOnThisHost);
     plans.push(plan);
     chooser.record(plan, outcome(plan, profile, taskWire?.()));
   }
@@ -76,9 +79,26 @@ test('once the link is bounded, the first task and every SAMPLE_INTERVAL-th afte
   const sampled = plans.flatMap((p, i) => (p.sample ? [i] : []));
   assert.equal(sampled, [0, SAMPLE_INTERVAL, 2 * SAMPLE_INTERVAL]);
   assert.equal(plans[0]!.sample!.map((c) => c.label), ['lz4-1', 'zstd-1', 'zstd-2', 'zstd-3']);
-  assert.is(plans[0]!.choice.label, 'none', 'before any sample is measured, the cheapest');
-  assert.is(plans[1]!.choice.label, 'zstd-1', 'from the next task, the sample decides');
-  assert.is(new CodecChooser(2).choose(10_000).choice.label, 'zstd-3', 'on a link under 32 MB/s, before any sample, the one that compresses most');
+});
+
+test('before the first sample is back, typical figures decide: none only where the link outruns every codec', () => {
+  const first = (linkMBps: number) => new CodecChooser(2).choose((linkMBps * 1e6) / 1000).choice.label;
+  assert.is(first(12.5), 'zstd-3', '100 Mbit/s');
+  assert.is(first(125), 'zstd-1', '1 Gbit/s');
+  assert.is(first(1250), 'none', '10 Gbit/s');
+  const chooser = new CodecChooser(2);
+  const fast = { ...PROFILE, codecs: { ...PROFILE.codecs, 'lz4-1': { ms: 0.5, wire: 0.3 } } };
+  assert.equal(labels(run(chooser, 2, 125, fast)), ['zstd-1', 'lz4-1'], 'the first sample replaces the figures whole');
+});
+
+test('a receiver on this host decodes on the same cores: its decode time counts', () => {
+  // zstd decodes at 4 ms a MiB here: with it, zstd-1 needs (0.5 + 3.5 + 4) / 2 = 4 ms a MiB on
+  // 2 workers, zstd-2 5; lz4 (0.5 to decode) 1.25 on the workers, 4.2 on the wire.
+  const slowDecode: Profile = { ...PROFILE, codecs: Object.fromEntries(Object.entries(PROFILE.codecs).map(([label, p]) => [label, { ...p, decodeMs: label.startsWith('zstd') ? 4 : label === 'lz4-1' ? 0.5 : 0 }])) };
+  assert.is(labels(run(new CodecChooser(2), 4, 125, slowDecode)).at(-1), 'zstd-1', 'a receiver elsewhere: its decoding is not ours');
+  assert.is(labels(run(new CodecChooser(2), 4, 125, slowDecode, undefined, true)).at(-1), 'zstd-1', 'zstd-1 (4 on the workers, 2.8 on the wire) still beats lz4 (4.2)');
+  const slowerDecode: Profile = { ...slowDecode, codecs: { ...slowDecode.codecs, 'zstd-1': { ...slowDecode.codecs['zstd-1']!, decodeMs: 6 } } };
+  assert.is(labels(run(new CodecChooser(2), 4, 125, slowerDecode, undefined, true)).at(-1), 'lz4-1', 'zstd-1 decoding at 6 ms a MiB: 5 on the workers, lz4 wins');
 });
 
 test('on a slow link the codec that leaves fewest bytes wins while the workers keep up; a faster link moves the choice to cheaper codecs', () => {
