@@ -58,6 +58,7 @@ test('a reset reaches both ends as ECONNRESET', async () => {
   const client = dial();
   client.write('x');
   await until(() => received.length > 0);
+  assert.ok(serverSide, 'the target accepted the connection');
   const [clientCode, serverCode] = [closedWith(client), closedWith(serverSide!)];
   proxy.resetAll();
   assert.equal(await Promise.all([clientCode, serverCode]), ['ECONNRESET', 'ECONNRESET']);
@@ -70,6 +71,7 @@ test('during a reset outage new connections are reset; after it they pass again'
   const client = dial();
   client.write('after');
   await until(() => Buffer.concat(received).toString() === 'after');
+  assert.is(Buffer.concat(received).toString(), 'after');
 });
 
 test('a silent outage holds every byte until it ends, and loses none', async () => {
@@ -82,6 +84,7 @@ test('a silent outage holds every byte until it ends, and loses none', async () 
   assert.is(Buffer.concat(received).toString(), 'before ', 'nothing moved during the outage');
   await outage;
   await until(() => Buffer.concat(received).toString() === 'before during');
+  assert.is(Buffer.concat(received).toString(), 'before during');
 });
 
 test.run();
