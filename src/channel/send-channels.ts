@@ -36,6 +36,11 @@ export interface SendChannelsOptions {
   awaitReceiver: boolean;
   /** Replace a broken channel with a new connection. */
   reconnect: boolean;
+  /**
+   * How long the sender goes on without any live data channel, redialling, before it fails
+   * (`ERR_LINK_DOWN`). A lost channel is redialled with a pause of 50 ms doubling to 1 s.
+   */
+  reconnectTimeoutMs: number;
   /** max-bandwidth across all channels, when there is one. */
   bucket?: TokenBucket;
   /** The next sequence number of the session (SYNC packets take one each). */
@@ -81,6 +86,15 @@ export class SendChannels {
   /** Writers waiting for a live channel while every channel is lost and a replacement opens. */
   private readonly channelWaiters: Array<() => void> = [];
   private lastSyncedRound = 0;
+  /**
+   * When the last live channel was lost, until the receiver acknowledges something again: a
+   * connection that opens and dies at once (a middlebox resetting them) does not end an outage.
+   */
+  private downSince: number | undefined;
+  /** Channels the receiver acknowledged something on: a redial after their loss starts without a pause. */
+  private readonly proven = new WeakSet<SendChannel>();
+  /** Per channel id: the pause before its next redial, while redials fail or die young. */
+  private readonly redialPause = new Map<number, number>();
   /** Every packet is acknowledged and no more will be written: a channel closing loses nothing. */
   private settled = false;
 
@@ -160,7 +174,7 @@ export class SendChannels {
   }
 
   /** Opens data channel `id`: its init, then (when it replaces a broken one) the SYNC of the last round ended. */
-  private async openChannel(id: number): Promise<void> {
+  private async openChannel(id: number): Promise<SendChannel> {
     const { failure, isFinished, sessionId, nextSequence } = this.options;
     const socket = await failure.race(this.options.connect());
     if (isFinished()) {
@@ -170,13 +184,20 @@ export class SendChannels {
     const channel = new SendChannel(id, socket, {
       sessionId,
       failure,
-      onAcks: (sequences) => this.acknowledge(sequences),
+      onAcks: (sequences) => {
+        this.proven.add(channel);
+        this.linkUp();
+        this.acknowledge(sequences);
+      },
       onLost: (lost) => this.channelLost(lost),
       lastSync: this.lastSyncedRound > 0 ? { round: this.lastSyncedRound, sequence: nextSequence() } : undefined,
     });
     this.channels.push(channel);
     this.live.add(channel);
+    // With nothing to acknowledge, an open channel is all the link can show.
+    if (this.unacked.size === 0) this.linkUp();
     this.channelWaiters.splice(0).forEach((resume) => resume());
+    return channel;
   }
 
   /** The live channel with the least data queued, once there is one. */
@@ -199,7 +220,7 @@ export class SendChannels {
     if (this.unacked.size === 0) this.allAcked?.();
   }
 
-  /** A broken data channel: replace it if allowed, then write its unacknowledged packets again. */
+  /** A broken data channel: write its unacknowledged packets again, and replace it if allowed. */
   private channelLost(channel: SendChannel): void {
     const { failure, stats } = this.options;
     if (this.options.isFinished() || this.settled) return;
@@ -209,29 +230,71 @@ export class SendChannels {
       failure.fail(new TransportError('ERR_CHANNEL_CLOSED', `data channel ${channel.id} closed before the migration completed`));
       return;
     }
-    this.recover(channel).catch((error: Error) => failure.fail(error));
+    if (this.live.size === 0 && this.downSince === undefined) {
+      this.downSince = Date.now();
+      stats.outages++;
+      stats.reconnecting = true;
+    }
+    this.resend(channel).catch((error: Error) => failure.fail(error));
+    this.redial(channel).catch((error: Error) => failure.fail(error));
   }
 
-  /** channelLost's asynchronous part; it fails the migration when no channel is left. */
-  private async recover(channel: SendChannel): Promise<void> {
+  /** The receiver is heard from again: an outage under way ends. */
+  private linkUp(): void {
+    if (this.downSince === undefined) return;
+    this.options.stats.outageMs += Date.now() - this.downSince;
+    this.options.stats.reconnecting = false;
+    this.downSince = undefined;
+  }
+
+  /** Writes the packets `lost` carried and the receiver did not acknowledge on the live channels (once there is one). */
+  private async resend(lost: SendChannel): Promise<void> {
     const { stats } = this.options;
-    if (this.options.reconnect) {
-      try {
-        await this.openChannel(channel.id);
-        stats.channelsReconnected++;
-      } catch {
-        // The remaining channels carry on.
-      }
-    }
-    if (this.live.size === 0) {
-      throw new TransportError('ERR_CHANNEL_CLOSED', `every data channel broke (${stats.channelsLost} lost) and none could be reopened`);
-    }
     for (const entry of this.unacked.values()) {
-      if (entry.channel !== channel) continue;
+      if (entry.channel !== lost) continue;
       stats.packetsResent++;
       stats.resentBytes += entry.packet.byteLength;
       await this.write(entry.packet, entry.release);
     }
   }
+
+  /**
+   * Opens a channel with `lost`'s id again, until one opens, pausing between attempts (50 ms
+   * doubling to 1 s; a channel that died before the receiver acknowledged anything on it
+   * counts as a failed attempt). Fails the migration once no channel has been live for
+   * reconnectTimeoutMs; without `reconnect`, as soon as none is live.
+   */
+  private async redial(lost: SendChannel): Promise<void> {
+    const { failure, isFinished, reconnect, reconnectTimeoutMs, stats } = this.options;
+    let pause = this.proven.has(lost) ? 0 : (this.redialPause.get(lost.id) ?? REDIAL_FIRST_PAUSE_MS);
+    for (;;) {
+      if (isFinished() || this.settled || failure.error) return;
+      if (!reconnect) {
+        if (this.live.size === 0) throw new TransportError('ERR_CHANNEL_CLOSED', `every data channel broke (${stats.channelsLost} lost), and reconnecting is off`);
+        return;
+      }
+      if (this.downSince !== undefined && this.live.size === 0 && Date.now() - this.downSince >= reconnectTimeoutMs) {
+        const down = ((Date.now() - this.downSince) / 1000).toFixed(1);
+        throw new TransportError('ERR_LINK_DOWN', `the link was down for ${down} s: every data channel was lost (${stats.channelsLost} lost) and none could be opened again within the reconnect timeout (${reconnectTimeoutMs} ms)`);
+      }
+      if (pause > 0) await failure.race(sleep(pause)).catch(() => undefined);
+      this.redialPause.set(lost.id, (pause = Math.min(REDIAL_MAX_PAUSE_MS, Math.max(REDIAL_FIRST_PAUSE_MS, 2 * pause))));
+      try {
+        await this.openChannel(lost.id);
+        stats.channelsReconnected++;
+        return;
+      } catch {
+        // Not yet: the pause doubles, up to REDIAL_MAX_PAUSE_MS.
+      }
+    }
+  }
 }
 
+/** A redial's first pause, and the longest. */
+const REDIAL_FIRST_PAUSE_MS = 50;
+const REDIAL_MAX_PAUSE_MS = 1000;
+
+/** Resolves after `ms`, without keeping the process alive. */
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}

@@ -44,6 +44,7 @@ function bar(stats: MigrationStats): string {
     `round ${stats['dirty-sync-count']}  ${formatBytes(stats['guest-bytes'])} sent, ${formatBytes(stats.remaining)} remaining  ` +
     (stats['dirty-pages-rate'] === undefined ? '' : `dirty ${stats['dirty-pages-rate']} pages/s  `) +
     (stats['channels-lost'] === 0 ? '' : `${stats['channels-lost']} channel(s) lost, ${stats['packets-resent']} packets resent  `) +
+    (stats.reconnecting ? 'reconnecting  ' : '') +
     `${stats['guest-mbps'].toFixed(0)} mbps guest, ${stats.mbps.toFixed(0)} mbps wire`
   );
 }
@@ -92,6 +93,7 @@ export function summary(stats: MigrationStats): string {
     ...(stats['hardware-pages'] === 0 ? [] : [`hardware pages: ${stats['hardware-pages']} (software: ${stats['software-pages']})`]),
     `dirty sync count: ${stats['dirty-sync-count']}`,
     ...(stats['channels-lost'] === 0 ? [] : [`channels lost: ${stats['channels-lost']} (reconnected: ${stats['channels-reconnected']}, packets resent: ${stats['packets-resent']})`]),
+    ...(stats.outages === 0 ? [] : [`outages: ${stats.outages} (every data channel lost; ${stats['outage-time']} ms until the receiver answered again)`]),
     ...(stats['dirty-pages-rate'] === undefined ? [] : [`dirty pages rate: ${stats['dirty-pages-rate']} pages`]),
     ...(stats['cpu-throttle-percentage'] === undefined ? [] : [`cpu throttle percentage: ${stats['cpu-throttle-percentage']}`]),
     `page size: ${stats['page-size'] / 1024} kbytes`,

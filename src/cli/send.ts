@@ -43,6 +43,7 @@ export function migrationOptions(defaults: MigrationDefaults): Record<string, Op
     'zero-page-detection': { type: 'string', valueName: 'MODE', description: 'none|legacy|multifd (default multifd)' },
     ...HARDWARE_OPTION,
     'max-bandwidth': { type: 'string', valueName: 'BYTES', description: 'bytes per second over all channels, k/m/g suffixes (default unlimited)' },
+    'reconnect-timeout': { type: 'string', valueName: 'MS', description: 'how long every data channel may be down, redialled with backoff, before the migration fails (default 30000)' },
     threads: { type: 'string', valueName: 'N', description: 'compression worker threads (compress-threads; default: cores)' },
     'page-size': { type: 'string', valueName: 'BYTES', description: 'page size, a power of two 4096..65536 (default 4096)' },
     verify: {
@@ -74,6 +75,7 @@ export function migrationParameters(values: Record<string, unknown>, defaults: M
     zeroPageDetection: choiceOption(values, 'zero-page-detection', ['none', 'legacy', 'multifd'] as const, 'multifd'),
     accelerator: acceleratorOption(values),
     maxBandwidth: sizeOption(values, 'max-bandwidth'),
+    reconnectTimeoutMs: integerOption(values, 'reconnect-timeout', 0, 86_400_000),
     threads: integerOption(values, 'threads', 1, 256),
     pageSize,
     verify: values.verify === true ? true : undefined,

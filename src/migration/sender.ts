@@ -87,6 +87,11 @@ export interface MigrateOptions {
   /** Replace a broken data channel with a new connection (default true); its packets are resent either way. */
   reconnect?: boolean;
   /**
+   * How long the sender goes on with no data channel the receiver answers on, redialling,
+   * before it fails with `ERR_LINK_DOWN` (default 30 000).
+   */
+  reconnectTimeoutMs?: number;
+  /**
    * Hash the whole source again after the last round (at the pause, for a live migration;
    * a file source is read again) and send that checksum for the receiver to match, instead
    * of the one tracked from round 1's hashes plus re-hashes of the chunks the dirty log named.
@@ -107,6 +112,8 @@ export interface MigrateOptions {
  * MB/s; past 4 MiB the hand-off is amortised and bigger tasks only coarsen the pipeline.
  */
 const TASK_BYTES = 4 * CHECKSUM_CHUNK_BYTES;
+/** MigrateOptions.reconnectTimeoutMs's default. */
+export const DEFAULT_RECONNECT_TIMEOUT_MS = 30_000;
 
 /**
  * Migrates `options.source` to a receiver and resolves with the final statistics once the
@@ -253,6 +260,7 @@ class SendSession {
       stats,
       awaitReceiver: this.awaitReceiver,
       reconnect: options.reconnect ?? true,
+      reconnectTimeoutMs: options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS,
       bucket: this.bucket,
       nextSequence: () => this.takeSequences(1),
       isFinished: () => this.finished,

@@ -64,6 +64,11 @@ export interface MigrationStats {
   'recv-cpu-percent'?: number;
   /** Data channels that broke during the migration. */
   'channels-lost': number;
+  /** Times every data channel was lost at once, and the ms from each loss until the receiver was heard again. */
+  outages: number;
+  'outage-time': number;
+  /** Every data channel is lost right now, and the sender is redialling. */
+  reconnecting: boolean;
   /** Broken data channels replaced by a new connection with the same id. */
   'channels-reconnected': number;
   /** Packets written again because their channel broke before the receiver acknowledged them. */
@@ -95,6 +100,11 @@ export class StatsTracker {
   resentBytes = 0;
   channelsLost = 0;
   channelsReconnected = 0;
+  /** Times every data channel was lost at once, and the ms until the receiver was heard again. */
+  outages = 0;
+  outageMs = 0;
+  /** Every data channel is lost and the sender is redialling. */
+  reconnecting = false;
   packetsResent = 0;
   remainingBytes: number;
   setupMs = 0;
@@ -188,6 +198,9 @@ export class StatsTracker {
       'recv-cpu-percent': this.recvCpuPercent,
       'channels-lost': this.channelsLost,
       'channels-reconnected': this.channelsReconnected,
+      outages: this.outages,
+      reconnecting: this.reconnecting,
+      'outage-time': Math.round(this.outageMs),
       'packets-resent': this.packetsResent,
       'source-checksum': hex(this.sourceChecksum),
       'destination-checksum': hex(this.destinationChecksum),

@@ -32,26 +32,7 @@ export async function faultProxy(targetPort: number): Promise<FaultProxy> {
   let accepted = 0;
   let refusing = false;
   let held: Promise<void> | undefined;
-  const forward = (client: Socket) => {
-    const upstream = createConnection({ host: '127.0.0.1', port: targetPort, noDelay: true });
-    const pair = { client, upstream };
-    pairs.add(pair);
-    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
-      from.on('error', () => to.destroy());
-      from.on('close', () => {
-        pairs.delete(pair);
-        to.destroy();
-      });
-      from.on('data', (chunk: Buffer) => {
-        if (!held) return void to.write(chunk);
-        from.pause();
-        void held.then(() => {
-          to.write(chunk);
-          from.resume();
-        });
-      });
-    }
-  };
+  const forward = (client: Socket) => forwardPair(client, targetPort, pairs, () => held);
   const server = createServer({ noDelay: true }, (client) => {
     accepted++;
     client.on('error', () => {});
@@ -90,4 +71,30 @@ export async function faultProxy(targetPort: number): Promise<FaultProxy> {
       await new Promise((resolve) => server.close(resolve));
     },
   };
+}
+
+/**
+ * Connects `client` to `targetPort` and copies bytes both ways; while `held()` gives a promise,
+ * a chunk waits for it (its side paused meanwhile, so the order holds).
+ */
+function forwardPair(client: Socket, targetPort: number, pairs: Set<Pair>, held: () => Promise<void> | undefined): void {
+  const upstream = createConnection({ host: '127.0.0.1', port: targetPort, noDelay: true });
+  const pair = { client, upstream };
+  pairs.add(pair);
+  for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+    from.on('error', () => to.destroy());
+    from.on('close', () => {
+      pairs.delete(pair);
+      to.destroy();
+    });
+    from.on('data', (chunk: Buffer) => {
+      const hold = held();
+      if (!hold) return void to.write(chunk);
+      from.pause();
+      void hold.then(() => {
+        to.write(chunk);
+        from.resume();
+      });
+    });
+  }
 }
