@@ -86,6 +86,8 @@ export class SendChannels {
   /** Writers waiting for a live channel while every channel is lost and a replacement opens. */
   private readonly channelWaiters: Array<() => void> = [];
   private lastSyncedRound = 0;
+  /** Every channel opened so far went to a loopback address. */
+  private allLoopback = true;
   /**
    * When the last live channel was lost, until the receiver acknowledges something again: a
    * connection that opens and dies at once (a middlebox resetting them) does not end an outage.
@@ -120,7 +122,7 @@ export class SendChannels {
    * link lies between the two ends, and pushback comes from the receiver.
    */
   get loopback(): boolean {
-    return this.channels.length > 0 && this.channels.every((c) => isLoopbackPeer(c.socket));
+    return this.channels.length > 0 && this.allLoopback;
   }
 
   /**
@@ -194,8 +196,8 @@ export class SendChannels {
     });
     this.channels.push(channel);
     this.live.add(channel);
-    // With nothing to acknowledge, an open channel is all the link can show.
-    if (this.unacked.size === 0) this.linkUp();
+    // Read at the open: a socket that closed has no remote address left to tell.
+    this.allLoopback &&= isLoopbackPeer(socket);
     this.channelWaiters.splice(0).forEach((resume) => resume());
     return channel;
   }

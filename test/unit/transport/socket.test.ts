@@ -68,13 +68,13 @@ test('listens on 127.0.0.1:0 and reports the real port; bytes cross in both dire
   assert.ok(endpoint.kind === 'tcp' && endpoint.port > 0, listener.address);
   const client = await dial(listener.address);
   const peer = await accepted();
+  assert.ok(isLoopbackPeer(client) && isLoopbackPeer(peer), 'both ends see a loopback peer');
   client.write('hello ');
   client.end('destination');
   peer.end('ack');
   const [there, back] = await Promise.all([sha256Of(peer), sha256Of(client)]);
   assert.is(there.digest, createHash('sha256').update('hello destination').digest('hex'));
   assert.is(back.bytes, 3);
-  assert.ok(isLoopbackPeer(client) && isLoopbackPeer(peer), 'both ends see a loopback peer');
 });
 
 test('64 MiB arrive complete and in order through a TCP pair with a slow reader', async () => {
