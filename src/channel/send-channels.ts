@@ -10,6 +10,7 @@
 // round's SYNC. A stream file has nobody to acknowledge or to resend to: a packet is released
 // once the file took it, and a broken channel fails the migration.
 import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { TransportError } from '../errors.js';
 import type { FailureLatch } from '../migration/failure-latch.js';
 import type { StatsTracker } from '../migration/stats.js';
@@ -176,7 +177,7 @@ export class SendChannels {
   }
 
   /** Opens data channel `id`: its init, then (when it replaces a broken one) the SYNC of the last round ended. */
-  private async openChannel(id: number): Promise<SendChannel> {
+  private async openChannel(id: number): Promise<void> {
     const { failure, isFinished, sessionId, nextSequence } = this.options;
     const socket = await failure.race(this.options.connect());
     if (isFinished()) {
@@ -199,7 +200,6 @@ export class SendChannels {
     // Read at the open: a socket that closed has no remote address left to tell.
     this.allLoopback &&= isLoopbackPeer(socket);
     this.channelWaiters.splice(0).forEach((resume) => resume());
-    return channel;
   }
 
   /** The live channel with the least data queued, once there is one. */
@@ -279,7 +279,8 @@ export class SendChannels {
         const down = ((Date.now() - this.downSince) / 1000).toFixed(1);
         throw new TransportError('ERR_LINK_DOWN', `the link was down for ${down} s: every data channel was lost (${stats.channelsLost} lost) and none could be opened again within the reconnect timeout (${reconnectTimeoutMs} ms)`);
       }
-      if (pause > 0) await failure.race(sleep(pause)).catch(() => undefined);
+      // Not keeping the process alive: a migration that ends meanwhile leaves no timer behind.
+      if (pause > 0) await failure.race(sleep(pause, undefined, { ref: false })).catch(() => undefined);
       this.redialPause.set(lost.id, (pause = Math.min(REDIAL_MAX_PAUSE_MS, Math.max(REDIAL_FIRST_PAUSE_MS, 2 * pause))));
       try {
         await this.openChannel(lost.id);
@@ -295,8 +296,3 @@ export class SendChannels {
 /** A redial's first pause, and the longest. */
 const REDIAL_FIRST_PAUSE_MS = 50;
 const REDIAL_MAX_PAUSE_MS = 1000;
-
-/** Resolves after `ms`, without keeping the process alive. */
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}

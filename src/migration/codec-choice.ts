@@ -142,9 +142,8 @@ const PRIOR_SHARED: Shared = { baseMs: 0.2 / 2 ** 20, headerBytes: 0.003, normal
 export class CodecChooser {
   readonly candidates: CodecChoice[];
   private readonly encodings = new Map<string, Encoding>();
-  /** PRIOR_SHARED until the first task is back. */
+  /** PRIOR_SHARED until the first task is back (the first entry of recentBaseMs). */
   private shared: Shared = PRIOR_SHARED;
-  private sharedMeasured = false;
   /** The receiver runs on this host (loopback): its decoding takes the same cores. */
   private decodeHere = false;
   /**
@@ -203,13 +202,13 @@ export class CodecChooser {
     if (outcome.encodeMs > 0 && outcome.normalBytes > 0 && sampled && !sampled.prior && sampled.msPerByte > 0) {
       this.contention = (1 - SMOOTHING) * this.contention + SMOOTHING * (outcome.encodeMs / outcome.normalBytes / sampled.msPerByte);
     }
+    const sharedMeasured = this.recentBaseMs.length > 0;
     this.recentBaseMs.push(Math.max(0, outcome.workerMs - outcome.encodeMs - sampleMs) / outcome.guestBytes);
     if (this.recentBaseMs.length > BASE_WINDOW) this.recentBaseMs.shift();
     this.shared = {
       baseMs: Math.min(...this.recentBaseMs),
-      ...blend(this.sharedMeasured ? this.shared : undefined, SMOOTHING, { headerBytes: (outcome.wireBytes - outcome.payloadBytes) / outcome.guestBytes, normalShare: outcome.normalBytes / outcome.guestBytes }),
+      ...blend(sharedMeasured ? this.shared : undefined, SMOOTHING, { headerBytes: (outcome.wireBytes - outcome.payloadBytes) / outcome.guestBytes, normalShare: outcome.normalBytes / outcome.guestBytes }),
     };
-    this.sharedMeasured = true;
     if (!plan.sample || outcome.sampleBytes === 0) return;
     plan.sample.forEach((candidate, i) => {
       const encoding = outcome.sampleEncodings[i]!;
