@@ -2,9 +2,13 @@
 // migration daemon would run them: a guest thread writing, a random codec, 1–8 channels, half
 // of them unthrottled and half at 64 MiB/s, sometimes TLS, sometimes a data channel cut
 // mid-transfer (once the receiver has acknowledged packets on it, so unthrottled migrations
-// that finish in a few milliseconds are cut too). Every migration is verified byte
-// for byte at the pause. Reports migrations, pages verified, failures (expected 0), channel
-// drops, and RSS / heap over time; fails when anything failed or RSS grew beyond the bound.
+// that finish in a few milliseconds are cut too), and sometimes, drawn apart from the cut, a
+// link outage: the connections go through a fault proxy (test/helpers/fault-proxy.ts) that
+// resets every one of them and refuses new ones for 100–1500 ms, well inside the reconnect
+// timeout, so the sender must redial and complete. Every migration is verified byte for byte
+// at the pause. Reports migrations, pages verified, failures (expected 0), channel cuts,
+// outages (drawn, reached, counted by the senders), resends, and RSS / heap over time; fails
+// when anything failed or RSS grew beyond the bound.
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
@@ -16,11 +20,13 @@ import { ExplicitDirtyLog } from '../../src/migration/dirty/index.js';
 import { listen } from '../../src/migration/listen.js';
 import { migrate } from '../../src/migration/sender.js';
 import { guestMemorySource } from '../../src/migration/source.js';
+import type { MigrationStats } from '../../src/migration/stats.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import { RECLAIM_BYTES } from '../../src/pool/memory-reclaim.js';
 import { WorkerPool } from '../../src/pool/pool.js';
 import { connect, parseEndpoint, parsePskFile, type TlsCredentials } from '../../src/transport/index.js';
 import { startGuest } from '../../src/workload/index.js';
+import { faultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { seededRandom } from '../helpers/pages.js';
 import { filledMemory, sameContent } from '../helpers/migration.js';
 
@@ -38,7 +44,31 @@ const minutes = Number(values.minutes);
 const rssBoundMiB = Number(values['rss-bound']);
 const random = seededRandom(Number(values.seed));
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+const between = (low: number, high: number) => low + Math.floor(random() * (high - low + 1));
 const MiB = 2 ** 20;
+
+/** Migrations that get an outage, drawn apart from the channel cut: either, both or neither may happen. */
+const OUTAGE_FRACTION = 0.3;
+/** The outage's length, ms: long enough for several redials (50 ms doubling), short enough to keep the soak moving. */
+const OUTAGE_MIN_MS = 100;
+const OUTAGE_MAX_MS = 1500;
+/** The outage starts when this many chunks of acks (1 to this) have arrived over all the data connections together. */
+const OUTAGE_MAX_ACKS = 6;
+/** The sender's reconnect timeout, passed explicitly: every outage drawn is far shorter, so every one must be survived. */
+const RECONNECT_TIMEOUT_MS = 30_000;
+/**
+ * Whether the control connection goes through the fault proxy too. False while only the data
+ * connections survive an outage; it flips to true once the control connection resumes after
+ * a reset (issue 15's next step), and then every connection of the migration goes down at once.
+ */
+const OUTAGE_ROUTES_CONTROL = false;
+/**
+ * Whether the outage holds every byte silently (a link that drops packets without a reset)
+ * instead of resetting the connections and refusing new ones. Off: the sender needs silent-drop
+ * detection to notice such an outage, which is not built yet; without it a held link only
+ * stalls, and the soak would measure the stall rather than the recovery.
+ */
+const OUTAGE_SILENT = false;
 
 interface Sample {
   atSeconds: number;
@@ -47,10 +77,36 @@ interface Sample {
   heapUsedMiB: number;
 }
 
+/** One migration that had an outage drawn: what was drawn, whether it began, and what its sender counted. */
+interface OutageRecord {
+  migration: number;
+  setup: string;
+  reached: boolean;
+  /** Undefined when the migration failed. */
+  senderOutages?: number;
+  outageTimeMs?: number;
+  channelsLost?: number;
+  channelsReconnected?: number;
+  packetsResent?: number;
+}
+
 interface Failure {
   migration: number;
   /** The migration's setup, then what went wrong. */
   error: string;
+}
+
+/** One migration's draw. Every field is drawn for every migration, so a seed gives the same run whatever is drawn off. */
+interface Setup {
+  sizeMiB: number;
+  codec: CodecId;
+  channels: number;
+  tls: boolean;
+  unthrottled: boolean;
+  /** The channel cut: its connection (1..channels; 0 is control) and the chunk of acks that triggers it. */
+  cut: { victim: number; acksBefore: number } | undefined;
+  /** The outage: its length and the chunk of acks, over every data connection, that starts it. */
+  outage: { ms: number; acksBefore: number } | undefined;
 }
 
 const codecs = listCodecs().map((c) => c.id as CodecId);
@@ -59,13 +115,28 @@ const receivePool = new WorkerPool({ threads: 2 });
 const started = performance.now();
 const samples: Sample[] = [];
 const failures: Failure[] = [];
+const outageRecords: OutageRecord[] = [];
 let migrations = 0;
 let pagesVerified = 0;
-let dropsInjected = 0;
-let unthrottledMigrations = 0;
-let unthrottledDrops = 0;
-let channelsLost = 0;
-let packetsResent = 0;
+/** Counters for the summary; `outagesReached` counts the outages that started before their migration ended. */
+const counts = {
+  unthrottledMigrations: 0,
+  dropsInjected: 0,
+  unthrottledDrops: 0,
+  channelsLost: 0,
+  channelsReconnected: 0,
+  packetsResent: 0,
+  duplicatePacketsSkipped: 0,
+  outagesInjected: 0,
+  outagesReached: 0,
+  outagesNotReached: 0,
+  outageMsReached: 0,
+  senderOutages: 0,
+  senderOutagesInOutageMigrations: 0,
+  senderOutageTimeMs: 0,
+  outagesReachedUncounted: 0,
+  outageMigrationsCompleted: 0,
+};
 
 /** RSS and heap after a full collection (run with --expose-gc), so garbage not yet collected does not read as growth. */
 function sample(): Sample {
@@ -76,49 +147,109 @@ function sample(): Sample {
   return s;
 }
 
-/** One live migration of a fresh memory with a writing guest; throws (naming its setup) unless the destination equals the source. */
-async function oneMigration(): Promise<void> {
+function drawSetup(): Setup {
   const sizeMiB = pick([8, 16, 32]);
   const codec = pick(codecs);
   const channels = pick([1, 2, 3, 4, 8]);
-  const tlsOn = random() < 0.25;
+  const tls = random() < 0.25;
   const drop = random() < 0.3;
   const unthrottled = random() < 0.5;
-  const setup = `${sizeMiB} MiB, ${codec}, ${channels} ch, ${unthrottled ? 'unthrottled' : '64 MiB/s'}${tlsOn ? ', TLS' : ''}${drop ? ', channel cut' : ''}`;
-  const memory: GuestMemory = filledMemory({ blocks: [{ name: 'pc.ram', byteLength: sizeMiB * MiB }], seed: migrations + 1 });
+  const cut = { victim: between(1, channels), acksBefore: between(1, 4) };
+  const hasOutage = random() < OUTAGE_FRACTION;
+  const outage = { ms: between(OUTAGE_MIN_MS, OUTAGE_MAX_MS), acksBefore: between(1, OUTAGE_MAX_ACKS) };
+  return { sizeMiB, codec, channels, tls, unthrottled, cut: drop ? cut : undefined, outage: hasOutage ? outage : undefined };
+}
+
+function describe(setup: Setup): string {
+  return `${setup.sizeMiB} MiB, ${setup.codec}, ${setup.channels} ch, ${setup.unthrottled ? 'unthrottled' : '64 MiB/s'}${setup.tls ? ', TLS' : ''}` +
+    `${setup.cut ? ', channel cut' : ''}${setup.outage ? `, ${setup.outage.ms} ms outage` : ''}`;
+}
+
+/** Destroys `socket` when its `acksBefore`-th chunk of acks arrives, i.e. while packets are surely on the wire. */
+function cutWhenAcked(socket: Socket, acksBefore: number, unthrottled: boolean): void {
+  let acks = 0;
+  socket.on('data', () => {
+    if (++acks !== acksBefore) return;
+    socket.destroy();
+    counts.dropsInjected++;
+    if (unthrottled) counts.unthrottledDrops++;
+  });
+}
+
+/**
+ * The outage of one migration: every data socket dialled is watched, and when the chunks of acks
+ * seen on all of them together reach the draw, the proxy goes down. Timed by acks, like the cut,
+ * so a migration that finishes in a few milliseconds is hit too; one that ends first is counted
+ * as not reached, not as a failure.
+ */
+function outageTrigger(proxy: FaultProxy, outage: { ms: number; acksBefore: number }) {
+  let acks = 0;
+  let begun: Promise<void> | undefined;
+  return {
+    watch(socket: Socket): void {
+      socket.on('data', () => {
+        if (begun || ++acks !== outage.acksBefore) return;
+        begun = OUTAGE_SILENT ? proxy.silentOutage(outage.ms) : proxy.resetOutage(outage.ms);
+      });
+    },
+    /** Whether the outage began, once it is over. */
+    async ended(): Promise<boolean> {
+      await begun;
+      return begun !== undefined;
+    },
+  };
+}
+
+/** Counts what one completed migration reports: resends, losses and the outages its sender saw. */
+function tally(setup: Setup, stats: MigrationStats, duplicatePackets: number): void {
+  counts.channelsLost += stats['channels-lost'];
+  counts.channelsReconnected += stats['channels-reconnected'];
+  counts.packetsResent += stats['packets-resent'];
+  counts.duplicatePacketsSkipped += duplicatePackets;
+  counts.senderOutages += stats.outages;
+  counts.senderOutageTimeMs += stats['outage-time'];
+  if (!setup.outage) return;
+  Object.assign(outageRecords.at(-1)!, { senderOutages: stats.outages, outageTimeMs: stats['outage-time'], channelsLost: stats['channels-lost'], channelsReconnected: stats['channels-reconnected'], packetsResent: stats['packets-resent'] });
+  counts.outageMigrationsCompleted++;
+  counts.senderOutagesInOutageMigrations += stats.outages;
+}
+
+/** One live migration of a fresh memory with a writing guest; throws (naming its setup) unless the destination equals the source. */
+async function oneMigration(): Promise<void> {
+  const setup = drawSetup();
+  const memory: GuestMemory = filledMemory({ blocks: [{ name: 'pc.ram', byteLength: setup.sizeMiB * MiB }], seed: migrations + 1 });
   const dirtyLog = new ExplicitDirtyLog(memory);
   const guest = await startGuest({ memory, mode: 'random-writer', dirtyLog, dirtyPagesPerSecond: 2000, zeroFraction: 0.2, seed: migrations + 1 });
-  const tls: TlsCredentials | undefined = tlsOn ? { psk: parsePskFile(`soak:${randomBytes(32).toString('hex')}`) } : undefined;
+  const tls: TlsCredentials | undefined = setup.tls ? { psk: parsePskFile(`soak:${randomBytes(32).toString('hex')}`) } : undefined;
   let destination: GuestMemory | undefined;
   const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination((m) => (destination = m)), pool: receivePool, tls });
-  // The cut: one data channel (connection 1..channels; 0 is control), destroyed when its
-  // `acksBeforeCut`-th batch of acks arrives, i.e. while packets are surely on the wire.
-  const victim = 1 + Math.floor(random() * channels);
-  const acksBeforeCut = 1 + Math.floor(random() * 4);
+  // One proxy per migration with an outage, closed after it, so no outage reaches another migration.
+  const proxy = setup.outage ? await faultProxy(Number(receiver.address.split(':').at(-1))) : undefined;
+  const outage = proxy && setup.outage ? outageTrigger(proxy, setup.outage) : undefined;
+  if (setup.unthrottled) counts.unthrottledMigrations++;
+  if (setup.outage) {
+    counts.outagesInjected++;
+    outageRecords.push({ migration: migrations, setup: describe(setup), reached: false });
+  }
   let connections = 0;
-  const cutWhenAcked = (socket: Socket) => {
-    let acks = 0;
-    socket.on('data', () => {
-      if (++acks !== acksBeforeCut) return;
-      socket.destroy();
-      dropsInjected++;
-      if (unthrottled) unthrottledDrops++;
-    });
-  };
-  if (unthrottled) unthrottledMigrations++;
   try {
     const [stats, result] = await Promise.all([
       migrate({
         source: guestMemorySource(memory),
+        // Connection 0 is the control one; the data channels, and their redials, come after it.
         connect: async () => {
-          const socket = await connect(parseEndpoint(receiver.address), { tls });
-          if (drop && connections++ === victim) cutWhenAcked(socket);
+          const index = connections++;
+          const routed = proxy && (index > 0 || OUTAGE_ROUTES_CONTROL);
+          const socket = await connect(parseEndpoint(routed ? proxy.endpoint : receiver.address), { tls });
+          if (setup.cut && index === setup.cut.victim) cutWhenAcked(socket, setup.cut.acksBefore, setup.unthrottled);
+          if (outage && index > 0) outage.watch(socket);
           return socket;
         },
         pool,
-        codec,
-        channels,
-        maxBandwidth: unthrottled ? undefined : 64 * MiB,
+        codec: setup.codec,
+        channels: setup.channels,
+        maxBandwidth: setup.unthrottled ? undefined : 64 * MiB,
+        reconnectTimeoutMs: RECONNECT_TIMEOUT_MS,
         live: { dirtyLog, pause: () => guest.pause(), downtimeLimitMs: 300 },
       }),
       receiver.result,
@@ -127,14 +258,27 @@ async function oneMigration(): Promise<void> {
     if (stats['destination-checksum'] !== stats['source-checksum']) throw new Error('checksums differ');
     if (result.normalPages + result.zeroPages !== stats.normal + stats.duplicate) throw new Error('page counts differ between the sides');
     pagesVerified += memory.totalPages;
-    channelsLost += stats['channels-lost'];
-    packetsResent += stats['packets-resent'];
+    tally(setup, stats, result.duplicatePackets);
   } catch (error) {
-    throw new Error(`${setup}: ${(error as Error).message}`, { cause: error });
+    throw new Error(`${describe(setup)}: ${(error as Error).message}`, { cause: error });
   } finally {
+    await finishOutage(outage, setup);
+    await proxy?.close();
     await guest.stop();
     await receiver.close();
   }
+}
+
+/** Waits out the migration's outage, if it began, and counts it as reached or not. */
+async function finishOutage(outage: ReturnType<typeof outageTrigger> | undefined, setup: Setup): Promise<void> {
+  if (!outage || !setup.outage) return;
+  const record = outageRecords.at(-1)!;
+  record.reached = await outage.ended();
+  if (!record.reached) return void counts.outagesNotReached++;
+  counts.outagesReached++;
+  counts.outageMsReached += setup.outage.ms;
+  // An outage that began once every packet was acknowledged leaves the sender nothing to lose.
+  if (record.senderOutages === 0) counts.outagesReachedUncounted++;
 }
 
 sample();
@@ -151,7 +295,8 @@ while (performance.now() - started < minutes * 60_000) {
   if (performance.now() - lastReport > 30_000) {
     lastReport = performance.now();
     const s = sample();
-    console.error(`${s.atSeconds} s: ${migrations} migrations, ${pagesVerified} pages verified, ${failures.length} failures, ${dropsInjected} channel cuts, RSS ${s.rssMiB} MiB, heap ${s.heapUsedMiB} MiB`);
+    console.error(`${s.atSeconds} s: ${migrations} migrations, ${pagesVerified} pages verified, ${failures.length} failures, ${counts.dropsInjected} channel cuts, ` +
+      `${counts.outagesReached} outages, RSS ${s.rssMiB} MiB, heap ${s.heapUsedMiB} MiB`);
   }
 }
 const last = sample();
@@ -166,14 +311,12 @@ const rssPeakFirstHalfMiB = peak(samples.slice(1).filter((s) => s.atSeconds <= h
 const rssPeakSecondHalfMiB = peak(samples.filter((s) => s.atSeconds > half));
 const summary = {
   minutes,
+  seed: Number(values.seed),
   migrations,
   pagesVerified,
   failures: failures.length,
-  dropsInjected,
-  unthrottledMigrations,
-  unthrottledDrops,
-  channelsLost,
-  packetsResent,
+  ...counts,
+  outage: { fraction: OUTAGE_FRACTION, minMs: OUTAGE_MIN_MS, maxMs: OUTAGE_MAX_MS, maxAcksBefore: OUTAGE_MAX_ACKS, reconnectTimeoutMs: RECONNECT_TIMEOUT_MS, routesControl: OUTAGE_ROUTES_CONTROL, silent: OUTAGE_SILENT },
   rssStartMiB: baseline.rssMiB,
   rssEndMiB: last.rssMiB,
   rssMaxMiB: Math.max(...samples.map((s) => s.rssMiB)),
@@ -185,8 +328,12 @@ const summary = {
   rssPeakSecondHalfMiB,
 };
 console.log(`soak: ${migrations} migrations in ${minutes} min, ${pagesVerified} pages verified, ${failures.length} failed; ` +
-  `${dropsInjected} channel cuts (${unthrottledDrops} of them in the ${unthrottledMigrations} unthrottled migrations; ${channelsLost} channels lost, ${packetsResent} packets resent); RSS ${baseline.rssMiB} → ${last.rssMiB} MiB (max ${summary.rssMaxMiB}; peaks by half ${rssPeakFirstHalfMiB}, ${rssPeakSecondHalfMiB}), heap ${baseline.heapUsedMiB} → ${last.heapUsedMiB} MiB`);
-if (values.out) writeFileSync(values.out, JSON.stringify({ summary, samples, failures }, null, 2) + '\n');
+  `${counts.dropsInjected} channel cuts (${counts.unthrottledDrops} of them in the ${counts.unthrottledMigrations} unthrottled migrations); ` +
+  `${counts.outagesInjected} outages drawn, ${counts.outagesReached} reached (${counts.outageMsReached} ms in all), ${counts.outagesNotReached} not reached, ` +
+  `${counts.senderOutagesInOutageMigrations} counted by their senders (${counts.senderOutages} outages counted in all, ${counts.senderOutageTimeMs} ms); ` +
+  `${counts.channelsLost} channels lost, ${counts.channelsReconnected} reconnected, ${counts.packetsResent} packets resent, ${counts.duplicatePacketsSkipped} duplicates skipped by receivers; ` +
+  `RSS ${baseline.rssMiB} → ${last.rssMiB} MiB (max ${summary.rssMaxMiB}; peaks by half ${rssPeakFirstHalfMiB}, ${rssPeakSecondHalfMiB}), heap ${baseline.heapUsedMiB} → ${last.heapUsedMiB} MiB`);
+if (values.out) writeFileSync(values.out, JSON.stringify({ summary, samples, failures, outages: outageRecords }, null, 2) + '\n');
 if (failures.length || rssGrowthMiB > rssBoundMiB) {
   if (rssGrowthMiB > rssBoundMiB) console.error(`soak: RSS grew by ${rssGrowthMiB} MiB, more than the ${rssBoundMiB} MiB bound`);
   process.exitCode = 1;
