@@ -52,7 +52,11 @@ const OUTAGE_FRACTION = 0.3;
 /** The outage's length, ms: long enough for several redials (50 ms doubling), short enough to keep the soak moving. */
 const OUTAGE_MIN_MS = 100;
 const OUTAGE_MAX_MS = 1500;
-/** The outage starts when this many chunks of acks (1 to this) have arrived over all the data connections together. */
+/**
+ * The outage starts when 1 to this many chunks of acks have arrived over all the data
+ * connections together, and at most 2 per channel: the receiver batches its acks, and a
+ * single-channel migration of 8 MiB may see only a few chunks before it ends.
+ */
 const OUTAGE_MAX_ACKS = 6;
 /** The sender's reconnect timeout, passed explicitly: every outage drawn is far shorter, so every one must be survived. */
 const RECONNECT_TIMEOUT_MS = 30_000;
@@ -156,7 +160,7 @@ function drawSetup(): Setup {
   const unthrottled = random() < 0.5;
   const cut = { victim: between(1, channels), acksBefore: between(1, 4) };
   const hasOutage = random() < OUTAGE_FRACTION;
-  const outage = { ms: between(OUTAGE_MIN_MS, OUTAGE_MAX_MS), acksBefore: between(1, OUTAGE_MAX_ACKS) };
+  const outage = { ms: between(OUTAGE_MIN_MS, OUTAGE_MAX_MS), acksBefore: between(1, Math.min(OUTAGE_MAX_ACKS, 2 * channels)) };
   return { sizeMiB, codec, channels, tls, unthrottled, cut: drop ? cut : undefined, outage: hasOutage ? outage : undefined };
 }
 
