@@ -16,6 +16,7 @@ import type { FailureLatch } from '../migration/failure-latch.js';
 import type { StatsTracker } from '../migration/stats.js';
 import type { SentPacket } from '../pool/send-task.js';
 import { isLoopbackPeer, type TokenBucket } from '../transport/index.js';
+import type { LinkOutage } from './link-outage.js';
 import { SendChannel } from './send-channel.js';
 
 /** A channel with this much unsent data is full: wait for it to drain before giving it more. */
@@ -38,10 +39,20 @@ export interface SendChannelsOptions {
   /** Replace a broken channel with a new connection. */
   reconnect: boolean;
   /**
-   * How long the sender goes on without any live data channel, redialling, before it fails
-   * (`ERR_LINK_DOWN`). A lost channel is redialled with a pause of 50 ms doubling to 1 s.
+   * How long the sender goes on through an outage, redialling, before it fails
+   * (`ERR_LINK_DOWN`). A lost channel is redialled with a pause of 50 ms doubling to 1 s, and
+   * only while the control connection is up: a resumed receiver drops the data connections
+   * it had, so one opened before the resume would be lost again.
    */
   reconnectTimeoutMs: number;
+  /** The link's outages: this side reports the data channels' part. */
+  outage: LinkOutage;
+  /**
+   * Told when the last live channel is lost, before any redial: a session that resumes takes
+   * the whole link back through its control connection first, so that redials do not write
+   * resends into connections a dead link accepts and resets.
+   */
+  allLost?: () => void;
   /** max-bandwidth across all channels, when there is one. */
   bucket?: TokenBucket;
   /** The next sequence number of the session (SYNC packets take one each). */
@@ -90,10 +101,10 @@ export class SendChannels {
   /** Every channel opened so far went to a loopback address. */
   private allLoopback = true;
   /**
-   * When the last live channel was lost, until the receiver acknowledges something again: a
-   * connection that opens and dies at once (a middlebox resetting them) does not end an outage.
+   * When the receiver last acknowledged a packet, or when a packet was written with none
+   * outstanding: the start of the silence {@link silentForMs} measures.
    */
-  private downSince: number | undefined;
+  private heardAt = 0;
   /** Channels the receiver acknowledged something on: a redial after their loss starts without a pause. */
   private readonly proven = new WeakSet<SendChannel>();
   /** Per channel id: the pause before its next redial, while redials fail or die young. */
@@ -143,6 +154,7 @@ export class SendChannels {
     if (bucket) await failure.race(bucket.acquire(packet.byteLength));
     failure.check();
     if (!this.live.has(channel)) channel = await this.leastQueued();
+    if (this.unacked.size === 0) this.heardAt = performance.now();
     if (awaitReceiver) this.unacked.set(packet.sequence, { packet, channel, release });
     channel.writePacket(packet, awaitReceiver ? undefined : release);
   }
@@ -171,6 +183,20 @@ export class SendChannels {
     this.settled = true;
   }
 
+  /**
+   * How long the receiver has acknowledged nothing while packets wait for its acks (0 when
+   * none wait): a link that drops packets silently never resets a connection, and this is how
+   * the sender notices.
+   */
+  silentForMs(): number {
+    return this.unacked.size === 0 ? 0 : performance.now() - this.heardAt;
+  }
+
+  /** Destroys every live channel's connection: each is then lost, resent and redialled as usual. */
+  dropAll(): void {
+    for (const channel of this.live) channel.socket.destroy();
+  }
+
   /** Ends every channel and resolves once their writes reached the file (a stream file's end). */
   async end(): Promise<void> {
     await Promise.all(this.channels.map((channel) => channel.end()));
@@ -189,7 +215,8 @@ export class SendChannels {
       failure,
       onAcks: (sequences) => {
         this.proven.add(channel);
-        this.linkUp();
+        this.heardAt = performance.now();
+        this.options.outage.restored('data');
         this.acknowledge(sequences);
       },
       onLost: (lost) => this.channelLost(lost),
@@ -232,21 +259,12 @@ export class SendChannels {
       failure.fail(new TransportError('ERR_CHANNEL_CLOSED', `data channel ${channel.id} closed before the migration completed`));
       return;
     }
-    if (this.live.size === 0 && this.downSince === undefined) {
-      this.downSince = Date.now();
-      stats.outages++;
-      stats.reconnecting = true;
+    if (this.live.size === 0) {
+      this.options.outage.lost('data');
+      this.options.allLost?.();
     }
     this.resend(channel).catch((error: Error) => failure.fail(error));
     this.redial(channel).catch((error: Error) => failure.fail(error));
-  }
-
-  /** The receiver is heard from again: an outage under way ends. */
-  private linkUp(): void {
-    if (this.downSince === undefined) return;
-    this.options.stats.outageMs += Date.now() - this.downSince;
-    this.options.stats.reconnecting = false;
-    this.downSince = undefined;
   }
 
   /** Writes the packets `lost` carried and the receiver did not acknowledge on the live channels (once there is one). */
@@ -263,11 +281,12 @@ export class SendChannels {
   /**
    * Opens a channel with `lost`'s id again, until one opens, pausing between attempts (50 ms
    * doubling to 1 s; a channel that died before the receiver acknowledged anything on it
-   * counts as a failed attempt). Fails the migration once no channel has been live for
-   * reconnectTimeoutMs; without `reconnect`, as soon as none is live.
+   * counts as a failed attempt), once the control connection is up. Fails the migration once
+   * no channel has been live through reconnectTimeoutMs of outage; without `reconnect`, as
+   * soon as none is live.
    */
   private async redial(lost: SendChannel): Promise<void> {
-    const { failure, isFinished, reconnect, reconnectTimeoutMs, stats } = this.options;
+    const { failure, isFinished, reconnect, reconnectTimeoutMs, stats, outage } = this.options;
     let pause = this.proven.has(lost) ? 0 : (this.redialPause.get(lost.id) ?? REDIAL_FIRST_PAUSE_MS);
     for (;;) {
       if (isFinished() || this.settled || failure.error) return;
@@ -275,12 +294,12 @@ export class SendChannels {
         if (this.live.size === 0) throw new TransportError('ERR_CHANNEL_CLOSED', `every data channel broke (${stats.channelsLost} lost), and reconnecting is off`);
         return;
       }
-      if (this.downSince !== undefined && this.live.size === 0 && Date.now() - this.downSince >= reconnectTimeoutMs) {
-        const down = ((Date.now() - this.downSince) / 1000).toFixed(1);
-        throw new TransportError('ERR_LINK_DOWN', `the link was down for ${down} s: every data channel was lost (${stats.channelsLost} lost) and none could be opened again within the reconnect timeout (${reconnectTimeoutMs} ms)`);
+      if (this.live.size === 0 && outage.downForMs() >= reconnectTimeoutMs) {
+        throw linkDown(outage.downForMs(), `every data channel was lost (${stats.channelsLost} lost) and none could be opened again`, reconnectTimeoutMs);
       }
       // Not keeping the process alive: a migration that ends meanwhile leaves no timer behind.
       if (pause > 0) await failure.race(sleep(pause, undefined, { ref: false })).catch(() => undefined);
+      await failure.race(outage.controlUp()).catch(() => undefined);
       this.redialPause.set(lost.id, (pause = Math.min(REDIAL_MAX_PAUSE_MS, Math.max(REDIAL_FIRST_PAUSE_MS, 2 * pause))));
       try {
         await this.openChannel(lost.id);
@@ -296,3 +315,8 @@ export class SendChannels {
 /** A redial's first pause, and the longest. */
 const REDIAL_FIRST_PAUSE_MS = 50;
 const REDIAL_MAX_PAUSE_MS = 1000;
+
+/** `ERR_LINK_DOWN`: an outage of `downMs` outlasted the reconnect timeout; `what` says what could not be had back. */
+export function linkDown(downMs: number, what: string, timeoutMs: number): TransportError {
+  return new TransportError('ERR_LINK_DOWN', `the link was down for ${(downMs / 1000).toFixed(1)} s: ${what} within the reconnect timeout (${timeoutMs} ms)`, { context: { downMs: Math.round(downMs), timeoutMs } });
+}

@@ -86,6 +86,7 @@ export async function runDemo(args: string[]): Promise<void> {
           maxRounds: integerOption(values, 'max-rounds', 1, 10_000, 30),
         },
         onProgress: reporter.onProgress,
+        onLinkEvent: reporter.onLinkEvent,
       }),
       receiver.result,
     ]);

@@ -1,6 +1,7 @@
 // How the CLI shows a migration: a redrawn bar on a TTY, a plain line every few seconds
 // otherwise, NDJSON events with --json, and a final summary in the style of QEMU's
 // `info migrate`.
+import type { LinkEvent } from '../channel/link-outage.js';
 import type { MigrationStats } from '../migration/stats.js';
 
 /** How progress is shown. */
@@ -16,9 +17,15 @@ export function reportMode(json: boolean, quiet: boolean): ReportMode {
 const LINE_INTERVAL_MS = 2000;
 
 /** Returns the progress callback for a mode, and a `done` that clears a TTY bar. */
-export function progressReporter(mode: ReportMode): { onProgress: (s: MigrationStats) => void; done: () => void } {
+export function progressReporter(mode: ReportMode): { onProgress: (s: MigrationStats) => void; onLinkEvent: (e: LinkEvent) => void; done: () => void } {
   let lastLine = 0;
   return {
+    onLinkEvent(event) {
+      if (mode === 'json') return console.log(JSON.stringify(event));
+      if (mode === 'quiet') return;
+      const line = event.event === 'outage' ? `link lost (${event.lost}): redialling` : `link back after ${(event.downMs / 1000).toFixed(1)} s: resumed`;
+      process.stderr.write(`${mode === 'tty' ? '\r\x1b[K' : ''}multifd: ${line}\n`);
+    },
     onProgress(stats) {
       if (mode === 'json') {
         if (stats.status === 'active' || stats.status === 'setup') console.log(JSON.stringify({ event: 'progress', ...stats }));
@@ -93,7 +100,7 @@ export function summary(stats: MigrationStats): string {
     ...(stats['hardware-pages'] === 0 ? [] : [`hardware pages: ${stats['hardware-pages']} (software: ${stats['software-pages']})`]),
     `dirty sync count: ${stats['dirty-sync-count']}`,
     ...(stats['channels-lost'] === 0 ? [] : [`channels lost: ${stats['channels-lost']} (reconnected: ${stats['channels-reconnected']}, packets resent: ${stats['packets-resent']})`]),
-    ...(stats.outages === 0 ? [] : [`outages: ${stats.outages} (every data channel lost; ${stats['outage-time']} ms until the receiver answered again)`]),
+    ...(stats.outages === 0 ? [] : [`outages: ${stats.outages} (${stats['outage-time']} ms down in all; control connection resumed ${stats['control-resumes']} times; ${kb(stats['resent-bytes'])} resent)`]),
     ...(stats['dirty-pages-rate'] === undefined ? [] : [`dirty pages rate: ${stats['dirty-pages-rate']} pages`]),
     ...(stats['cpu-throttle-percentage'] === undefined ? [] : [`cpu throttle percentage: ${stats['cpu-throttle-percentage']}`]),
     `page size: ${stats['page-size'] / 1024} kbytes`,

@@ -43,7 +43,7 @@ export function migrationOptions(defaults: MigrationDefaults): Record<string, Op
     'zero-page-detection': { type: 'string', valueName: 'MODE', description: 'none|legacy|multifd (default multifd)' },
     ...HARDWARE_OPTION,
     'max-bandwidth': { type: 'string', valueName: 'BYTES', description: 'bytes per second over all channels, k/m/g suffixes (default unlimited)' },
-    'reconnect-timeout': { type: 'string', valueName: 'MS', description: 'how long every data channel may be down, redialled with backoff, before the migration fails (default 30000)' },
+    'reconnect-timeout': { type: 'string', valueName: 'MS', description: 'how long the link may be down (the control connection or every data channel), redialled and resumed, before the migration fails (default 30000)' },
     threads: { type: 'string', valueName: 'N', description: 'compression worker threads (compress-threads; default: cores)' },
     'page-size': { type: 'string', valueName: 'BYTES', description: 'page size, a power of two 4096..65536 (default 4096)' },
     verify: {
@@ -134,6 +134,7 @@ export async function runSend(args: string[]): Promise<void> {
             connect: file ? async () => file.openChannel() : connectToReceiver,
             awaitReceiver: !file,
             onProgress: reporter.onProgress,
+            onLinkEvent: reporter.onLinkEvent,
           });
           await file?.close();
           return result;

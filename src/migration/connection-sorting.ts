@@ -26,6 +26,8 @@ export interface SortingEvents {
   track(socket: Duplex): void;
   /** The control connection, with the bytes read from it so far (its magic first). */
   control(socket: Duplex, head: Uint8Array): void;
+  /** A later control connection once the session exists, still pending: it must resume the session or be refused. */
+  resume(pending: PendingConnection, head: Uint8Array): void;
   /** A data connection whose init passed against the session: channel `id`; `head` holds the init and what followed it. */
   data(socket: Duplex, id: number, head: Uint8Array): void;
   /** The channel ids whose connection is live, and whether the one holding `id` is not being read. */
@@ -109,6 +111,7 @@ export class ConnectionSorting {
       pending.accept();
       return this.events.control(pending.socket, head);
     }
+    if (magic === CONTROL_MAGIC && this.open) return this.events.resume(pending, head);
     if (magic === DATA_MAGIC) return this.readInit(pending, head);
     // A second control connection, or one that speaks something else: dropped. Before the
     // session exists a wrong magic fails fast (a misconfigured sender hears why); once it

@@ -10,21 +10,27 @@
 // another channel (or a reconnected one with the same id), and a packet that arrives twice in
 // a round is applied once.
 import type { Duplex } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AUTO_WIRE_ID, codecByWireId, codecInfos, sessionCodecKnown } from '../codecs/registry.js';
 import type { AcceleratorOptions } from '../codecs/types.js';
 import { MultifdError, ProtocolError, TransportError, protocolError } from '../errors.js';
 import { ReceiveChannel } from '../channel/receive-channel.js';
+import { linkDown } from '../channel/send-channels.js';
 import { WorkerPool } from '../pool/pool.js';
 import type { BlockTarget, ReceiveSession } from '../pool/protocol.js';
 import { applyZeroRun, blockPages } from '../pool/receive-task.js';
+import { sameBytes } from '../wire/channel-init.js';
 import { MAX_CHANNELS, PACKET_FLAG_SYNC, PacketReader, packetHeaderBytes, runsPageCount, type ControlMessage, type PacketHeader, type ParsedPacket } from '../wire/index.js';
 import { ConnectionSorting, DATA_INIT_BYTES } from './connection-sorting.js';
 import { ControlChannel } from './control-channel.js';
 import type { Destination, DestinationFactory, Hello } from './destination.js';
 import { FailureLatch } from './failure-latch.js';
 import { PacketStaging } from './packet-staging.js';
+import type { PendingConnection } from './pending-connections.js';
 import { ReceivedChecksum } from './received-checksum.js';
+import { ResumeKeys, type ResumeSecret } from './resume-secret.js';
 import { RoundBarrier, type RoundPacket } from './round-barrier.js';
+import { SessionControl } from './session-control.js';
 
 /** Receiver options. */
 export interface ReceiveOptions {
@@ -68,6 +74,13 @@ export interface ReceiveOptions {
   maxPendingConnections?: number;
   /** Told of every connection refused without failing the migration. */
   onRefused?: (error: MultifdError) => void;
+  /**
+   * How long the session waits, after its control connection is lost, for the sender to
+   * resume it on a new one (proving it knows the secret agreed in the hello), default 30 s;
+   * then TransportError `ERR_LINK_DOWN`. After the report, how long the receiver stays for a
+   * sender that may not have heard it. 0: no resume (a lost control connection fails at once).
+   */
+  reconnectTimeoutMs?: number;
   signal?: AbortSignal;
   /** qatzip, qpl, uadk: the codec's accelerator options (decode on the device if there is one, or require it; which library). */
   accelerator?: AcceleratorOptions;
@@ -88,6 +101,8 @@ export interface ReceiveResult {
   duplicatePackets: number;
   /** Normal pages decompressed on an accelerator (qatzip, qpl, uadk through the native shim). */
   hardwarePages: number;
+  /** Times the sender resumed the session on a new control connection. */
+  resumes: number;
 }
 
 /** Default of {@link ReceiveOptions.maxImageBytes}: 1 TiB. */
@@ -142,9 +157,16 @@ export class MigrationReceiver {
   private channelsLost = 0;
   private duplicatePackets = 0;
   private readonly sorting: ConnectionSorting;
-  private control: ControlChannel | undefined;
-  private controlArrived!: (control: ControlChannel) => void;
-  private readonly controlReady = new Promise<ControlChannel>((resolve) => (this.controlArrived = resolve));
+  private control: SessionControl | undefined;
+  private controlArrived!: (control: SessionControl) => void;
+  private readonly controlReady = new Promise<SessionControl>((resolve) => (this.controlArrived = resolve));
+  /** The session's resume secret, when the sender offered a key and resuming is on. */
+  private resumeSecret: ResumeSecret | undefined;
+  /** The last resume attempt accepted: a lower or equal one is a replay. */
+  private resumeAttempt = 0;
+  private resumes = 0;
+  /** Runs while the control connection is lost: the sender must resume before it fires. */
+  private resumeDeadline: NodeJS.Timeout | undefined;
   /** Set once the report is sent: from then on the sender may close its connections. */
   private reported = false;
   private hello: Hello | undefined;
@@ -185,6 +207,7 @@ export class MigrationReceiver {
         arrived: (bytes) => this.arrived(bytes),
         track: (socket) => this.track(socket),
         control: (socket, head) => this.controlConnected(socket, head),
+        resume: (pending, head) => this.resumeConnected(pending, head),
         data: (socket, id, head) => this.startChannel(socket, id, head),
         channels: () => ({
           live: new Set([...this.channels.values()].filter((c) => !c.lost).map((c) => c.id)),
@@ -203,7 +226,7 @@ export class MigrationReceiver {
     }
     const idleMs = options.idleTimeoutMs ?? 60_000;
     const idle = setInterval(() => {
-      if (this.hello && performance.now() - this.lastActivity > idleMs) {
+      if (this.hello && !this.resumeDeadline && performance.now() - this.lastActivity > idleMs) {
         this.fail(new TransportError('ERR_IDLE_TIMEOUT', `nothing arrived and nothing was applied for ${idleMs} ms`, { context: { timeoutMs: idleMs } }));
       }
     }, Math.min(1000, idleMs / 4));
@@ -217,6 +240,7 @@ export class MigrationReceiver {
         clearTimeout(this.acceptTimer);
         clearTimeout(this.handshakeTimer);
         clearTimeout(this.ackTimer);
+        clearTimeout(this.resumeDeadline);
         clearInterval(idle);
         this.sorting.closeAll();
         for (const socket of this.sockets) socket.end();
@@ -278,10 +302,74 @@ export class MigrationReceiver {
 
   private controlConnected(socket: Duplex, head: Uint8Array): void {
     this.senderArrived();
-    socket.on('error', (error) => this.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection failed: ${error.message}`, { cause: error })));
-    this.control = new ControlChannel(socket, { initial: head, onFlood: (error) => this.fail(error) });
+    this.control = new SessionControl(this.controlChannel(socket, head), () => this.controlLost());
     this.controlArrived(this.control);
+  }
+
+  /** A control connection's channel; its bytes count as arrivals. */
+  private controlChannel(socket: Duplex, head: Uint8Array): ControlChannel {
     socket.on('data', (c: Buffer) => this.arrived(c.byteLength));
+    return new ControlChannel(socket, { initial: head, onFlood: (error) => this.fail(error) });
+  }
+
+  /**
+   * The control connection closed. Once the report is sent that is the sender's to decide
+   * (see complete()); before, the session waits reconnectTimeoutMs for a resume when it has a
+   * resume secret, and fails at once when it has none.
+   */
+  private controlLost(): void {
+    if (this.settled || this.reported) return;
+    if (!this.resumeSecret) return this.fail(new TransportError('ERR_CONTROL_CLOSED', 'the control connection closed before the migration completed'));
+    if (this.resumeDeadline) return;
+    const timeoutMs = this.reconnectTimeoutMs;
+    const lostAt = Date.now();
+    this.resumeDeadline = setTimeout(() => this.fail(linkDown(Date.now() - lostAt, 'the control connection was lost and the sender did not resume the session', timeoutMs)), timeoutMs);
+  }
+
+  /**
+   * Another control connection, once the session exists: it must open with a resume that
+   * proves it is the sender of the hello (src/migration/resume-secret.ts). Until its first
+   * frame is read and checked it stays pending; refused, it is told why and recorded.
+   */
+  private resumeConnected(pending: PendingConnection, head: Uint8Array): void {
+    const channel = this.controlChannel(pending.socket, head);
+    channel.next(this.options.connectionTimeoutMs ?? 10_000).then(
+      (message) => {
+        const refusal = this.checkResume(message);
+        if (!refusal) return this.resumed(pending, channel, message as Extract<ControlMessage, { type: 'resume' }>);
+        void channel.send({ type: 'error', code: refusal.code, message: refusal.message }).catch(() => {}).finally(() => pending.refuse(refusal));
+      },
+      (error: MultifdError) => pending.refuse(error),
+    );
+  }
+
+  /** Why a resume is refused: not a resume, no resume secret, another session, a replayed attempt or a wrong proof; undefined when it passes. */
+  private checkResume(message: ControlMessage): MultifdError | undefined {
+    const refuse = (code: string, field: string, expected: string, got: string | number) => protocolError(code, { channel: 'control', field, expected, got });
+    if (message.type !== 'resume') return refuse('ERR_CONNECTION_MAGIC', 'type', 'resume (one control connection per session)', message.type);
+    if (!this.resumeSecret || this.settled || this.failure.error) return refuse('ERR_RESUME_REFUSED', 'session', 'a session that can be resumed', 'none');
+    if (!sameBytes(message.sessionId, this.hello!.sessionId)) return refuse('ERR_SESSION_MISMATCH', 'sessionId', 'this session', 'another');
+    if (message.attempt <= this.resumeAttempt) return refuse('ERR_RESUME_REPLAY', 'attempt', `> ${this.resumeAttempt}`, message.attempt);
+    if (!this.resumeSecret.verify('resume', message, message.proof)) return refuse('ERR_RESUME_PROOF', 'proof', 'proof of the session secret', 'a wrong proof');
+    return undefined;
+  }
+
+  /**
+   * A valid resume: the session carries on over `channel`. It answers with its own proof and
+   * count, sends again what the sender missed, and drops every data connection it had: the
+   * sender redials them once resumed, and an old one may be dead without knowing it (a link
+   * that dropped packets silently).
+   */
+  private resumed(pending: PendingConnection, channel: ControlChannel, message: Extract<ControlMessage, { type: 'resume' }>): void {
+    pending.accept();
+    this.resumeAttempt = message.attempt;
+    this.resumes++;
+    clearTimeout(this.resumeDeadline);
+    this.resumeDeadline = undefined;
+    const claim = { sessionId: message.sessionId, attempt: message.attempt, received: this.control!.received };
+    void channel.send({ type: 'resume-ack', ...claim, proof: this.resumeSecret!.prove('resume-ack', claim) }).catch(() => {});
+    this.guard(() => this.control!.replace(channel, message.received));
+    for (const data of this.channels.values()) if (!data.lost) data.socket.destroy();
   }
 
   private async run(): Promise<ReceiveResult> {
@@ -295,7 +383,10 @@ export class MigrationReceiver {
     this.building = this.options.destination(hello);
     this.destination = await this.failure.race(this.building);
     this.openSession(hello, this.destination);
-    await control.send({ type: 'hello-ack', sessionId: hello.sessionId });
+    const keys = hello.resumeKey && this.reconnectTimeoutMs > 0 ? new ResumeKeys() : undefined;
+    if (keys) this.resumeSecret = keys.secret(hello.resumeKey!, hello.sessionId);
+    await control.send({ type: 'hello-ack', sessionId: hello.sessionId, ...(keys && { resumeKey: keys.publicKey }) });
+    if (keys) control.startNumbering();
     this.sorting.opened();
 
     for (;;) {
@@ -512,6 +603,10 @@ export class MigrationReceiver {
     }
   }
 
+  private get reconnectTimeoutMs(): number {
+    return this.options.reconnectTimeoutMs ?? 30_000;
+  }
+
   private get handshakeTimeoutMs(): number {
     return this.options.handshakeTimeoutMs ?? 30_000;
   }
@@ -580,7 +675,7 @@ export class MigrationReceiver {
     this.zeroPages += runsPageCount(message.runs);
   }
 
-  private async complete(control: ControlChannel, message: Extract<ControlMessage, { type: 'complete' }>): Promise<ReceiveResult> {
+  private async complete(control: SessionControl, message: Extract<ControlMessage, { type: 'complete' }>): Promise<ReceiveResult> {
     const rounds = this.barrier.round - 1;
     if (message.rounds !== rounds) {
       throw protocolError('ERR_CONTROL_FIELD', { channel: 'control', field: 'complete.rounds', expected: rounds, got: message.rounds });
@@ -594,6 +689,8 @@ export class MigrationReceiver {
     }
     await this.destination!.complete();
     this.failure.settle();
+    // The image is complete; a sender that resumes now has not heard the report.
+    if (this.resumeSecret) await Promise.race([control.peerEnded(), sleep(this.reconnectTimeoutMs, undefined, { ref: false })]);
     return {
       status: 'completed',
       normalPages: this.normalPages,
@@ -604,6 +701,7 @@ export class MigrationReceiver {
       channelsLost: this.channelsLost,
       duplicatePackets: this.duplicatePackets,
       hardwarePages: Atomics.load(this.hardwarePages, 0),
+      resumes: this.resumes,
     };
   }
 

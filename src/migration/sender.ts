@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { writesReachedFile } from '../channel/send-channel.js';
+import { LinkOutage, type LinkEvent } from '../channel/link-outage.js';
 import { SendChannels } from '../channel/send-channels.js';
 import { AUTO_WIRE_ID, getCodec } from '../codecs/registry.js';
 import { CodecChooser, type ChoiceOutcome } from './codec-choice.js';
@@ -23,10 +24,13 @@ import type { SendResult } from '../pool/send-task.js';
 import { TokenBucket } from '../transport/index.js';
 import { runsPageCount, type ControlMessage, type PageRun, type ZeroPageDetection } from '../wire/index.js';
 import { ControlChannel } from './control-channel.js';
+import { ControlResume } from './control-resume.js';
 import { BandwidthMeter, BANDWIDTH_WINDOW_MS, Convergence, type ConvergenceOptions } from './convergence.js';
 import { bitmapRuns, countDirty, type DirtyBitmaps, type DirtyLog } from './dirty/index.js';
 import { FailureLatch } from './failure-latch.js';
 import { chunkBases, hashSource, legacyZeroPageSplit, markStale, mergeBitmaps, rehashStale, tasksOfRuns } from './round-planning.js';
+import { ResumeKeys } from './resume-secret.js';
+import { SessionControl } from './session-control.js';
 import { forEachWindow, type PageSource, type SourceWindow } from './source.js';
 import { StatsTracker, type MigrationStats } from './stats.js';
 
@@ -87,10 +91,20 @@ export interface MigrateOptions {
   /** Replace a broken data channel with a new connection (default true); its packets are resent either way. */
   reconnect?: boolean;
   /**
-   * How long the sender goes on with no data channel the receiver answers on, redialling,
-   * before it fails with `ERR_LINK_DOWN` (default 30 000).
+   * How long an outage may last: the control connection lost, or every data channel at once.
+   * The sender redials (the control connection with a `resume` that proves it is the sender
+   * of the hello) and the session carries on where the acknowledgements say; past this it
+   * fails with `ERR_LINK_DOWN` (default 30 000).
    */
   reconnectTimeoutMs?: number;
+  /**
+   * How long the receiver may stay silent (no ack, no report) while the sender waits for it
+   * before the sender treats the link as lost, drops every connection and resumes: a link
+   * that drops packets silently never resets a connection (default 10 000).
+   */
+  silenceTimeoutMs?: number;
+  /** Told when an outage starts (`outage`) and when the link is back (`resumed`). */
+  onLinkEvent?: (event: LinkEvent) => void;
   /**
    * Hash the whole source again after the last round (at the pause, for a live migration;
    * a file source is read again) and send that checksum for the receiver to match, instead
@@ -114,6 +128,8 @@ export interface MigrateOptions {
 const TASK_BYTES = 4 * CHECKSUM_CHUNK_BYTES;
 /** MigrateOptions.reconnectTimeoutMs's default. */
 export const DEFAULT_RECONNECT_TIMEOUT_MS = 30_000;
+/** MigrateOptions.silenceTimeoutMs's default. */
+export const DEFAULT_SILENCE_TIMEOUT_MS = 10_000;
 
 /**
  * Migrates `options.source` to a receiver and resolves with the final statistics once the
@@ -170,8 +186,16 @@ class SendSession {
   private readonly chunkHashes: bigint[] = [];
   /** The index in chunkHashes of each block's first chunk. */
   private readonly blockChunkBase: number[];
-  /** The control channel, set by handshake(). */
-  private control!: ControlChannel;
+  /** The control connection, resumable; set by handshake(). */
+  private control!: SessionControl;
+  /** Resumes the control connection when it is lost; set once the receiver agreed a resume secret. */
+  private resume: ControlResume | undefined;
+  private readonly outage: LinkOutage;
+  private readonly reconnectTimeoutMs: number;
+  /** How many control messages were sent up to the last round-end: the receiver has read those once the next round is acknowledged. */
+  private controlSentAtRoundEnd = 0;
+  /** When the complete frame was sent, until the report arrives: the receiver owes an answer. */
+  private awaitingReportSince: number | undefined;
   /** The data channels, set by start(). */
   private channels!: SendChannels;
   /** The receiver's report, or why it failed; absent for a stream file. Set by start(). */
@@ -208,6 +232,8 @@ class SendSession {
     this.bucket = options.maxBandwidth || options.control ? new TokenBucket({ bytesPerSecond: options.maxBandwidth ?? 0, sleep: (ms) => this.bandwidthWaits.sleep(ms) }) : undefined;
     if (this.bucket) options.control?.attach(this.bucket);
     this.blockChunkBase = chunkBases(source);
+    this.outage = new LinkOutage(this.stats, options.onLinkEvent);
+    this.reconnectTimeoutMs = options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS;
   }
 
   /** The whole migration: start, round 1, the live rounds, completion; and the cleanup, however it ends. */
@@ -216,7 +242,10 @@ class SendSession {
     const onAbort = () => this.failure.fail(new MultifdError('ERR_CANCELLED', 'migration cancelled'));
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const progress = options.onProgress ? setInterval(() => options.onProgress!(stats.snapshot()), options.progressIntervalMs ?? 250) : undefined;
-    const metering = setInterval(() => this.sampleLink(), BANDWIDTH_WINDOW_MS);
+    const metering = setInterval(() => {
+      this.sampleLink();
+      this.checkSilence();
+    }, BANDWIDTH_WINDOW_MS);
     try {
       options.signal?.throwIfAborted();
       await this.start();
@@ -260,7 +289,13 @@ class SendSession {
       stats,
       awaitReceiver: this.awaitReceiver,
       reconnect: options.reconnect ?? true,
-      reconnectTimeoutMs: options.reconnectTimeoutMs ?? DEFAULT_RECONNECT_TIMEOUT_MS,
+      reconnectTimeoutMs: this.reconnectTimeoutMs,
+      outage: this.outage,
+      allLost: () => {
+        if (!this.resume || this.outage.isDown('control')) return;
+        this.control.drop();
+        this.controlLost();
+      },
       bucket: this.bucket,
       nextSequence: () => this.takeSequences(1),
       isFinished: () => this.finished,
@@ -268,7 +303,11 @@ class SendSession {
     // From now on the receiver speaks only to report, or to say why it failed.
     this.report = this.awaitReceiver
       ? this.control.next(0).then((message) => {
-          if (message.type === 'report') this.finished = true; // the receiver closes its connections next
+          if (message.type === 'report') {
+            this.finished = true; // the receiver closes its connections next
+            this.awaitingReportSince = undefined;
+            this.outage.restored('data'); // the receiver has every packet: nothing is down any more
+          }
           if (message.type === 'error') this.failure.fail(new TransportError(message.code, `receiver failed: ${message.message}`));
           return message;
         }, (error: Error) => this.failure.fail(error))
@@ -279,14 +318,16 @@ class SendSession {
     stats.status = 'active';
   }
 
-  /** Opens the control connection and sends the hello; waits for the hello-ack unless nobody answers (a stream file). */
+  /**
+   * Opens the control connection and sends the hello; waits for the hello-ack unless nobody
+   * answers (a stream file). When both ends offer a resume key, the session's resume secret
+   * is agreed here, and from then on a lost control connection is resumed, not fatal.
+   */
   private async handshake(sessionId: Uint8Array): Promise<void> {
     const { options, source, failure } = this;
     const controlSocket = await failure.race(this.connect());
-    const controlLost = (why: string, cause?: Error) => this.finished || failure.fail(new TransportError('ERR_CONTROL_CLOSED', `control connection to the receiver ${why}`, { cause }));
-    controlSocket.on('error', (error) => controlLost(`failed: ${error.message}`, error));
-    controlSocket.on('close', () => controlLost('closed before the migration completed'));
-    this.control = new ControlChannel(controlSocket);
+    this.control = new SessionControl(new ControlChannel(controlSocket), () => this.controlLost());
+    const keys = this.awaitReceiver && (options.reconnect ?? true) ? new ResumeKeys() : undefined;
     await failure.race(
       this.control.send({
         type: 'hello',
@@ -298,12 +339,50 @@ class SendSession {
         zeroPageDetection: this.zeroPageDetection,
         pagesPerPacket: this.pagesPerPacket,
         blocks: source.blocks.map((b) => ({ name: b.name, byteLength: b.byteLength })),
+        ...(keys && { resumeKey: keys.publicKey }),
       }),
     );
     if (!this.awaitReceiver) return;
     const ack = await failure.race(this.control.next(options.handshakeTimeoutMs ?? 30_000));
     if (ack.type === 'error') throw new TransportError(ack.code, `receiver refused the migration: ${ack.message}`);
     if (ack.type !== 'hello-ack') throw new TransportError('ERR_HANDSHAKE', `expected hello-ack from the receiver, got ${ack.type}`);
+    if (!keys || !ack.resumeKey) return;
+    const secret = keys.secret(ack.resumeKey, sessionId);
+    this.control.startNumbering();
+    const { control, outage, stats, reconnectTimeoutMs } = this;
+    this.resume = new ControlResume({ sessionId, secret, control, outage, failure, stats, reconnectTimeoutMs, connect: () => this.connect(), isFinished: () => this.finished });
+  }
+
+  /**
+   * The control connection closed: resumed when the session can be, else the migration fails
+   * (unless it is over). A resume takes the whole link back: the receiver drops the data
+   * connections it had, so they are dropped here too, and redialled once it has resumed.
+   */
+  private controlLost(): void {
+    if (this.finished) return;
+    if (this.resume) {
+      this.resume.lost();
+      this.channels?.dropAll();
+      return;
+    }
+    this.failure.fail(new TransportError('ERR_CONTROL_CLOSED', 'control connection to the receiver closed before the migration completed'));
+  }
+
+  /**
+   * Called every bandwidth window: a receiver silent for silenceTimeoutMs while packets wait
+   * for its acks, or the complete frame for its report, is taken for a link that drops
+   * packets without resetting anything. Every connection is dropped, which starts an outage:
+   * the control connection is resumed and the data channels redialled, as after a reset.
+   */
+  private checkSilence(): void {
+    if (!this.resume || this.finished || this.outage.downForMs() > 0) return;
+    const reportSilence = this.awaitingReportSince === undefined ? 0 : performance.now() - this.awaitingReportSince;
+    const silence = Math.max(this.channels?.silentForMs() ?? 0, reportSilence);
+    if (silence < (this.options.silenceTimeoutMs ?? DEFAULT_SILENCE_TIMEOUT_MS)) return;
+    this.awaitingReportSince &&= performance.now();
+    // Control first: the data channels dropped next must wait for its resume to redial.
+    this.control.drop();
+    this.controlLost();
   }
 
   /** The first of `count` consecutive sequence numbers, taken. */
@@ -432,9 +511,13 @@ class SendSession {
   private async endRound(): Promise<void> {
     await this.failure.race(Promise.all(this.inFlight));
     await this.channels.acknowledgedAll();
+    // The receiver reads a round's packets only after the round-end before them: with one of
+    // them acknowledged, it has read every control message up to that round-end.
+    if (this.packetsInRound > 0) this.control.confirm(this.controlSentAtRoundEnd);
     this.channels.sync(this.round);
     this.stats.dataBytes = this.channels.bytesWritten;
     await this.failure.race(this.control.send({ type: 'round-end', round: this.round, packets: this.packetsInRound }));
+    this.controlSentAtRoundEnd = this.control.sent;
   }
 
   /** Round 1 sends every page, hashing checksum chunks on the way. */
@@ -542,6 +625,7 @@ class SendSession {
     // receiver closes them once it has reported, loses nothing.
     this.channels.settle();
     const unsentChunks = await this.finalChecksum();
+    this.awaitingReportSince = performance.now();
     await failure.race(this.control.send({ type: 'complete', rounds: this.round, checksum: stats.sourceChecksum! }));
     stats.controlBytes = this.control.bytesWritten;
     if (report) await this.confirmed(report, unsentChunks);
@@ -580,7 +664,8 @@ class SendSession {
    */
   private async confirmed(report: Promise<ControlMessage | void>, unsentChunks: number): Promise<void> {
     const { stats } = this;
-    const final = await withTimeout(report, this.options.handshakeTimeoutMs ?? 30_000, this.failure);
+    // An outage on the way may take up to its timeout to resume.
+    const final = await withTimeout(report, (this.options.handshakeTimeoutMs ?? 30_000) + (this.resume ? this.reconnectTimeoutMs : 0), this.failure);
     this.finished = true;
     if (final?.type !== 'report') throw new TransportError('ERR_HANDSHAKE', `expected the receiver's report, got ${final?.type}`);
     if (this.pausedAt !== undefined) stats.downtimeMs = performance.now() - this.pausedAt;
@@ -607,7 +692,10 @@ class SendSession {
     const cancelled = this.options.signal?.aborted === true;
     stats.finish(cancelled ? 'cancelled' : 'failed', error.message);
     this.failure.fail(error);
-    for (const socket of this.sockets) socket.destroy();
+    // The receiver hears why, if its control connection is still there: else it would wait
+    // for a resume until its own reconnect timeout.
+    const told = this.awaitReceiver ? this.control?.endWithError((error as MultifdError).code ?? 'ERR_SENDER', error.message.slice(0, 1000)) : undefined;
+    for (const socket of this.sockets) if (socket !== told) socket.destroy();
     await Promise.allSettled(this.inFlight);
     if (error instanceof MultifdError) error.context.status = stats.status;
     return error;

@@ -64,15 +64,21 @@ export interface MigrationStats {
   'recv-cpu-percent'?: number;
   /** Data channels that broke during the migration. */
   'channels-lost': number;
-  /** Times every data channel was lost at once, and the ms from each loss until the receiver was heard again. */
+  /**
+   * Outages of the link (the control connection lost, or every data channel at once), and the
+   * ms from each loss until the control connection was resumed and the receiver acknowledged again.
+   */
   outages: number;
   'outage-time': number;
-  /** Every data channel is lost right now, and the sender is redialling. */
+  /** An outage is under way, and the sender is redialling. */
   reconnecting: boolean;
+  /** Times the control connection was lost and the session resumed on a new one. */
+  'control-resumes': number;
   /** Broken data channels replaced by a new connection with the same id. */
   'channels-reconnected': number;
-  /** Packets written again because their channel broke before the receiver acknowledged them. */
+  /** Packets written again because their channel broke before the receiver acknowledged them, and their bytes. */
   'packets-resent': number;
+  'resent-bytes': number;
   /** Image checksums (XXH64 of chunk hashes), hex, once known. */
   'source-checksum'?: string;
   'destination-checksum'?: string;
@@ -100,11 +106,11 @@ export class StatsTracker {
   resentBytes = 0;
   channelsLost = 0;
   channelsReconnected = 0;
-  /** Times every data channel was lost at once, and the ms until the receiver was heard again. */
+  /** See MigrationStats.outages (src/channel/link-outage.ts counts them). */
   outages = 0;
   outageMs = 0;
-  /** Every data channel is lost and the sender is redialling. */
   reconnecting = false;
+  controlResumes = 0;
   packetsResent = 0;
   remainingBytes: number;
   setupMs = 0;
@@ -201,7 +207,9 @@ export class StatsTracker {
       outages: this.outages,
       reconnecting: this.reconnecting,
       'outage-time': Math.round(this.outageMs),
+      'control-resumes': this.controlResumes,
       'packets-resent': this.packetsResent,
+      'resent-bytes': this.resentBytes,
       'source-checksum': hex(this.sourceChecksum),
       'destination-checksum': hex(this.destinationChecksum),
       verified: this.verified,

@@ -45,12 +45,45 @@ export interface HelloMessage {
   pagesPerPacket: number;
   /** 1 to 4096 blocks; packets name a block by its index here. */
   blocks: BlockDescriptor[];
+  /**
+   * The sender's X25519 public key (32 bytes) for the session's resume secret; absent: the
+   * sender will not resume this session after losing its control connection.
+   */
+  resumeKey?: Uint8Array;
 }
 
 /** Receiver → sender: the hello is accepted; data channels may connect. */
 export interface HelloAckMessage {
   type: 'hello-ack';
   sessionId: Uint8Array;
+  /** The receiver's X25519 public key, when both ends keep the session through an outage. */
+  resumeKey?: Uint8Array;
+}
+
+/**
+ * Sender → receiver, first frame of a new control connection that takes the session back
+ * after the old one was lost. The proof shows the sender knows the session's resume secret.
+ */
+export interface ResumeMessage {
+  type: 'resume';
+  sessionId: Uint8Array;
+  /** Counts the sender's resume attempts from 1: a receiver accepts only one above the last it accepted. */
+  attempt: number;
+  /** Control messages the sender has received in this session (after the hello-ack). */
+  received: number;
+  /** HMAC-SHA256 under the resume secret over the fields above (src/migration/resume-secret.ts). */
+  proof: Uint8Array;
+}
+
+/** Receiver → sender: the resume is accepted, with the receiver's own proof. */
+export interface ResumeAckMessage {
+  type: 'resume-ack';
+  sessionId: Uint8Array;
+  /** The attempt it answers. */
+  attempt: number;
+  /** Control messages the receiver has received in this session (after the hello). */
+  received: number;
+  proof: Uint8Array;
 }
 
 /** Sender → receiver: zero pages found on the main thread (zero-page-detection=legacy). */
@@ -101,6 +134,8 @@ export interface ErrorMessage {
 export type ControlMessage =
   | HelloMessage
   | HelloAckMessage
+  | ResumeMessage
+  | ResumeAckMessage
   | ZeroPagesMessage
   | RoundEndMessage
   | CompleteMessage
@@ -191,6 +226,7 @@ const hello: BodyCodec<HelloMessage> = {
       writeString(w, block.name, `blocks[${i}].name`);
       w.u64(block.byteLength, `blocks[${i}].byteLength`);
     });
+    writeResumeKey(w, m.resumeKey);
   },
   decode(r, fail) {
     const sessionId = r.bytesView('sessionId', SESSION_ID_BYTES).slice();
@@ -207,7 +243,7 @@ const hello: BodyCodec<HelloMessage> = {
     for (let i = 0; i < count; i++) {
       blocks.push({ name: readString(r, `blocks[${i}].name`, fail), byteLength: readCount(r, `blocks[${i}].byteLength`, fail) });
     }
-    return { type: 'hello', sessionId, pageSize, channels, codecWireId, level, zeroPageDetection, pagesPerPacket, blocks };
+    return { type: 'hello', sessionId, pageSize, channels, codecWireId, level, zeroPageDetection, pagesPerPacket, blocks, ...readResumeKey(r, fail) };
   },
   check(m, fail) {
     checkSessionIdLength(m.sessionId);
@@ -222,15 +258,48 @@ const hello: BodyCodec<HelloMessage> = {
     }
     checkRange(m.pagesPerPacket, 1, MAX_PAGES_PER_PACKET, 'pagesPerPacket', fail);
     checkBlocks(m.blocks, pageSize, fail);
+    checkResumeKey(m.resumeKey, fail);
   },
 };
 
 const helloAck: BodyCodec<HelloAckMessage> = {
   wireType: 2,
-  encode: (w, m) => w.bytes(m.sessionId),
-  decode: (r) => ({ type: 'hello-ack', sessionId: r.bytesView('sessionId', SESSION_ID_BYTES).slice() }),
-  check: (m) => checkSessionIdLength(m.sessionId),
+  encode(w, m) {
+    w.bytes(m.sessionId);
+    writeResumeKey(w, m.resumeKey);
+  },
+  decode: (r, fail) => ({ type: 'hello-ack', sessionId: r.bytesView('sessionId', SESSION_ID_BYTES).slice(), ...readResumeKey(r, fail) }),
+  check(m, fail) {
+    checkSessionIdLength(m.sessionId);
+    checkResumeKey(m.resumeKey, fail);
+  },
 };
+
+/** resume and resume-ack share one body: session id, attempt, count received, proof. */
+function resumeCodec<M extends ResumeMessage | ResumeAckMessage>(type: M['type'], wireType: number): BodyCodec<M> {
+  return {
+    wireType,
+    encode(w, m) {
+      w.bytes(m.sessionId);
+      w.u32(m.attempt, 'attempt');
+      w.u64(m.received, 'received');
+      w.bytes(m.proof);
+    },
+    decode: (r, fail) =>
+      ({
+        type,
+        sessionId: r.bytesView('sessionId', SESSION_ID_BYTES).slice(),
+        attempt: r.u32('attempt'),
+        received: readCount(r, 'received', fail),
+        proof: r.bytesView('proof', RESUME_PROOF_BYTES).slice(),
+      }) as M,
+    check(m, fail) {
+      checkSessionIdLength(m.sessionId);
+      if (m.attempt < 1) throw fail('attempt', '>= 1', m.attempt);
+      if (m.proof.byteLength !== RESUME_PROOF_BYTES) throw fail('proof.byteLength', RESUME_PROOF_BYTES, m.proof.byteLength);
+    },
+  };
+}
 
 const zeroPages: BodyCodec<ZeroPagesMessage> = {
   wireType: 3,
@@ -305,12 +374,37 @@ const error: BodyCodec<ErrorMessage> = {
   },
 };
 
+/** Bytes of an X25519 public key. */
+export const RESUME_KEY_BYTES = 32;
+/** Bytes of a resume proof (HMAC-SHA256). */
+export const RESUME_PROOF_BYTES = 32;
+
+/** An optional resume key: a length byte (0 or 32), then the key. */
+function writeResumeKey(w: ByteWriter, key: Uint8Array | undefined): void {
+  w.u8(key?.byteLength ?? 0, 'resumeKey.byteLength');
+  if (key) w.bytes(key);
+}
+
+/** `{ resumeKey }` when the frame carries one, else nothing (the field stays absent). */
+function readResumeKey(r: ByteReader, fail: FieldError): { resumeKey?: Uint8Array } {
+  const length = r.u8('resumeKey.byteLength');
+  if (length === 0) return {};
+  if (length !== RESUME_KEY_BYTES) throw fail('resumeKey.byteLength', `0 or ${RESUME_KEY_BYTES}`, length);
+  return { resumeKey: r.bytesView('resumeKey', length).slice() };
+}
+
+function checkResumeKey(key: Uint8Array | undefined, fail: FieldError): void {
+  if (key && key.byteLength !== RESUME_KEY_BYTES) throw fail('resumeKey.byteLength', `0 or ${RESUME_KEY_BYTES}`, key.byteLength);
+}
+
 type BodyCodecs = { [T in ControlType]: BodyCodec<Extract<ControlMessage, { type: T }>> };
 
 /** Each message type's body codec, by `type`. */
 export const BODY_CODECS: BodyCodecs = {
   hello,
   'hello-ack': helloAck,
+  resume: resumeCodec<ResumeMessage>('resume', 8),
+  'resume-ack': resumeCodec<ResumeAckMessage>('resume-ack', 9),
   'zero-pages': zeroPages,
   'round-end': roundEnd,
   complete,

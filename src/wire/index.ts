@@ -27,6 +27,8 @@ export type {
   ControlType,
   ErrorMessage,
   HelloAckMessage,
+  ResumeAckMessage,
+  ResumeMessage,
   HelloMessage,
   ReportMessage,
   RoundEndMessage,

@@ -1,7 +1,8 @@
 // A TCP forwarder on 127.0.0.1 that can fail the way networks do, for the outage tests of
 // issue 15: every connection through it reset at once (as `ss -K` does), new connections
 // refused for a while, or everything held silently (a link that drops packets without a
-// reset: TCP retransmits, so nothing is lost, it only stops moving until the outage ends).
+// reset: TCP retransmits, so nothing is lost, it only stops moving until the outage ends; a
+// connection one end closes meanwhile is closed at the other only then).
 import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 
 /** One client connection and its upstream one. */
@@ -85,7 +86,9 @@ function forwardPair(client: Socket, targetPort: number, pairs: Set<Pair>, held:
     from.on('error', () => to.destroy());
     from.on('close', () => {
       pairs.delete(pair);
-      to.destroy();
+      const hold = held();
+      if (hold) void hold.then(() => to.destroy());
+      else to.destroy();
     });
     from.on('data', (chunk: Buffer) => {
       const hold = held();

@@ -1,7 +1,8 @@
 // Channels breaking mid-migration over real loopback TCP. A broken data channel costs nothing
 // but time: the sender replaces it (or carries on without it) and resends what the receiver had
-// not acknowledged, and the image arrives whole. A broken control connection fails both sides
-// and leaves no file that looks like a complete image.
+// not acknowledged, and the image arrives whole. A broken control connection is resumed on a new
+// one (the sender proves it knows the session's secret); with reconnecting off it fails both
+// sides and leaves no file that looks like a complete image.
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -89,11 +90,28 @@ test('every data channel cut without reconnecting: both sides fail with typed er
   assert.instance((run.result as PromiseRejectedResult).reason, MultifdError);
 });
 
-test('the control connection cut mid-transfer: both sides fail and no image file is left that looks complete', async () => {
+for (const cut of [[0], [0, 1, 2, 3, 4]]) {
+  test(`${cut.length === 1 ? 'the control connection' : 'every connection'} cut mid-transfer: the sender resumes the session on a new control connection and the migration completes`, async () => {
+    const run = await migrateAndCut(cut);
+    if (run.stats.status === 'rejected') throw run.stats.reason;
+    if (run.result.status === 'rejected') throw run.result.reason;
+    const stats = run.stats.value;
+    assert.is(stats.status, 'completed');
+    assert.ok(sameContent(run.destination()!, source), 'destination differs from the source');
+    assert.is(stats['control-resumes'], 1);
+    assert.is(run.result.value.resumes, 1);
+    assert.is(stats.outages, 1, 'one outage, however many connections it took');
+    // The resumed receiver drops the data connections it had: the sender redials them all.
+    assert.ok(stats['channels-lost'] >= 4, `${stats['channels-lost']} lost`);
+    assert.is(run.result.value.normalPages + run.result.value.zeroPages, source.totalPages, 'every page counted once');
+  });
+}
+
+test('the control connection cut mid-transfer with reconnecting off: both sides fail and no image file is left that looks complete', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'multifd-loss-'));
   try {
     const out = join(dir, 'image.raw');
-    const run = await migrateAndCut([0], { destination: fileDestination(out) });
+    const run = await migrateAndCut([0], { destination: fileDestination(out), reconnect: false });
     assert.is(run.stats.status, 'rejected');
     assert.is(((run.stats as PromiseRejectedResult).reason as MultifdError).code, 'ERR_CONTROL_CLOSED');
     assert.is(run.result.status, 'rejected');

@@ -30,7 +30,7 @@ const REPEAT = Number(process.env.MULTIFD_STRESS_REPEAT ?? 3);
 /** Far above any exit seen: past it the sender is taken to hang. */
 const HANG_MS = 30_000;
 const THREAD_COUNTS = [24, 32];
-const CODES = ['ERR_CHANNEL_CLOSED', 'ERR_CONTROL_CLOSED', 'ERR_CLOSED'];
+const CODES = ['ERR_CHANNEL_CLOSED', 'ERR_CONTROL_CLOSED', 'ERR_CLOSED', 'ERR_RECEIVER_GONE'];
 
 let image = '';
 let bigImage = '';

@@ -22,7 +22,11 @@ const HELLO: HelloMessage = {
 
 const EVERY_MESSAGE: ControlMessage[] = [
   HELLO,
+  { ...HELLO, resumeKey: new Uint8Array(32).fill(7) },
   { type: 'hello-ack', sessionId: SESSION },
+  { type: 'hello-ack', sessionId: SESSION, resumeKey: new Uint8Array(32).fill(9) },
+  { type: 'resume', sessionId: SESSION, attempt: 3, received: 2 ** 40, proof: new Uint8Array(32).fill(1) },
+  { type: 'resume-ack', sessionId: SESSION, attempt: 0xffffffff, received: 0, proof: new Uint8Array(32).fill(2) },
   { type: 'zero-pages', round: 2, blockIndex: 1, runs: [{ first: 0, count: 3 }, { first: 5, count: 11 }] },
   { type: 'round-end', round: 7, packets: 2 ** 40 + 3 },
   { type: 'complete', rounds: 9, checksum: 0xfedcba9876543210n },
@@ -51,10 +55,11 @@ roundTrip('a frame is its head, its body and an XXH64 of both, byte for byte as 
 roundTrip('the hello of docs/wire-format.md encodes to the bytes shown there', () => {
   const frame = encodeControl({ ...HELLO, channels: 2, level: 1, blocks: [{ name: 'pc.ram', byteLength: 2 ** 30 }] });
   const expected = [
-    '4d464443 02 01 0000 00000030', // head: body of 48 bytes
+    '4d464443 02 01 0000 00000031', // head: body of 49 bytes
     'a0a1a2a3a4a5a6a7a8a9aaabacadaeaf 00001000 0002 02 00000001 02 0080 0001', // session .. block count
     '0006 70632e72616d 0000000040000000', // "pc.ram", 1 GiB
-    '610b13b4b20e25ac', // XXH64 of the 60 bytes before
+    '00', // no resume key
+    '288f2952913e3f5a', // XXH64 of the 61 bytes before (xxhsum -H1)
   ];
   assert.is(Buffer.from(frame).toString('hex'), expected.join('').replace(/ /g, ''));
 });
@@ -177,7 +182,7 @@ validate('a wrong magic, version, type, reserved field or oversized length is re
   throwsProtocol(read(patched(frame, 0, [0x51])), 'ERR_CONTROL_MAGIC', { channel: 'control', packet: 0, field: 'magic', expected: '0x4D464443' });
   throwsProtocol(read(patched(frame, 4, [1])), 'ERR_CONTROL_VERSION', { field: 'version', expected: 2, got: 1 });
   throwsProtocol(read(patched(frame, 5, [0])), 'ERR_CONTROL_TYPE', { field: 'type', got: 0 });
-  throwsProtocol(read(patched(frame, 5, [8])), 'ERR_CONTROL_TYPE', { field: 'type', got: 8 });
+  throwsProtocol(read(patched(frame, 5, [10])), 'ERR_CONTROL_TYPE', { field: 'type', got: 10 });
   throwsProtocol(read(patched(frame, 6, [0, 1])), 'ERR_CONTROL_FIELD', { field: 'reserved', got: 1 });
   throwsProtocol(read(patched(frame, 8, [0, 0x10, 0, 1])), 'ERR_CONTROL_LENGTH', { field: 'bodyLength', got: MAX_CONTROL_BODY + 1 });
 });
@@ -225,8 +230,8 @@ validate('hello fields outside their ranges are refused with ERR_CONTROL_FIELD',
 
 validate('a hello without blocks or with an empty block name is refused', () => {
   const frame = frameOf({ ...HELLO, blocks: [{ name: 'a', byteLength: 4096 }] });
-  throwsProtocol(read(rawFrame(1, frame.subarray(12, 12 + 32).map((b, i) => (i >= 30 ? 0 : b)))), 'ERR_CONTROL_FIELD', { field: 'blocks.length', got: 0 });
-  const emptyName = concat([frame.subarray(12, 12 + 32), Uint8Array.of(0, 0), new Uint8Array(6), Uint8Array.of(0x10, 0)]);
+  throwsProtocol(read(rawFrame(1, concat([frame.subarray(12, 12 + 32).map((b, i) => (i >= 30 ? 0 : b)), Uint8Array.of(0)]))), 'ERR_CONTROL_FIELD', { field: 'blocks.length', got: 0 });
+  const emptyName = concat([frame.subarray(12, 12 + 32), Uint8Array.of(0, 0), new Uint8Array(6), Uint8Array.of(0x10, 0), Uint8Array.of(0)]);
   throwsProtocol(read(rawFrame(1, emptyName)), 'ERR_CONTROL_FIELD', { field: 'blocks[0].name.byteLength', got: 0 });
 });
 
@@ -269,6 +274,15 @@ function u32be(value: number): Uint8Array {
   new DataView(bytes.buffer).setUint32(0, value);
   return bytes;
 }
+
+validate('a resume key must be 32 bytes, a resume attempt at least 1 and its proof 32 bytes', () => {
+  const hello = frameOf({ ...HELLO, resumeKey: new Uint8Array(32) });
+  // The key's length byte sits 33 bytes before the checksum.
+  throwsProtocol(read(patched(hello, hello.byteLength - 8 - 33, [31])), 'ERR_CONTROL_FIELD', { field: 'resumeKey.byteLength', got: 31 });
+  const resume = frameOf({ type: 'resume', sessionId: SESSION, attempt: 1, received: 0, proof: new Uint8Array(32) });
+  throwsProtocol(read(patched(resume, 12 + 16, [0, 0, 0, 0])), 'ERR_CONTROL_FIELD', { field: 'attempt', got: 0 });
+  assert.throws(() => encodeControl({ type: 'resume', sessionId: SESSION, attempt: 1, received: 0, proof: new Uint8Array(31) }), /proof/);
+});
 
 roundTrip.run();
 refuse.run();
