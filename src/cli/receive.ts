@@ -99,6 +99,7 @@ function printResult(result: ReceiveResult, out: string, json: boolean, quiet: b
     console.log(
       `Migration status: completed\nreceived: ${result.normalPages} normal pages, ${result.zeroPages} zero pages in ${result.rounds} round(s), ` +
         `${formatBytes(result.bytesReceived)} on the wire\n${result.hardwarePages ? `hardware pages: ${result.hardwarePages}\n` : ''}` +
+        (result.resumes ? `resumed by the sender after an outage: ${result.resumes} time(s)\n` : '') +
         `image checksum: ${checksum} (matches the sender's)\nwritten: ${out}`,
     );
   }

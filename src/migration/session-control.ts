@@ -53,8 +53,8 @@ export class SessionControl {
 
   /**
    * The next message from the peer, across resumes.
-   * @throws what ControlChannel.next throws, except the connection's loss: that waits for a
-   * resumed connection (the owner fails the migration when none may come).
+   * @throws what ControlChannel.next throws, except, once numbering started, the connection's
+   * loss: that waits for a resumed connection (the owner fails the migration when none comes).
    */
   async next(timeoutMs = 0): Promise<ControlMessage> {
     for (;;) {
@@ -64,7 +64,8 @@ export class SessionControl {
         this.received++;
         return message;
       } catch (error) {
-        if ((error as { code?: string }).code !== 'ERR_CONTROL_CLOSED') throw error;
+        // Only a session that can be resumed waits for its next connection.
+        if (!this.keep || (error as { code?: string }).code !== 'ERR_CONTROL_CLOSED') throw error;
         if (channel === this.channel) await new Promise<void>((resolve) => this.replacedWaiters.push(resolve));
       }
     }
