@@ -13,28 +13,31 @@ import { formatEndpoint } from '../transport/index.js';
 import { acceleratorOption, endpointOption, HARDWARE_OPTION, integerOption, sizeOption, TLS_OPTIONS, tlsOption } from './options.js';
 import { formatBytes } from './report.js';
 import { interruptible } from './signals.js';
-import { parseCommand, UsageError } from './usage.js';
+import { parseCommand, UsageError, type OptionSpec } from './usage.js';
+
+/** The flags of `receive`. */
+const RECEIVE_OPTIONS = {
+  listen: { type: 'string', valueName: 'URI', description: 'accept the migration on tcp:HOST:PORT or unix:PATH' },
+  from: { type: 'string', valueName: 'URI', description: 'apply a migration stream file written by `send --to file:PATH`' },
+  out: { type: 'string', valueName: 'FILE', description: 'the image file to write (FILE.partial until confirmed)' },
+  threads: { type: 'string', valueName: 'N', description: 'decompression worker threads (decompress-threads; default: cores)' },
+  'accept-timeout': { type: 'string', valueName: 'MS', description: 'give up when no sender has connected for this long (default: wait until Ctrl-C)' },
+  'handshake-timeout': { type: 'string', valueName: 'MS', description: 'time a sender has, from its first connection, to open every channel (default 30000)' },
+  'idle-timeout': { type: 'string', valueName: 'MS', description: 'fail when nothing arrives for this long (default 60000)' },
+  'reconnect-timeout': { type: 'string', valueName: 'MS', description: 'how long to keep the session for the sender to resume after its control connection is lost; 0: never (default 30000)' },
+  'max-channels': { type: 'string', valueName: 'N', description: 'refuse a sender asking for more data channels (default 255)' },
+  'max-image-size': { type: 'string', valueName: 'BYTES', description: 'refuse a larger image, k/m/g/t suffixes (default 1t)' },
+  ...HARDWARE_OPTION,
+  ...TLS_OPTIONS,
+  json: { type: 'boolean', description: 'print the outcome as one JSON object' },
+  quiet: { type: 'boolean', description: 'print nothing but errors' },
+} satisfies Record<string, OptionSpec>;
 
 /** Runs `multifd receive --listen URI | --from file:PATH --out FILE [options]`. */
 export async function runReceive(args: string[]): Promise<void> {
   const parsed = parseCommand(
     'multifd receive (--listen tcp:HOST:PORT|unix:PATH | --from file:PATH) --out FILE [options]',
-    {
-      listen: { type: 'string', valueName: 'URI', description: 'accept the migration on tcp:HOST:PORT or unix:PATH' },
-      from: { type: 'string', valueName: 'URI', description: 'apply a migration stream file written by `send --to file:PATH`' },
-      out: { type: 'string', valueName: 'FILE', description: 'the image file to write (FILE.partial until confirmed)' },
-      threads: { type: 'string', valueName: 'N', description: 'decompression worker threads (decompress-threads; default: cores)' },
-      'accept-timeout': { type: 'string', valueName: 'MS', description: 'give up when no sender has connected for this long (default: wait until Ctrl-C)' },
-      'handshake-timeout': { type: 'string', valueName: 'MS', description: 'time a sender has, from its first connection, to open every channel (default 30000)' },
-      'idle-timeout': { type: 'string', valueName: 'MS', description: 'fail when nothing arrives for this long (default 60000)' },
-      'reconnect-timeout': { type: 'string', valueName: 'MS', description: 'how long to keep the session for the sender to resume after its control connection is lost; 0: never (default 30000)' },
-      'max-channels': { type: 'string', valueName: 'N', description: 'refuse a sender asking for more data channels (default 255)' },
-      'max-image-size': { type: 'string', valueName: 'BYTES', description: 'refuse a larger image, k/m/g/t suffixes (default 1t)' },
-      ...HARDWARE_OPTION,
-      ...TLS_OPTIONS,
-      json: { type: 'boolean', description: 'print the outcome as one JSON object' },
-      quiet: { type: 'boolean', description: 'print nothing but errors' },
-    },
+    RECEIVE_OPTIONS,
     args,
   );
   if (!parsed) return;
