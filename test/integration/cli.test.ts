@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
-import { multifd, receiver } from '../helpers/cli.js';
+import { multifd, receiver, startMultifd } from '../helpers/cli.js';
+import { faultProxy } from '../helpers/fault-proxy.js';
 import { concatPages, makePages } from '../helpers/pages.js';
 
 const test = suite('multifd command');
@@ -39,6 +40,36 @@ test('send and receive over TCP: both exit 0, the image arrives with the same sh
   assert.is(last.status, 'completed');
   assert.is(last['destination-checksum'], last['source-checksum']);
   assert.is((last.normal as number) + (last.duplicate as number), 2048);
+});
+
+test('send --json through a link that goes down for a second, control included: outage and resumed events, both exit 0, the receiver says it was resumed', async () => {
+  const out = join(dir, 'outage.raw');
+  const { address, done } = await receiver(out, ['--reconnect-timeout', '20000']);
+  const proxy = await faultProxy(Number(address.split(':').at(-1)));
+  try {
+    // 8 MiB at 4 MiB/s: two seconds, the outage comes after the first progress events.
+    const sending = startMultifd(['send', '--in', image, '--to', proxy.endpoint, '--max-bandwidth', '4m', '--reconnect-timeout', '20000', '--json']);
+    await sending.waitFor(/"event":"progress".*"status":"active"/);
+    await proxy.resetOutage(1000);
+    const sent = await sending.done;
+    const received = await done;
+    console.log(`  through the outage: send exited after ${sent.ms} ms, receive after ${received.ms} ms`);
+    assert.is(sent.code, 0, sent.stderr);
+    assert.is(received.code, 0, received.stderr);
+    assert.is(sha256(out), sha256(image));
+    const events = sent.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+    const outage = events.find((e) => e.event === 'outage');
+    const resumed = events.find((e) => e.event === 'resumed');
+    assert.ok(outage && resumed && events.indexOf(outage) < events.indexOf(resumed), 'an outage event, then a resumed one');
+    assert.ok((resumed!.downMs as number) >= 900, `down ${resumed!.downMs} ms`);
+    const last = events[events.length - 1]!;
+    assert.is(last.event, 'complete');
+    assert.is(last.outages, 1);
+    assert.is(last['control-resumes'], 1);
+    assert.match(received.stdout, /resumed by the sender after an outage: 1 time/);
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('the summary follows QEMU info migrate', async () => {
