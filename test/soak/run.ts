@@ -43,11 +43,14 @@ const { values } = parseArgs({
     // of finished memories before it collects, plus 256 MiB of slack.
     'rss-bound': { type: 'string', default: String((4 * RECLAIM_BYTES) / 2 ** 20 + 256) },
     out: { type: 'string' },
+    // A failure's `setup` from the --out record, as JSON: every migration uses it, to reproduce the failure.
+    setup: { type: 'string' },
   },
 });
 const minutes = Number(values.minutes);
 const rssBoundMiB = Number(values['rss-bound']);
 const random = seededRandom(Number(values.seed));
+const replay = values.setup === undefined ? undefined : (JSON.parse(values.setup) as Setup);
 const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
 const between = (low: number, high: number) => low + Math.floor(random() * (high - low + 1));
 const MiB = 2 ** 20;
@@ -80,6 +83,8 @@ const OUTAGE_MAX_ACKS = 6;
  * one must be survived.
  */
 const RECONNECT_TIMEOUT_MS = 30_000;
+/** Once one side of a migration failed, how long the other gets to end on its own before both are cancelled. */
+const SETTLE_MS = 5000;
 
 type OutageKind = 'reset' | 'silent';
 
@@ -96,7 +101,9 @@ interface OutageRecord {
   kind: OutageKind;
   setup: string;
   reached: boolean;
-  /** The sender's link events, as `outage:control`, `outage:data`, `resumed:<ms>`. */
+  /** When the proxy's outage began, ms after the migration started. */
+  outageAtMs?: number;
+  /** The sender's link events, as `outage:control@<ms>`, `outage:data@<ms>`, `resumed:<down ms>@<ms>` (@: ms after the migration started). */
   linkEvents: string[];
   /** Undefined when the migration failed. */
   senderOutages?: number;
@@ -217,13 +224,14 @@ function cutWhenAcked(socket: Socket, acksBefore: number, unthrottled: boolean):
  * so a migration that finishes in a few milliseconds is hit too; one that ends first is counted
  * as not reached, not as a failure.
  */
-function outageTrigger(proxy: FaultProxy, outage: Outage) {
+function outageTrigger(proxy: FaultProxy, outage: Outage, record: OutageRecord, startedAt: number) {
   let acks = 0;
   let begun: Promise<void> | undefined;
   return {
     watch(socket: Socket): void {
       socket.on('data', () => {
         if (begun || ++acks !== outage.acksBefore) return;
+        record.outageAtMs = Math.round(performance.now() - startedAt);
         begun = outage.kind === 'silent' ? proxy.silentOutage(outage.ms) : proxy.resetOutage(outage.ms);
       });
     },
@@ -291,6 +299,31 @@ function outageRecord(setup: Setup): OutageRecord | undefined {
   return record;
 }
 
+/**
+ * Both sides' results. When one fails, the other gets SETTLE_MS to end (a sender usually
+ * tells its receiver why it fails), then both are cancelled; the error says what each side
+ * ended with and the sender's last stats, and carries the first failure's code.
+ */
+async function bothSides(sending: Promise<MigrationStats>, receiving: Promise<ReceiveResult>, abort: AbortController, lastStats: () => MigrationStats | undefined): Promise<[MigrationStats, ReceiveResult]> {
+  let first: (Error & { code?: string }) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const failed = (error: Error) => {
+    first ??= error;
+    timer ??= setTimeout(() => abort.abort(), SETTLE_MS);
+    throw error;
+  };
+  const [sent, received] = await Promise.allSettled([sending.catch(failed), receiving.catch(failed)]);
+  clearTimeout(timer);
+  if (sent.status === 'fulfilled' && received.status === 'fulfilled') return [sent.value, received.value];
+  const why = (r: PromiseSettledResult<unknown>) => (r.status === 'fulfilled' ? 'completed' : `${(r.reason as { code?: string }).code ?? 'no code'}: ${(r.reason as Error).message}`);
+  const s = lastStats();
+  const state = s
+    ? `; the sender's last stats: status ${s.status}, dirty syncs ${s['dirty-sync-count']}, outages ${s.outages} (${s['outage-time']} ms), reconnecting ${s.reconnecting}, ` +
+      `control-resumes ${s['control-resumes']}, channels lost ${s['channels-lost']}, reconnected ${s['channels-reconnected']}, packets resent ${s['packets-resent']}`
+    : '';
+  throw Object.assign(new Error(`sender ${why(sent)}; receiver ${why(received)}${state}`), { code: first?.code });
+}
+
 /** One live migration of a fresh memory with a writing guest; throws unless the destination equals the source. */
 async function oneMigration(setup: Setup): Promise<void> {
   const memory: GuestMemory = filledMemory({ blocks: [{ name: 'pc.ram', byteLength: setup.sizeMiB * MiB }], seed: migrations + 1 });
@@ -298,14 +331,19 @@ async function oneMigration(setup: Setup): Promise<void> {
   const guest = await startGuest({ memory, mode: 'random-writer', dirtyLog, dirtyPagesPerSecond: 2000, zeroFraction: 0.2, seed: migrations + 1 });
   const tls: TlsCredentials | undefined = setup.tls ? { psk: parsePskFile(`soak:${randomBytes(32).toString('hex')}`) } : undefined;
   let destination: GuestMemory | undefined;
-  const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination((m) => (destination = m)), pool: receivePool, tls, reconnectTimeoutMs: RECONNECT_TIMEOUT_MS });
+  // Cancels both sides once one failed and the other did not end within SETTLE_MS (see bothSides).
+  const abort = new AbortController();
+  const receiver = await listen('tcp:127.0.0.1:0', { destination: memoryDestination((m) => (destination = m)), pool: receivePool, tls, reconnectTimeoutMs: RECONNECT_TIMEOUT_MS, signal: abort.signal });
   // One proxy per migration with an outage, closed after it, so no outage reaches another migration.
   const proxy = setup.outage ? await faultProxy(Number(receiver.address.split(':').at(-1))) : undefined;
-  const outage = proxy && setup.outage ? outageTrigger(proxy, setup.outage) : undefined;
   const record = outageRecord(setup);
+  const startedAt = performance.now();
+  const outage = proxy && record && setup.outage ? outageTrigger(proxy, setup.outage, record, startedAt) : undefined;
+  const at = () => `@${Math.round(performance.now() - startedAt)}`;
+  let lastStats: MigrationStats | undefined;
   if (setup.unthrottled) counts.unthrottledMigrations++;
   try {
-    const [stats, result] = await Promise.all([
+    const [stats, result] = await bothSides(
       migrate({
         source: guestMemorySource(memory),
         connect: dialler(setup, tls, receiver.address, proxy, outage),
@@ -315,11 +353,15 @@ async function oneMigration(setup: Setup): Promise<void> {
         maxBandwidth: setup.unthrottled ? undefined : 64 * MiB,
         reconnectTimeoutMs: RECONNECT_TIMEOUT_MS,
         silenceTimeoutMs: setup.outage?.kind === 'silent' ? SILENCE_TIMEOUT_MS : undefined,
-        onLinkEvent: record && ((e) => record.linkEvents.push(e.event === 'outage' ? `outage:${e.lost}` : `resumed:${e.downMs}`)),
+        onLinkEvent: record && ((e) => record.linkEvents.push((e.event === 'outage' ? `outage:${e.lost}` : `resumed:${e.downMs}`) + at())),
+        onProgress: (s) => (lastStats = s),
+        signal: abort.signal,
         live: { dirtyLog, pause: () => guest.pause(), downtimeLimitMs: 300 },
       }),
       receiver.result,
-    ]);
+      abort,
+      () => lastStats,
+    );
     if (!sameContent(destination!, memory)) throw new Error('the destination differs from the paused source');
     if (stats['destination-checksum'] !== stats['source-checksum']) throw new Error('checksums differ');
     if (result.normalPages + result.zeroPages !== stats.normal + stats.duplicate) throw new Error('page counts differ between the sides');
@@ -349,7 +391,7 @@ sample();
 let lastReport = performance.now();
 while (performance.now() - started < minutes * 60_000) {
   migrations++;
-  const setup = drawSetup();
+  const setup = replay ?? drawSetup();
   try {
     await oneMigration(setup);
   } catch (error) {
