@@ -90,14 +90,35 @@ function forwardPair(client: Socket, targetPort: number, pairs: Set<Pair>, held:
       if (hold) void hold.then(() => to.destroy());
       else to.destroy();
     });
-    from.on('data', (chunk: Buffer) => {
-      const hold = held();
-      if (!hold) return void to.write(chunk);
-      from.pause();
-      void hold.then(() => {
-        to.write(chunk);
-        from.resume();
-      });
-    });
+    copy(from, to, held);
   }
+}
+
+/**
+ * Copies `from` into `to` with backpressure, as a real link has: `from` is paused while `to`
+ * has more buffered than its high-water mark (until 'drain') and while a silent outage holds
+ * a chunk, so a fast writer fills its own socket buffers instead of this process's memory.
+ */
+function copy(from: Socket, to: Socket, held: () => Promise<void> | undefined): void {
+  let blocks = 0;
+  const block = () => {
+    if (blocks++ === 0) from.pause();
+  };
+  const unblock = () => {
+    if (--blocks === 0 && !from.destroyed) from.resume();
+  };
+  const write = (chunk: Buffer) => {
+    if (to.destroyed || to.write(chunk)) return;
+    block();
+    to.once('drain', unblock);
+  };
+  from.on('data', (chunk: Buffer) => {
+    const hold = held();
+    if (!hold) return write(chunk);
+    block();
+    void hold.then(() => {
+      write(chunk);
+      unblock();
+    });
+  });
 }
