@@ -36,6 +36,11 @@ export class ReceiveChannel {
   socket: Duplex;
   /** Applied packets not yet acknowledged on this channel. */
   private acks: number[] = [];
+  /**
+   * Set until start() has moved the connection to its direct reader: an ack written before
+   * would go to the socket the connection is taken from, and be lost with it.
+   */
+  private starting = true;
 
   /** A channel on `socket`, whose first bytes were `head`: the channel init, `initBytes` long, and whatever followed it. */
   constructor(
@@ -67,6 +72,10 @@ export class ReceiveChannel {
       this.socket = detached.attach({ buffer: () => reader.landing(), read: (n) => this.took(n, () => reader.landed(n)) });
       this.events.moved(from, this.socket);
     }
+    this.starting = false;
+    // Acks owed for packets that came with the init (a resend of one already applied is
+    // acknowledged at once) go out on the connection as it is read from now on.
+    this.flushAcks();
     const lost = () => {
       if (this.lost) return;
       this.lost = true;
@@ -111,8 +120,9 @@ export class ReceiveChannel {
     return true;
   }
 
-  /** Writes the acks owed, in one frame. */
+  /** Writes the acks owed, in one frame (once started: see start()). */
   flushAcks(): void {
+    if (this.starting) return;
     if (!this.lost && this.acks.length > 0) this.socket.write(encodeAcks(this.acks));
     this.acks = [];
   }

@@ -263,7 +263,10 @@ export class SendChannels {
       this.options.outage.lost('data');
       this.options.allLost?.();
     }
-    this.resend(channel).catch((error: Error) => failure.fail(error));
+    // After the other losses of the same moment are known (a link that resets every connection
+    // reports them one by one): resending on a channel that is about to be reported lost too
+    // would send the same packets twice.
+    setImmediate(() => this.resend(channel).catch((error: Error) => failure.fail(error)));
     this.redial(channel).catch((error: Error) => failure.fail(error));
   }
 

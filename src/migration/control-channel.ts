@@ -27,10 +27,12 @@ export interface ControlChannelOptions {
   /** Bytes already read from the connection (a receiver peeks the first ones to tell connections apart). */
   initial?: Uint8Array;
   /**
-   * Told at once when the peer sends more than {@link MAX_CONTROL_BACKLOG_BYTES} unread
-   * (ProtocolError `ERR_CONTROL_FLOOD`), since nobody may be waiting in `next()` to hear it.
+   * Told at once when the peer sends more than `maxBacklogBytes` unread (ProtocolError
+   * `ERR_CONTROL_FLOOD`), since nobody may be waiting in `next()` to hear it.
    */
   onFlood?: (error: ProtocolError) => void;
+  /** The most unread bytes the peer may send ahead (default {@link MAX_CONTROL_BACKLOG_BYTES}). */
+  maxBacklogBytes?: number;
 }
 
 /** One side of the control connection. */
@@ -48,7 +50,7 @@ export class ControlChannel {
 
   constructor(
     readonly socket: Duplex,
-    private readonly options: ControlChannelOptions = {},
+    private options: ControlChannelOptions = {},
   ) {
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('end', () => this.closed());
@@ -91,6 +93,14 @@ export class ControlChannel {
         reject: (e) => (clearTimeout(timer), reject(e)),
       };
     });
+  }
+
+  /**
+   * The peer has proved who it is: from now on it may send up to the default backlog, and a
+   * flood goes to `onFlood`.
+   */
+  trust(onFlood: (error: ProtocolError) => void): void {
+    this.options = { onFlood };
   }
 
   /** Ends the connection (after pending writes). */
@@ -139,8 +149,9 @@ export class ControlChannel {
     }
     this.wake();
     const unread = this.reader.bufferedBytes;
-    if (unread > MAX_CONTROL_BACKLOG_BYTES) {
-      this.flood = protocolError('ERR_CONTROL_FLOOD', { channel: 'control', field: 'bytes sent ahead of the reader', expected: `<= ${MAX_CONTROL_BACKLOG_BYTES}`, got: unread });
+    const max = this.options.maxBacklogBytes ?? MAX_CONTROL_BACKLOG_BYTES;
+    if (unread > max) {
+      this.flood = protocolError('ERR_CONTROL_FLOOD', { channel: 'control', field: 'bytes sent ahead of the reader', expected: `<= ${max}`, got: unread });
       this.reader = new ControlReader(); // drops the flood's bytes
       this.socket.destroy();
       this.wake();

@@ -132,6 +132,9 @@ interface Applying {
   ordinal: number;
 }
 
+/** Bytes a connection that has not proved its resume may send: a resume frame (80) with room to spare. */
+const MAX_RESUME_BYTES = 4096;
+
 /** Most packets one receive task carries (a batch forms only while every worker is busy). */
 const MAX_PACKETS_PER_TASK = 8;
 
@@ -302,14 +305,9 @@ export class MigrationReceiver {
 
   private controlConnected(socket: Duplex, head: Uint8Array): void {
     this.senderArrived();
-    this.control = new SessionControl(this.controlChannel(socket, head), () => this.controlLost());
-    this.controlArrived(this.control);
-  }
-
-  /** A control connection's channel; its bytes count as arrivals. */
-  private controlChannel(socket: Duplex, head: Uint8Array): ControlChannel {
     socket.on('data', (c: Buffer) => this.arrived(c.byteLength));
-    return new ControlChannel(socket, { initial: head, onFlood: (error) => this.fail(error) });
+    this.control = new SessionControl(new ControlChannel(socket, { initial: head, onFlood: (error) => this.fail(error) }), () => this.controlLost());
+    this.controlArrived(this.control);
   }
 
   /**
@@ -332,7 +330,9 @@ export class MigrationReceiver {
    * frame is read and checked it stays pending; refused, it is told why and recorded.
    */
   private resumeConnected(pending: PendingConnection, head: Uint8Array): void {
-    const channel = this.controlChannel(pending.socket, head);
+    // Not yet trusted: it may send a resume frame's worth ahead, and a flood is its own refusal.
+    const channel = new ControlChannel(pending.socket, { initial: head, maxBacklogBytes: MAX_RESUME_BYTES, onFlood: (error) => pending.refuse(error) });
+    pending.socket.on('data', (c: Buffer) => this.arrived(c.byteLength));
     channel.next(this.options.connectionTimeoutMs ?? 10_000).then(
       (message) => {
         const refusal = this.checkResume(message);
@@ -362,6 +362,7 @@ export class MigrationReceiver {
    */
   private resumed(pending: PendingConnection, channel: ControlChannel, message: Extract<ControlMessage, { type: 'resume' }>): void {
     pending.accept();
+    channel.trust((error) => this.fail(error));
     this.resumeAttempt = message.attempt;
     this.resumes++;
     clearTimeout(this.resumeDeadline);

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { writesReachedFile } from '../channel/send-channel.js';
 import { LinkOutage, type LinkEvent } from '../channel/link-outage.js';
-import { SendChannels } from '../channel/send-channels.js';
+import { SendChannels, linkDown } from '../channel/send-channels.js';
 import { AUTO_WIRE_ID, getCodec } from '../codecs/registry.js';
 import { CodecChooser, type ChoiceOutcome } from './codec-choice.js';
 import type { MigrationControl } from './migration-control.js';
@@ -369,13 +369,19 @@ class SendSession {
   }
 
   /**
-   * Called every bandwidth window: a receiver silent for silenceTimeoutMs while packets wait
+   * Called every bandwidth window: an outage past the reconnect timeout fails the migration;
+   * a receiver silent for silenceTimeoutMs while packets wait
    * for its acks, or the complete frame for its report, is taken for a link that drops
    * packets without resetting anything. Every connection is dropped, which starts an outage:
    * the control connection is resumed and the data channels redialled, as after a reset.
    */
   private checkSilence(): void {
-    if (!this.resume || this.finished || this.outage.downForMs() > 0) return;
+    if (this.finished) return;
+    // However the outage goes (connections open again but the receiver never answers), it
+    // ends at the reconnect timeout.
+    const down = this.outage.downForMs();
+    if (down >= this.reconnectTimeoutMs) return void this.failure.fail(linkDown(down, 'the receiver did not answer again', this.reconnectTimeoutMs));
+    if (!this.resume || down > 0) return;
     const reportSilence = this.awaitingReportSince === undefined ? 0 : performance.now() - this.awaitingReportSince;
     const silence = Math.max(this.channels?.silentForMs() ?? 0, reportSilence);
     if (silence < (this.options.silenceTimeoutMs ?? DEFAULT_SILENCE_TIMEOUT_MS)) return;
