@@ -21,6 +21,14 @@ import { SendChannel } from './send-channel.js';
 
 /** A channel with this much unsent data is full: wait for it to drain before giving it more. */
 export const CHANNEL_HIGH_WATER = 8 << 20;
+/**
+ * The most packet bytes written and not yet acknowledged, per channel of the session: a new
+ * packet waits while the channels hold that much. Without it, what sits in the socket buffers
+ * of a link that has silently stopped (the sender's, and every hop's) is bounded only by
+ * their sizes, and all of it is sent again after the outage. 16 MiB per channel is twice
+ * CHANNEL_HIGH_WATER: a link that moves data keeps acknowledging well within it.
+ */
+export const SEND_WINDOW_PER_CHANNEL = 16 << 20;
 
 /** Options of {@link SendChannels.open}. */
 export interface SendChannelsOptions {
@@ -93,6 +101,9 @@ export class SendChannels {
    */
   private readonly live = new Set<SendChannel>();
   private readonly unacked = new Map<number, Unacked>();
+  /** The bytes of the packets in `unacked`, and the writers waiting for them to fall below the window. */
+  private unackedBytes = 0;
+  private windowWaiters: Array<() => void> = [];
   /** Wakes acknowledgedAll() when the last unacknowledged packet is acknowledged. */
   private allAcked: (() => void) | undefined;
   /** Writers waiting for a live channel while every channel is lost and a replacement opens. */
@@ -140,10 +151,15 @@ export class SendChannels {
   /**
    * Writes a data packet on the least queued live channel, its parts corked into one writev.
    * `release` runs once the receiver acknowledged it (for a stream file: once the file took
-   * it); until then it is kept, to be written again if its channel breaks.
+   * it); until then it is kept, to be written again if its channel breaks. A new packet first
+   * waits for room in the send window ({@link SEND_WINDOW_PER_CHANNEL}); a resend (`resent`)
+   * is in it already.
    */
-  async write(packet: SentPacket, release: () => void): Promise<void> {
-    const { failure, bucket, awaitReceiver } = this.options;
+  async write(packet: SentPacket, release: () => void, resent = false): Promise<void> {
+    const { failure, bucket, awaitReceiver, count } = this.options;
+    while (awaitReceiver && !resent && this.unackedBytes >= SEND_WINDOW_PER_CHANNEL * count) {
+      await failure.race(new Promise<void>((resolve) => this.windowWaiters.push(resolve)));
+    }
     let channel = await this.leastQueued();
     if (channel.queuedBytes >= CHANNEL_HIGH_WATER) {
       this.drainWaits++;
@@ -154,8 +170,17 @@ export class SendChannels {
     if (bucket) await failure.race(bucket.acquire(packet.byteLength));
     failure.check();
     if (!this.live.has(channel)) channel = await this.leastQueued();
+    // A resend whose first copy was acknowledged while it waited is not needed any more.
+    if (resent) {
+      if (!this.unacked.has(packet.sequence)) return;
+      this.options.stats.packetsResent++;
+      this.options.stats.resentBytes += packet.byteLength;
+    }
     if (this.unacked.size === 0) this.heardAt = performance.now();
-    if (awaitReceiver) this.unacked.set(packet.sequence, { packet, channel, release });
+    if (awaitReceiver) {
+      if (!resent) this.unackedBytes += packet.byteLength;
+      this.unacked.set(packet.sequence, { packet, channel, release });
+    }
     channel.writePacket(packet, awaitReceiver ? undefined : release);
   }
 
@@ -244,8 +269,10 @@ export class SendChannels {
       const entry = this.unacked.get(sequence);
       if (!entry) continue; // a late second ack of a resent packet
       this.unacked.delete(sequence);
+      this.unackedBytes -= entry.packet.byteLength;
       entry.release();
     }
+    this.windowWaiters.splice(0).forEach((wake) => wake());
     if (this.unacked.size === 0) this.allAcked?.();
   }
 
@@ -272,12 +299,8 @@ export class SendChannels {
 
   /** Writes the packets `lost` carried and the receiver did not acknowledge on the live channels (once there is one). */
   private async resend(lost: SendChannel): Promise<void> {
-    const { stats } = this.options;
     for (const entry of this.unacked.values()) {
-      if (entry.channel !== lost) continue;
-      stats.packetsResent++;
-      stats.resentBytes += entry.packet.byteLength;
-      await this.write(entry.packet, entry.release);
+      if (entry.channel === lost) await this.write(entry.packet, entry.release, true);
     }
   }
 
