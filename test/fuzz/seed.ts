@@ -82,18 +82,21 @@ function controlSeeds(): Uint8Array[] {
     blocks: BLOCK_PAGES.map((pages, i) => ({ name: i ? 'vga.vram' : 'pc.ram', byteLength: pages * PAGE })),
   };
   const session: ControlMessage[] = [
-    hello,
+    { ...hello, resumeKey: new Uint8Array(32).fill(0x24) },
     { type: 'zero-pages', round: 1, blockIndex: 0, runs: [{ first: 0, count: 3 }, { first: 9, count: 20 }] },
     { type: 'round-end', round: 1, packets: 5 },
     { type: 'complete', rounds: 1, checksum: 0x0123456789abcdefn },
   ];
   const replies: ControlMessage[] = [
     { type: 'hello-ack', sessionId: SESSION_ID },
+    { type: 'hello-ack', sessionId: SESSION_ID, resumeKey: new Uint8Array(32).fill(0x42) },
+    { type: 'resume', sessionId: SESSION_ID, attempt: 2, received: 3, proof: new Uint8Array(32).fill(0x17) },
+    { type: 'resume-ack', sessionId: SESSION_ID, attempt: 2, received: 4, proof: new Uint8Array(32).fill(0x71) },
     { type: 'report', normalPages: 12, zeroPages: 23, checksum: 0x0123456789abcdefn, cpuMicros: 4321 },
     { type: 'error', code: 'ERR_PACKET_CHECKSUM', message: 'channel 0, packet 3: checksum: expected 0011223344556677, got 7766554433221100' },
   ];
   return [
-    ...[...session, ...replies].map((message) => withMode(0, encodeControl(message))),
+    ...[hello, ...session, ...replies].map((message) => withMode(0, encodeControl(message))),
     ...MODES.map((mode) => withMode(mode, concat(session.map(encodeControl)))),
   ];
 }
