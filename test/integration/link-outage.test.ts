@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as assert from 'uvu/assert';
 import { suite } from 'uvu';
+import { SEND_WINDOW_PER_CHANNEL } from '../../src/channel/send-channels.js';
 import { MultifdError } from '../../src/errors.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import { fileDestination, memoryDestination, type DestinationFactory } from '../../src/migration/destination.js';
@@ -123,11 +124,10 @@ test('every connection reset, control included, and new ones refused for 1.5 s: 
   assert.is(run.result.status === 'fulfilled' && run.result.value.resumes, 1);
   assert.ok(stats['outage-time'] >= 1400, `outage-time ${stats['outage-time']} ms`);
   assert.equal(events, ['outage', 'resumed']);
-  // Only what was written and not acknowledged goes again, each packet once: what was on its
-  // way when the link went (test/integration/outage-live.test.ts holds a 1 GiB migration to
-  // the 5 % the issue asks).
-  assert.ok(stats['resent-bytes'] < source.totalBytes / 2, `${stats['resent-bytes']} bytes resent: ${JSON.stringify(stats)}`);
-  assert.ok(stats['packets-resent'] <= stats.normal / 128, 'no packet resent twice');
+  // Only what was written and not acknowledged goes again: at most the send window of the 2
+  // channels. (How much that is depends on how far the receiver was behind; the 1 GiB test,
+  // test/integration/outage-live.test.ts, measures the share.)
+  assert.ok(stats['resent-bytes'] <= 2 * SEND_WINDOW_PER_CHANNEL, `${stats['resent-bytes']} bytes resent: ${JSON.stringify(stats)}`);
 });
 
 test('every byte held silently for 3 s (no reset): the sender notices the silence, drops its connections and resumes', async () => {
